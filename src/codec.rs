@@ -1,0 +1,229 @@
+//! Encoding and decoding at the edges of the engine.
+//!
+//! - Alert events -> protobuf `deadair.v1.AlertEvent` and -> JSON (same field names; enums as
+//!   lower-case words; times as RFC 3339; absent numbers omitted).
+//! - JSON samples -> `(name, labels, timestamp ms, value)`:
+//!   `{"name": "cpu", "labels": {"host": "a"}, "timestamp": 1767225600000 | "2026-01-01T00:00:00Z", "value": 1.5}`.
+//!   A numeric timestamp below 1e11 is read as epoch seconds, otherwise milliseconds.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Alert, AlertKind, AlertStatus};
+use crate::proto;
+use crate::time::{epoch_to_ms, format_rfc3339, parse_timestamp};
+
+fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
+}
+
+fn kind_to_proto(k: AlertKind) -> proto::AlertKind {
+    match k {
+        AlertKind::Anomaly => proto::AlertKind::Anomaly,
+        AlertKind::Absence => proto::AlertKind::Absence,
+        AlertKind::SourceSilent => proto::AlertKind::SourceSilent,
+        AlertKind::PipelineLag => proto::AlertKind::PipelineLag,
+        AlertKind::CardinalityLimit => proto::AlertKind::CardinalityLimit,
+        AlertKind::Heartbeat => proto::AlertKind::Heartbeat,
+    }
+}
+
+/// The protobuf form of an alert event.
+pub fn alert_to_proto(a: &Alert) -> proto::AlertEvent {
+    proto::AlertEvent {
+        alert_id: a.alert_id.clone(),
+        version: a.version,
+        kind: kind_to_proto(a.kind) as i32,
+        state: match a.state {
+            AlertStatus::Firing => proto::AlertState::Firing,
+            AlertStatus::Resolved => proto::AlertState::Resolved,
+        } as i32,
+        rule: a.rule.to_string(),
+        severity: a.severity.to_string(),
+        name: a.name.clone(),
+        labels: a.labels.iter().cloned().collect(),
+        event_time: Some(timestamp(a.event_time)),
+        started_at: Some(timestamp(a.started_at)),
+        emitted_at: Some(timestamp(a.emitted_at)),
+        value: a.value,
+        expected: a.expected,
+        lower: a.lower,
+        upper: a.upper,
+        score: a.score,
+        summary: a.summary.clone(),
+        annotations: a.annotations.iter().cloned().collect(),
+    }
+}
+
+/// The JSON form of an alert event (field names as in `alert.proto`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AlertJson {
+    pub alert_id: String,
+    pub version: u64,
+    pub kind: String,
+    pub state: String,
+    pub rule: String,
+    pub severity: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub event_time: String,
+    pub started_at: String,
+    pub emitted_at: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expected: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lower: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub upper: Option<f64>,
+    pub score: f64,
+    pub summary: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+fn finite(v: Option<f64>) -> Option<f64> {
+    v.filter(|x| x.is_finite())
+}
+
+impl From<&Alert> for AlertJson {
+    fn from(a: &Alert) -> Self {
+        Self {
+            alert_id: a.alert_id.clone(),
+            version: a.version,
+            kind: a.kind.as_str().into(),
+            state: a.state.as_str().into(),
+            rule: a.rule.to_string(),
+            severity: a.severity.to_string(),
+            name: a.name.clone(),
+            labels: a.labels.iter().cloned().collect(),
+            event_time: format_rfc3339(a.event_time),
+            started_at: format_rfc3339(a.started_at),
+            emitted_at: format_rfc3339(a.emitted_at),
+            value: finite(a.value),
+            expected: finite(a.expected),
+            lower: finite(a.lower),
+            upper: finite(a.upper),
+            score: a.score,
+            summary: a.summary.clone(),
+            annotations: a.annotations.iter().cloned().collect(),
+        }
+    }
+}
+
+/// One alert event as a single line of JSON.
+pub fn alert_to_json(a: &Alert) -> String {
+    // Serialising this struct cannot fail: all keys are strings and all numbers finite.
+    serde_json::to_string(&AlertJson::from(a)).unwrap_or_default()
+}
+
+/// A timestamp as JSON allows it: a number (epoch s/ms) or a string (any `parse_timestamp` form).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum JsonTime {
+    Number(f64),
+    Text(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct JsonSampleRaw {
+    name: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    timestamp: JsonTime,
+    value: f64,
+}
+
+/// A decoded JSON sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonSample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub timestamp: i64,
+    pub value: f64,
+}
+
+/// Decodes one JSON sample object.
+pub fn parse_json_sample(text: &str) -> Result<JsonSample, String> {
+    let raw: JsonSampleRaw = serde_json::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        format!(
+            "expected a sample like {{\"name\": \"cpu\", \"labels\": {{\"host\": \"a\"}}, \"timestamp\": 1767225600000, \"value\": 1.5}}: {msg} (column {})",
+            e.column()
+        )
+    })?;
+    if raw.name.is_empty() {
+        return Err("`name` must not be empty".into());
+    }
+    let timestamp = match raw.timestamp {
+        JsonTime::Number(n) => epoch_to_ms(n)?,
+        JsonTime::Text(s) => parse_timestamp(&s)?,
+    };
+    Ok(JsonSample { name: raw.name, labels: raw.labels, timestamp, value: raw.value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+    use std::sync::Arc;
+
+    fn alert() -> Alert {
+        Alert {
+            alert_id: "00112233aabbccdd".into(),
+            version: 3,
+            kind: AlertKind::Absence,
+            state: AlertStatus::Firing,
+            rule: Arc::from("default"),
+            severity: Arc::from("warning"),
+            name: "cpu".into(),
+            labels: vec![("host".into(), "a".into())],
+            annotations: vec![],
+            event_time: 1_767_225_600_250,
+            started_at: 1_767_225_600_250,
+            emitted_at: 1_767_225_601_000,
+            value: None,
+            expected: Some(f64::NAN),
+            lower: None,
+            upper: None,
+            score: 1.0,
+            summary: "cpu{host=\"a\"} has not reported".into(),
+            series: 7,
+        }
+    }
+
+    #[test]
+    fn json_form_uses_proto_field_names_and_rfc3339() {
+        let j: serde_json::Value = serde_json::from_str(&alert_to_json(&alert())).unwrap();
+        assert_eq!(j["kind"], "absence");
+        assert_eq!(j["state"], "firing");
+        assert_eq!(j["event_time"], "2026-01-01T00:00:00.250Z");
+        assert_eq!(j["labels"]["host"], "a");
+        assert!(j.get("value").is_none() && j.get("expected").is_none(), "absent and NaN omitted");
+    }
+
+    #[test]
+    fn proto_form_round_trips() {
+        let p = alert_to_proto(&alert());
+        let back = proto::AlertEvent::decode(p.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(back.kind(), proto::AlertKind::Absence);
+        assert_eq!(back.state(), proto::AlertState::Firing);
+        assert_eq!(back.event_time.unwrap().nanos, 250_000_000);
+        assert_eq!(back.value, None);
+        assert_eq!(back.alert_id, "00112233aabbccdd");
+    }
+
+    #[test]
+    fn json_samples_accept_both_timestamp_forms() {
+        let a = parse_json_sample(r#"{"name":"cpu","labels":{"host":"a"},"timestamp":1767225600000,"value":1.5}"#).unwrap();
+        let b = parse_json_sample(r#"{"name":"cpu","labels":{"host":"a"},"timestamp":"2026-01-01T00:00:00Z","value":1.5}"#).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.timestamp, 1_767_225_600_000);
+        let e = parse_json_sample(r#"{"name":"cpu","timestamp":1}"#).unwrap_err();
+        assert!(e.contains("missing field `value`"), "{e}");
+        assert!(parse_json_sample(r#"{"name":"cpu","timestamp":"soon","value":1}"#).is_err());
+    }
+}

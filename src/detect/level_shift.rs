@@ -1,0 +1,132 @@
+//! Level shift: a two-sided CUSUM on standardised values.
+//!
+//! A slow reference mean `mu` and variance (smoothing `alpha`) standardise each value:
+//! `z = (x - mu) / sd`. Two cumulative sums collect evidence of a sustained move:
+//! `S+ = max(0, S+ + z - k)`, `S- = max(0, S- - z - k)`. The score is `max(S+, S-) / h` capped at
+//! 1; when it reaches 1 the shift is reported once and the detector re-learns the new level from
+//! scratch (running mean over the next `warmup` samples, sums reset, no verdicts meanwhile), so a
+//! lasting shift gives one short detection, not a sustained one. While a sum is above zero the
+//! reference stops learning, so a slow shift cannot drag it along.
+//!
+//! Catches: sustained shifts too small for the spike detectors (a service settling 2σ higher).
+//! Cost per sample: a handful of flops; state: 24 bytes.
+
+use serde::Deserialize;
+
+use super::{spread_floor, warm_alpha, Verdict};
+use crate::model::check;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Allowance per sample, in standard deviations (drift below this is ignored).
+    #[serde(default = "default_k", deserialize_with = "check::non_negative")]
+    pub k: f64,
+    /// Decision threshold on the cumulative sum, in standard deviations (> 0).
+    #[serde(default = "default_h", deserialize_with = "check::positive")]
+    pub h: f64,
+    /// Smoothing factor of the reference mean and variance, in (0, 1).
+    #[serde(default = "default_alpha", deserialize_with = "check::open_unit")]
+    pub alpha: f64,
+    /// Samples before the first verdict (>= 2).
+    #[serde(default = "default_warmup", deserialize_with = "check::warmup")]
+    pub warmup: usize,
+    /// Spread floor relative to |mu| (see `spread_floor`).
+    #[serde(default = "default_rel_floor", deserialize_with = "check::non_negative")]
+    pub rel_floor: f64,
+}
+
+fn default_k() -> f64 {
+    0.5
+}
+fn default_h() -> f64 {
+    8.0
+}
+fn default_alpha() -> f64 {
+    0.02
+}
+fn default_warmup() -> usize {
+    24
+}
+fn default_rel_floor() -> f64 {
+    1e-3
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub mu: f64,
+    pub var: f32,
+    pub pos: f32,
+    pub neg: f32,
+    /// Samples since the reference was (re)started.
+    pub fresh: u32,
+}
+
+impl Params {
+    #[inline]
+    pub fn score_and_learn(&self, st: &mut State, n: u32, x: f64, z_band: f64) -> Option<Verdict> {
+        if n == 0 {
+            *st = State { mu: x, fresh: 1, ..State::default() };
+            return None;
+        }
+        let d = x - st.mu;
+        let sd = f64::from(st.var).sqrt().max(spread_floor(st.mu, self.rel_floor));
+        let warm = n as usize >= self.warmup && st.fresh as usize >= self.warmup;
+        let (expected, lower, upper) = (st.mu, st.mu - z_band * sd, st.mu + z_band * sd);
+        let mut score = 0.0;
+        if warm {
+            let z = (d / sd).clamp(-1e6, 1e6);
+            let pos = (f64::from(st.pos) + z - self.k).max(0.0);
+            let neg = (f64::from(st.neg) - z - self.k).max(0.0);
+            score = (pos.max(neg) / self.h).min(1.0);
+            if score >= 1.0 {
+                *st = State { mu: x, var: st.var, pos: 0.0, neg: 0.0, fresh: 1 };
+                return Some(Verdict { score, expected, lower, upper });
+            }
+            st.pos = pos as f32;
+            st.neg = neg as f32;
+        }
+        if st.pos == 0.0 && st.neg == 0.0 {
+            let a_mean = warm_alpha(self.alpha, st.fresh);
+            let a_var = warm_alpha(self.alpha, n);
+            st.mu += a_mean * d;
+            st.var = ((1.0 - a_var) * (f64::from(st.var) + a_var * d * d)) as f32;
+        }
+        st.fresh = st.fresh.saturating_add(1);
+        (n as usize >= self.warmup).then_some(Verdict { score, expected, lower, upper })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(i: u32) -> f64 {
+        // deterministic, zero-mean, unit-ish noise
+        ((i.wrapping_mul(2_654_435_761) >> 16) % 1000) as f64 / 500.0 - 1.0
+    }
+
+    #[test]
+    fn detects_a_sustained_small_shift_once() {
+        let p: Params = toml::from_str("").unwrap();
+        let mut st = State::default();
+        let mut n = 0;
+        for _ in 0..300 {
+            let v = p.score_and_learn(&mut st, n, 100.0 + noise(n), 3.0);
+            assert!(v.is_none_or(|v| v.score < 1.0), "false shift at {n}");
+            n += 1;
+        }
+        // shift by ~2.5 sd of the noise: too small for a spike detector
+        let mut detections = Vec::new();
+        for _ in 0..200 {
+            if let Some(v) = p.score_and_learn(&mut st, n, 101.5 + noise(n), 3.0) {
+                if v.score >= 1.0 {
+                    detections.push(n - 300);
+                }
+            }
+            n += 1;
+        }
+        assert_eq!(detections.len(), 1, "one detection per shift: {detections:?}");
+        assert!(detections[0] < 20, "detected late: {detections:?}");
+    }
+}

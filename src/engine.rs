@@ -1,0 +1,411 @@
+//! The per-partition engine: series state, detectors, absence clock and alert states.
+//!
+//! Plain synchronous Rust. The engine is driven from outside with two calls:
+//! - [`Engine::ingest`] feeds one sample and returns its score,
+//! - [`Engine::advance`] moves the engine clock (event time) and fires due absences.
+//!
+//! Both push the alert events they cause into a caller-supplied `Vec`. The engine never reads
+//! the system clock and never touches the network, so any run can be replayed exactly.
+//!
+//! ## Per-series state budget
+//! [`SeriesState`] is fixed-size: its `size_of` is asserted by a test and reported by the
+//! benchmark (README, "Performance"). Labels are stored separately, once per series, in the
+//! [`SeriesTable`].
+//!
+//! ## Samples the engine does not learn from
+//! - non-finite values (NaN, ±inf): dropped, counted in `EngineStats::non_finite`;
+//! - a timestamp not after the series' newest one (late or duplicate): dropped, counted in
+//!   `EngineStats::late`; windows and cadences stay in event-time order;
+//! - series no rule matches: counted in `EngineStats::unmatched`, no state beyond the identity.
+
+use std::sync::Arc;
+
+use crate::absence::{Cadence, DeadlineQueue, NEVER};
+use crate::alert::{alert_id, Alert, AlertKind, AlertState, AlertStatus, Timing, Transition};
+use crate::detect::{DetectorKind, DetectorState, Verdict};
+use crate::model::{Model, Rule};
+use crate::series::{encode_canonical, hash_canonical, LabelSet, SeriesRef, SeriesTable};
+use crate::time::{format_duration, format_rfc3339};
+
+/// Rule index meaning "no rule matches this series".
+const NO_RULE: u16 = u16::MAX;
+
+/// Everything the engine keeps per series besides its labels.
+#[derive(Clone, Debug)]
+pub struct SeriesState {
+    /// Event time of the newest accepted sample, ms (`i64::MIN` before the first).
+    pub last_ts: i64,
+    /// Absence deadline, ms ([`NEVER`] when absence is off or already firing).
+    pub deadline: i64,
+    /// Time of this series' live entry in the deadline queue ([`NEVER`] if none).
+    pub queued_at: i64,
+    pub detectors: DetectorState,
+    pub cadence: Cadence,
+    pub anomaly: AlertState,
+    pub absence: AlertState,
+    /// Index of the governing rule in the model ([`NO_RULE`] if none).
+    pub rule: u16,
+}
+
+impl SeriesState {
+    fn new(rule: u16) -> Self {
+        Self {
+            last_ts: i64::MIN,
+            deadline: NEVER,
+            queued_at: NEVER,
+            detectors: DetectorState::default(),
+            cadence: Cadence::default(),
+            anomaly: AlertState::default(),
+            absence: AlertState::default(),
+            rule,
+        }
+    }
+}
+
+/// What happened to one ingested sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Outcome {
+    /// Learned; scored if any detector is past warm-up.
+    Accepted(Option<(Verdict, DetectorKind)>),
+    /// Timestamp not after the series' newest sample: dropped.
+    Late,
+    /// NaN or infinite value: dropped.
+    NonFinite,
+    /// No rule governs this series.
+    Unmatched,
+}
+
+impl Outcome {
+    /// The anomaly score of this sample (0 when not scored).
+    pub fn score(&self) -> f64 {
+        match self {
+            Outcome::Accepted(Some((v, _))) => v.score,
+            _ => 0.0,
+        }
+    }
+}
+
+/// Counters of what the engine has seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub samples: u64,
+    pub accepted: u64,
+    pub late: u64,
+    pub non_finite: u64,
+    pub unmatched: u64,
+    pub alerts_firing: u64,
+    pub alerts_resolved: u64,
+}
+
+/// One partition's engine.
+pub struct Engine {
+    model: Arc<Model>,
+    timings: Vec<Timing>,
+    series: SeriesTable,
+    states: Vec<SeriesState>,
+    deadlines: DeadlineQueue,
+    now: i64,
+    scratch: Vec<u8>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(model: Arc<Model>) -> Self {
+        let timings = model
+            .rules
+            .iter()
+            .map(|r| Timing { for_ms: r.for_ms, keep_firing_for_ms: r.keep_firing_for_ms })
+            .collect();
+        Self {
+            model,
+            timings,
+            series: SeriesTable::new(),
+            states: Vec::new(),
+            deadlines: DeadlineQueue::default(),
+            now: i64::MIN,
+            scratch: Vec::with_capacity(128),
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// The engine clock: the latest `now` passed to [`Engine::advance`].
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Bytes of state per series (`size_of::<SeriesState>()`), excluding labels.
+    pub const fn state_bytes_per_series() -> usize {
+        std::mem::size_of::<SeriesState>()
+    }
+
+    /// Heap bytes: (series state + deadline queue, label storage + index).
+    pub fn memory_bytes(&self) -> (usize, usize) {
+        let state = self.states.capacity() * Self::state_bytes_per_series() + self.deadlines.heap_bytes();
+        (state, self.series.label_bytes())
+    }
+
+    /// Dense index of a series, if the engine knows it.
+    pub fn series_index<L: LabelSet + ?Sized>(&mut self, name: &str, labels: &L) -> Option<u32> {
+        encode_canonical(name, labels, &mut self.scratch);
+        self.series.get(hash_canonical(&self.scratch))
+    }
+
+    pub fn series_id(&self, idx: u32) -> u64 {
+        self.series.id(idx)
+    }
+
+    pub fn series_ref(&self, idx: u32) -> SeriesRef<'_> {
+        self.series.series(idx)
+    }
+
+    /// Feeds one sample. `labels` must list the labels in key order (see [`LabelSet`]).
+    #[inline]
+    pub fn ingest<L: LabelSet + ?Sized>(
+        &mut self,
+        name: &str,
+        labels: &L,
+        ts: i64,
+        value: f64,
+        out: &mut Vec<Alert>,
+    ) -> Outcome {
+        self.stats.samples += 1;
+        if !value.is_finite() {
+            self.stats.non_finite += 1;
+            return Outcome::NonFinite;
+        }
+        encode_canonical(name, labels, &mut self.scratch);
+        let id = hash_canonical(&self.scratch);
+        let idx = match self.series.get(id) {
+            Some(i) => i,
+            None => self.add_series(id),
+        };
+        let st = &mut self.states[idx as usize];
+        if st.rule == NO_RULE {
+            self.stats.unmatched += 1;
+            return Outcome::Unmatched;
+        }
+        if ts <= st.last_ts {
+            self.stats.late += 1;
+            return Outcome::Late;
+        }
+        self.stats.accepted += 1;
+        let rule = &self.model.rules[st.rule as usize];
+        let timing = self.timings[st.rule as usize];
+        if st.last_ts != i64::MIN {
+            st.cadence.observe(ts - st.last_ts);
+        }
+        st.last_ts = ts;
+
+        // Dead-man's switch: the series is back; push its deadline out.
+        let returned = st.absence.is_firing();
+        if let Some(timeout) = st.cadence.timeout(&rule.absence) {
+            st.deadline = ts.saturating_add(timeout);
+            if st.deadline < st.queued_at {
+                st.queued_at = st.deadline;
+                self.deadlines.push(st.deadline, idx);
+            }
+        }
+
+        // Detectors, then the anomaly alert with hysteresis.
+        let verdict = rule.detectors.evaluate(&mut st.detectors, value, rule.z_band);
+        let engaged_at = if st.anomaly.is_engaged() { rule.resolve_threshold } else { rule.threshold };
+        let active = verdict.is_some_and(|(v, _)| v.score >= engaged_at);
+        let transition = if verdict.is_some() || st.anomaly.is_engaged() {
+            st.anomaly.step(active, ts, timing)
+        } else {
+            Transition::None
+        };
+
+        if returned {
+            st.absence.resolve();
+            self.emit_absence(idx, AlertStatus::Resolved, ts, Some(value), out);
+        }
+        if transition != Transition::None {
+            self.emit_anomaly(idx, transition, ts, value, verdict, out);
+        }
+        Outcome::Accepted(verdict)
+    }
+
+    /// Moves the engine clock to `now` (event time; never backwards) and fires every absence
+    /// whose deadline is at or before it.
+    pub fn advance(&mut self, now: i64, out: &mut Vec<Alert>) {
+        if now <= self.now {
+            return;
+        }
+        self.now = now;
+        while let Some((at, idx)) = self.deadlines.pop_due(now) {
+            let st = &mut self.states[idx as usize];
+            if st.queued_at != at {
+                continue; // superseded by an earlier entry
+            }
+            st.queued_at = NEVER;
+            if st.deadline > now {
+                st.queued_at = st.deadline;
+                self.deadlines.push(st.deadline, idx);
+                continue;
+            }
+            let deadline = st.deadline;
+            st.deadline = NEVER;
+            if st.absence.fire_now(deadline) == Transition::Fired {
+                // A silent series has no pending anomaly episode any more.
+                if st.anomaly.phase == crate::alert::Phase::Pending {
+                    st.anomaly.resolve();
+                }
+                self.emit_absence(idx, AlertStatus::Firing, deadline, None, out);
+            }
+        }
+    }
+
+    fn add_series(&mut self, id: u64) -> u32 {
+        let series = SeriesRef::new(&self.scratch);
+        let rule = self.model.rule_for(&series).map_or(NO_RULE, |r| r as u16);
+        let idx = self.series.insert(id, &self.scratch);
+        self.states.push(SeriesState::new(rule));
+        idx
+    }
+
+    fn base_alert(&self, idx: u32, rule: &Rule, kind: AlertKind, state: AlertStatus, version: u32) -> Alert {
+        let series = self.series.series(idx);
+        let mut labels: Vec<(String, String)> =
+            series.labels().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        for (k, v) in &rule.labels {
+            match labels.binary_search_by(|(lk, _)| lk.as_str().cmp(k)) {
+                Ok(i) => labels[i].1 = v.clone(),
+                Err(i) => labels.insert(i, (k.clone(), v.clone())),
+            }
+        }
+        Alert {
+            alert_id: alert_id(&rule.name, kind, self.series.id(idx)),
+            version: u64::from(version),
+            kind,
+            state,
+            rule: rule.name.clone(),
+            severity: rule.severity.clone(),
+            name: series.name().to_string(),
+            labels,
+            annotations: rule.annotations.clone(),
+            event_time: 0,
+            started_at: 0,
+            emitted_at: self.now,
+            value: None,
+            expected: None,
+            lower: None,
+            upper: None,
+            score: 0.0,
+            summary: String::new(),
+            series: self.series.id(idx),
+        }
+    }
+
+    fn emit_anomaly(
+        &mut self,
+        idx: u32,
+        transition: Transition,
+        ts: i64,
+        value: f64,
+        verdict: Option<(Verdict, DetectorKind)>,
+        out: &mut Vec<Alert>,
+    ) {
+        let st = &self.states[idx as usize];
+        let rule = &self.model.rules[st.rule as usize];
+        let status = if transition == Transition::Fired { AlertStatus::Firing } else { AlertStatus::Resolved };
+        let mut a = self.base_alert(idx, rule, AlertKind::Anomaly, status, st.anomaly.version);
+        a.event_time = ts;
+        a.started_at = st.anomaly.since;
+        a.emitted_at = self.now.max(ts);
+        a.value = Some(value);
+        let series = self.series.series(idx).display();
+        if let Some((v, kind)) = verdict {
+            a.expected = Some(v.expected);
+            a.lower = Some(v.lower);
+            a.upper = Some(v.upper);
+            a.score = v.score;
+            a.summary = match status {
+                AlertStatus::Firing => format!(
+                    "{series} is {} where {} expected {} (normal {} to {}, score {:.4})",
+                    num(value),
+                    kind.as_str(),
+                    num(v.expected),
+                    num(v.lower),
+                    num(v.upper),
+                    v.score
+                ),
+                AlertStatus::Resolved => format!(
+                    "{series} is back to normal at {} (expected {}, score {:.4}) after {}",
+                    num(value),
+                    num(v.expected),
+                    v.score,
+                    format_duration(ts - st.anomaly.since)
+                ),
+            };
+        }
+        self.count(status);
+        out.push(a);
+    }
+
+    fn emit_absence(&mut self, idx: u32, status: AlertStatus, event_time: i64, value: Option<f64>, out: &mut Vec<Alert>) {
+        let st = &self.states[idx as usize];
+        let rule = &self.model.rules[st.rule as usize];
+        let mut a = self.base_alert(idx, rule, AlertKind::Absence, status, st.absence.version);
+        a.event_time = event_time;
+        a.started_at = st.absence.since;
+        a.emitted_at = self.now.max(event_time);
+        a.value = value;
+        a.score = if status == AlertStatus::Firing { 1.0 } else { 0.0 };
+        let series = self.series.series(idx).display();
+        let how = match rule.absence {
+            crate::model::Absence::Auto(_) => "learned from its cadence",
+            _ => "fixed",
+        };
+        a.summary = match status {
+            AlertStatus::Firing => {
+                let timeout = st.absence.since.saturating_sub(st.last_ts);
+                format!(
+                    "{series} has not reported since {} (timeout {}, {how})",
+                    format_rfc3339(st.last_ts),
+                    format_duration(timeout)
+                )
+            }
+            AlertStatus::Resolved => format!(
+                "{series} reported again at {} after {} of silence",
+                format_rfc3339(event_time),
+                format_duration(event_time - st.absence.since)
+            ),
+        };
+        self.count(status);
+        out.push(a);
+    }
+
+    fn count(&mut self, status: AlertStatus) {
+        match status {
+            AlertStatus::Firing => self.stats.alerts_firing += 1,
+            AlertStatus::Resolved => self.stats.alerts_resolved += 1,
+        }
+    }
+}
+
+/// Compact number formatting for summaries.
+fn num(v: f64) -> String {
+    if v == v.trunc() && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1000.0 || v.abs() < 0.01 {
+        format!("{v:.4e}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests;

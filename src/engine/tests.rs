@@ -1,0 +1,240 @@
+use super::*;
+use crate::alert::Phase;
+use proptest::prelude::*;
+
+const S: i64 = 1_000;
+
+fn model(text: &str) -> Arc<Model> {
+    Arc::new(Model::parse(text, "test.toml").unwrap())
+}
+
+fn mad_model(extra: &str) -> Arc<Model> {
+    model(&format!(
+        "[[rule]]\nname = \"r\"\nthreshold = 0.9999\nresolve_threshold = 0.99\n{extra}\n\
+         [rule.detectors.mad]\n[rule.absence]\ntimeout = \"auto\"\n"
+    ))
+}
+
+/// Feeds `values` at 10 s spacing starting at `t0`, advancing the clock first, and returns
+/// the alerts.
+fn feed(e: &mut Engine, t0: i64, values: &[f64]) -> Vec<Alert> {
+    let mut out = Vec::new();
+    for (i, &v) in values.iter().enumerate() {
+        let ts = t0 + i as i64 * 10 * S;
+        e.advance(ts, &mut out);
+        e.ingest("cpu", &[("host", "a")], ts, v, &mut out);
+    }
+    out
+}
+
+/// Deterministic noise, uniform in [-1, 1).
+fn noise(i: usize) -> f64 {
+    (((i as u32).wrapping_mul(2_654_435_761) >> 16) % 1000) as f64 / 500.0 - 1.0
+}
+
+/// 100 plus noise (robust sd ≈ 0.74).
+fn flat(n: usize) -> Vec<f64> {
+    (0..n).map(|i| 100.0 + noise(i)).collect()
+}
+
+#[test]
+fn state_fits_the_documented_budget() {
+    let bytes = Engine::state_bytes_per_series();
+    assert!(bytes <= 256, "SeriesState is {bytes} bytes, budget 256");
+}
+
+#[test]
+fn spike_fires_then_resolves_with_hysteresis() {
+    let mut e = Engine::new(mad_model(""));
+    let mut values = flat(30);
+    // median ≈ 100, robust sd ≈ 0.75: 106 scores ≈ 1; 102.6 scores ≈ 0.999 (between
+    // resolve_threshold and threshold: stays firing), then back to normal.
+    values.extend([106.0, 102.6, 102.6, 100.0]);
+    let alerts = feed(&mut e, 0, &values);
+    let states: Vec<_> = alerts.iter().map(|a| (a.kind, a.state, a.version)).collect();
+    assert_eq!(
+        states,
+        vec![(AlertKind::Anomaly, AlertStatus::Firing, 1), (AlertKind::Anomaly, AlertStatus::Resolved, 2)]
+    );
+    let (fire, resolve) = (&alerts[0], &alerts[1]);
+    assert_eq!(fire.event_time, 300 * S);
+    assert_eq!(resolve.event_time, 330 * S, "stays firing above resolve_threshold");
+    assert_eq!(fire.alert_id, resolve.alert_id);
+    assert_eq!(resolve.started_at, fire.started_at);
+    assert_eq!(fire.value, Some(106.0));
+    assert!(fire.upper.unwrap() < 106.0 && fire.lower.unwrap() < 100.0);
+    assert!(fire.summary.contains("cpu{host=\"a\"} is 106 where mad expected 99."), "{}", fire.summary);
+    assert_eq!(fire.labels, vec![("host".to_string(), "a".to_string())]);
+}
+
+#[test]
+fn for_and_keep_firing_for_apply_in_event_time() {
+    let mut e = Engine::new(mad_model("for = \"15s\"\nkeep_firing_for = \"25s\""));
+    let mut values = flat(30);
+    // active at 300 s, 310 s -> fires at 310 (held 10 s < 15 s? no: fires at 320)
+    values.extend([110.0, 110.0, 110.0, 100.0, 101.0, 100.0, 101.0]);
+    let alerts = feed(&mut e, 0, &values);
+    let got: Vec<_> = alerts.iter().map(|a| (a.state, a.event_time / S, a.started_at / S)).collect();
+    assert_eq!(got, vec![(AlertStatus::Firing, 320, 300), (AlertStatus::Resolved, 350, 300)]);
+}
+
+#[test]
+fn oscillating_value_does_not_flap() {
+    let mut e = Engine::new(model(
+        "[[rule]]\nname = \"disk\"\nkeep_firing_for = \"1m\"\n[rule.detectors.threshold]\nabove = 90.0\n\
+         [rule.absence]\ntimeout = \"off\"\n",
+    ));
+    let values: Vec<f64> = (0..40).map(|i| if i % 2 == 0 { 89.0 } else { 91.0 }).chain([50.0; 10]).collect();
+    let alerts = feed(&mut e, 0, &values);
+    let got: Vec<_> = alerts.iter().map(|a| (a.state, a.event_time / S)).collect();
+    assert_eq!(got, vec![(AlertStatus::Firing, 10), (AlertStatus::Resolved, 450)]);
+}
+
+#[test]
+fn absence_fires_at_the_learned_deadline_and_resolves_on_return() {
+    let mut e = Engine::new(mad_model(""));
+    let mut out = feed(&mut e, 0, &flat(20)); // last sample at 190 s, cadence 10 s
+    assert!(out.is_empty());
+    // learned timeout = clamp(3 × 10 s, floor 10 s, ...) = 30 s -> deadline 220 s
+    e.advance(219 * S, &mut out);
+    assert!(out.is_empty(), "not yet");
+    e.advance(400 * S, &mut out);
+    assert_eq!(out.len(), 1);
+    let a = out[0].clone();
+    assert_eq!((a.kind, a.state, a.version), (AlertKind::Absence, AlertStatus::Firing, 1));
+    assert_eq!(a.event_time, 220 * S, "event time is the deadline, not the clock");
+    assert!(a.summary.contains("timeout 30s"), "{}", a.summary);
+    assert_eq!(a.value, None);
+    e.advance(1000 * S, &mut out);
+    assert_eq!(out.len(), 1, "one firing event per episode");
+    e.ingest("cpu", &[("host", "a")], 1005 * S, 100.0, &mut out);
+    assert_eq!(out.len(), 2);
+    let r = &out[1];
+    assert_eq!((r.state, r.version, r.event_time), (AlertStatus::Resolved, 2, 1005 * S));
+    assert_eq!(r.alert_id, a.alert_id);
+    assert_eq!(r.started_at, 220 * S);
+}
+
+#[test]
+fn samples_that_cannot_be_learned_are_dropped_and_counted() {
+    let mut e = Engine::new(mad_model(""));
+    let mut out = Vec::new();
+    let l = [("host", "a")];
+    assert!(matches!(e.ingest("cpu", &l, 10 * S, 1.0, &mut out), Outcome::Accepted(None)));
+    assert_eq!(e.ingest("cpu", &l, 10 * S, 1.0, &mut out), Outcome::Late);
+    assert_eq!(e.ingest("cpu", &l, 5 * S, 1.0, &mut out), Outcome::Late);
+    assert_eq!(e.ingest("cpu", &l, 20 * S, f64::NAN, &mut out), Outcome::NonFinite);
+    assert_eq!(e.ingest("cpu", &l, 20 * S, f64::INFINITY, &mut out), Outcome::NonFinite);
+    let s = e.stats();
+    assert_eq!((s.samples, s.accepted, s.late, s.non_finite), (5, 1, 2, 2));
+}
+
+#[test]
+fn unmatched_series_are_ignored() {
+    let mut e = Engine::new(model(
+        "[[rule]]\nname = \"api\"\nmatch = '{job=\"api\"}'\n[rule.detectors.mad]\n",
+    ));
+    let mut out = Vec::new();
+    assert_eq!(e.ingest("cpu", &[("job", "db")], S, 1.0, &mut out), Outcome::Unmatched);
+    assert!(matches!(e.ingest("cpu", &[("job", "api")], S, 1.0, &mut out), Outcome::Accepted(_)));
+    e.advance(1_000_000 * S, &mut out);
+    assert_eq!(out.len(), 1, "only the matched series has a dead-man's switch");
+}
+
+#[test]
+fn rule_labels_are_added_to_events() {
+    let mut e = Engine::new(model(
+        "[[rule]]\nname = \"r\"\nseverity = \"page\"\n[rule.labels]\nteam = \"infra\"\nhost = \"override\"\n\
+         [rule.annotations]\nrunbook = \"https://runbooks/x\"\n[rule.absence]\ntimeout = \"1m\"\n",
+    ));
+    let mut out = Vec::new();
+    e.ingest("up", &[("host", "a"), ("zone", "z1")], 0, 1.0, &mut out);
+    e.advance(61 * S, &mut out);
+    let a = &out[0];
+    assert_eq!(&*a.severity, "page");
+    let labels: Vec<(&str, &str)> = a.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(labels, vec![("host", "override"), ("team", "infra"), ("zone", "z1")]);
+    assert_eq!(a.annotations, vec![("runbook".to_string(), "https://runbooks/x".to_string())]);
+    assert_eq!(a.event_time, 60 * S);
+}
+
+#[test]
+fn pending_anomaly_is_dropped_when_the_series_goes_silent() {
+    let mut e = Engine::new(mad_model("for = \"1h\""));
+    let mut values = flat(30);
+    values.push(200.0);
+    let mut out = feed(&mut e, 0, &values);
+    assert!(out.is_empty());
+    let idx = e.series_index("cpu", &[("host", "a")]).unwrap();
+    assert_eq!(e.states[idx as usize].anomaly.phase, Phase::Pending);
+    e.advance(10_000 * S, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(e.states[idx as usize].anomaly.phase, Phase::Inactive);
+}
+
+#[test]
+fn deadline_queue_holds_one_entry_per_series_in_steady_state() {
+    let mut e = Engine::new(mad_model(""));
+    let mut out = Vec::new();
+    for i in 0..1000i64 {
+        let ts = i * 10 * S;
+        e.advance(ts, &mut out);
+        for h in 0..50 {
+            let host = format!("h{h}");
+            e.ingest("cpu", &[("host", host.as_str())], ts, 1.0, &mut out);
+        }
+    }
+    assert!(out.is_empty());
+    assert!(e.deadlines.len() <= 2 * 50, "queue has {} entries for 50 series", e.deadlines.len());
+}
+
+fn run_events(samples: &[(u8, i64, f64)]) -> Vec<Alert> {
+    let mut e = Engine::new(Arc::new(Model::default_model()));
+    let mut out = Vec::new();
+    for &(s, ts, v) in samples {
+        e.advance(ts, &mut out);
+        let host = format!("h{s}");
+        e.ingest("m", &[("host", host.as_str())], ts, v, &mut out);
+    }
+    out
+}
+
+proptest! {
+    /// A series whose samples keep arriving inside its learned cadence never goes absent.
+    #[test]
+    fn absence_never_fires_inside_the_cadence(
+        cadence_s in 1i64..600,
+        jitter in proptest::collection::vec(0.0f64..1.0, 50..200),
+        late_every in 7usize..50,
+    ) {
+        let mut e = Engine::new(Arc::new(Model::default_model()));
+        let mut out = Vec::new();
+        let mut ts = 0i64;
+        for (i, j) in jitter.iter().enumerate() {
+            // up to +50 % jitter, and now and then one sample at 2× the cadence
+            let factor = if i % late_every == 0 { 2.0 } else { 1.0 + 0.5 * j };
+            ts += (cadence_s as f64 * 1000.0 * factor) as i64;
+            e.advance(ts, &mut out);
+            e.ingest("m", &[("host", "a")], ts, 1.0 + j, &mut out);
+        }
+        prop_assert!(out.iter().all(|a| a.kind != AlertKind::Absence), "{:?}", out.first());
+    }
+
+    /// The same input always produces the same events with the same ids.
+    #[test]
+    fn runs_are_deterministic(samples in proptest::collection::vec((0u8..5, 0i64..100_000_000, -1e3f64..1e3), 1..300)) {
+        let mut sorted = samples.clone();
+        sorted.sort_by_key(|s| s.1);
+        let a = run_events(&sorted);
+        let b = run_events(&sorted);
+        prop_assert_eq!(&a, &b);
+        // every resolved event follows a firing event of the same id
+        let mut firing = std::collections::HashSet::new();
+        for ev in &a {
+            match ev.state {
+                AlertStatus::Firing => prop_assert!(firing.insert(ev.alert_id.clone())),
+                AlertStatus::Resolved => prop_assert!(firing.remove(&ev.alert_id)),
+            }
+        }
+    }
+}

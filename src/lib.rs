@@ -1,0 +1,40 @@
+//! deadair: per-series anomaly and missing-data detection for metric streams.
+//!
+//! # Layout
+//!
+//! The data path is `decode -> engine -> encode`; every module below has one job.
+//!
+//! - [`time`]: timestamp and duration parsing/formatting (no clock reads).
+//! - [`series`]: series identity (name + sorted labels -> 64-bit id) and the series table that
+//!   stores each label set once.
+//! - [`model`]: model files (`[[rule]]` tables, label matchers, validation with file/line/key).
+//! - [`detect`]: the detectors (threshold, zscore, mad, ewma, level_shift), one module each, and
+//!   their ensemble; the shared rolling window.
+//! - [`absence`]: the dead-man's switch: learned per-series timeouts and the deadline queue.
+//! - [`alert`]: alert events, stable alert ids, the alert state machine.
+//! - [`engine`]: one partition's engine tying the above together: `ingest(sample)` and
+//!   `advance(now)` in, alert events out. Synchronous, deterministic, offline-testable.
+//! - [`codec`]: alert events to protobuf (`proto/deadair/v1`) and JSON; samples from JSON.
+//! - [`proto`]: the prost-generated wire types.
+//! - [`replay`]: the offline mode behind `deadair replay` (CSV/JSONL inputs merged by event
+//!   time, scores, alerts, plots).
+
+pub mod absence;
+pub mod alert;
+pub mod codec;
+pub mod detect;
+pub mod engine;
+pub mod model;
+pub mod replay;
+pub mod series;
+pub mod time;
+
+/// prost-generated types for `proto/deadair/v1/*.proto`.
+pub mod proto {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/deadair.v1.rs"));
+}
+
+pub use alert::{Alert, AlertKind, AlertStatus};
+pub use engine::{Engine, Outcome};
+pub use model::Model;

@@ -1,0 +1,138 @@
+//! The `deadair` command line: `replay` (offline) and `check` (validate model files).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use deadair::model::Model;
+use deadair::replay;
+
+#[derive(Parser)]
+#[command(name = "deadair", version, about = "Per-series anomaly and missing-data detection for metric streams")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine offline over CSV (`timestamp,value`) or JSONL sample files.
+    Replay {
+        /// Model file (default: the built-in models/default.toml).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Write one score file per input into DIR (`timestamp,value,anomaly_score` for CSV).
+        #[arg(long, value_name = "DIR")]
+        scores: Option<PathBuf>,
+        /// Write every alert event as a JSON line to FILE.
+        #[arg(long, value_name = "FILE")]
+        alerts: Option<PathBuf>,
+        /// Write an SVG plot of one series to FILE.
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
+        /// The series to plot, as a selector: `cpu{host="a"}`.
+        #[arg(long, value_name = "SELECTOR")]
+        series: Option<String>,
+        /// Skip (and count) bad input lines instead of stopping at the first.
+        #[arg(long)]
+        skip_bad: bool,
+        /// Do not print alert events on stdout.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Input files, merged into one stream by timestamp.
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<PathBuf>,
+    },
+    /// Validate model files: unknown keys, bad regexes, bad durations, impossible values.
+    Check {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { files } => {
+            let mut ok = true;
+            for f in &files {
+                match Model::load(f) {
+                    Ok(m) => println!("{}: ok ({} rule{})", f.display(), m.rules.len(), if m.rules.len() == 1 { "" } else { "s" }),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        ok = false;
+                    }
+                }
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Command::Replay { model, scores, alerts, plot, series, skip_bad, quiet, inputs } => {
+            let model = match model {
+                Some(p) => match Model::load(&p) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => Model::default_model(),
+            };
+            let opts = replay::Options {
+                model: Arc::new(model),
+                inputs,
+                scores_dir: scores,
+                alerts,
+                plot,
+                series,
+                skip_bad,
+                progress: true,
+            };
+            let mut shown_bad = 0u32;
+            let started = std::time::Instant::now();
+            let result = replay::run(
+                &opts,
+                |a| {
+                    if !quiet {
+                        println!("{}", replay::alert_line(a));
+                    }
+                },
+                |e| {
+                    shown_bad += 1;
+                    if shown_bad <= 10 {
+                        eprintln!("skipped: {e}");
+                    } else if shown_bad == 11 {
+                        eprintln!("skipped: (further bad lines are counted, not shown)");
+                    }
+                },
+            );
+            match result {
+                Ok(s) => {
+                    let secs = started.elapsed().as_secs_f64();
+                    eprintln!(
+                        "replayed {} samples from {} input{} ({} series) in {secs:.2}s: {} firing, {} resolved; {} late, {} non-finite dropped{}",
+                        s.samples,
+                        s.inputs,
+                        if s.inputs == 1 { "" } else { "s" },
+                        s.series,
+                        s.alerts_firing,
+                        s.alerts_resolved,
+                        s.late,
+                        s.non_finite,
+                        if skip_bad { format!("; {} bad lines skipped", s.bad_lines) } else { String::new() }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("deadair replay: {e}");
+                    ExitCode::from(if matches!(e, replay::ReplayError::Usage(_)) { 2 } else { 1 })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Value checks used while deserialising model files. Each failure becomes a TOML error that
+//! carries the value's position, so `deadair check` can name file, line and key.
+
+use serde::{de::Error, Deserialize, Deserializer};
+
+use crate::detect::WINDOW_CAP;
+
+fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(D::Error::custom(format!("expected a finite number, found {v}")))
+    }
+}
+
+pub fn opt_finite<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    number(d).map(Some)
+}
+
+pub fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = number(d)?;
+    if v > 0.0 {
+        Ok(v)
+    } else {
+        Err(D::Error::custom(format!("expected a number > 0, found {v}")))
+    }
+}
+
+pub fn non_negative<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = number(d)?;
+    if v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(D::Error::custom(format!("expected a number >= 0, found {v}")))
+    }
+}
+
+/// In the open interval (0, 1).
+pub fn open_unit<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = number(d)?;
+    if v > 0.0 && v < 1.0 {
+        Ok(v)
+    } else {
+        Err(D::Error::custom(format!("expected a number strictly between 0 and 1, found {v}")))
+    }
+}
+
+/// A score threshold: in (0, 1].
+pub fn score<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = number(d)?;
+    if v > 0.0 && v <= 1.0 {
+        Ok(v)
+    } else {
+        Err(D::Error::custom(format!("expected a score in (0, 1], found {v}")))
+    }
+}
+
+pub fn window<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let v = i64::deserialize(d)?;
+    if (2..=WINDOW_CAP as i64).contains(&v) {
+        Ok(v as usize)
+    } else {
+        Err(D::Error::custom(format!(
+            "expected a window of 2 to {WINDOW_CAP} samples (the per-series window capacity), found {v}"
+        )))
+    }
+}
+
+pub fn warmup<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let v = i64::deserialize(d)?;
+    if (2..=100_000).contains(&v) {
+        Ok(v as usize)
+    } else {
+        Err(D::Error::custom(format!("expected a warm-up of 2 to 100000 samples, found {v}")))
+    }
+}
+
+pub fn warmup_within_window(warmup: usize, window: usize) -> Result<(), String> {
+    if warmup > window {
+        Err(format!("`warmup` ({warmup}) cannot exceed `window` ({window})"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A duration string (`30s`, `5m`, `1h30m`), in milliseconds.
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let s = String::deserialize(d)?;
+    crate::time::parse_duration(&s).map_err(D::Error::custom)
+}
+
+/// A duration that must be > 0.
+pub fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let v = duration(d)?;
+    if v > 0 {
+        Ok(v)
+    } else {
+        Err(D::Error::custom("expected a duration > 0"))
+    }
+}
+
+pub fn opt_score<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    score(d).map(Some)
+}
+
+/// Absence factor: >= 1 (a timeout shorter than the cadence would fire between samples).
+pub fn factor<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = number(d)?;
+    if (1.0..=1000.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(D::Error::custom(format!("expected a factor from 1 to 1000, found {v}")))
+    }
+}
+
+pub fn intervals<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let v = i64::deserialize(d)?;
+    let max = crate::absence::CADENCE_INTERVALS as i64;
+    if (1..=max).contains(&v) {
+        Ok(v as usize)
+    } else {
+        Err(D::Error::custom(format!("expected 1 to {max} intervals, found {v}")))
+    }
+}

@@ -1,0 +1,174 @@
+//! Prometheus-style label matchers: `{job="api", instance=~"web-.*", env!="dev"}`.
+
+use regex::Regex;
+
+use crate::series::SeriesRef;
+
+/// How a matcher compares a label value.
+#[derive(Debug, Clone)]
+pub enum MatchOp {
+    Equal(String),
+    NotEqual(String),
+    /// Fully anchored, as in Prometheus.
+    Regex(Regex),
+    NotRegex(Regex),
+}
+
+/// One `label op "value"` term. The label `__name__` is the metric name. A label that is
+/// absent has the value `""`, as in Prometheus.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    pub label: String,
+    pub op: MatchOp,
+}
+
+impl Matcher {
+    pub fn matches(&self, series: &SeriesRef<'_>) -> bool {
+        let value = if self.label == "__name__" {
+            series.name()
+        } else {
+            series.label(&self.label).unwrap_or("")
+        };
+        match &self.op {
+            MatchOp::Equal(v) => value == v,
+            MatchOp::NotEqual(v) => value != v,
+            MatchOp::Regex(r) => r.is_match(value),
+            MatchOp::NotRegex(r) => !r.is_match(value),
+        }
+    }
+}
+
+/// Parses a selector: `{}` (everything), `metric_name`, `metric{...}` or `{...}` with terms
+/// separated by commas. Values are double-quoted with `\"` and `\\` escapes.
+pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
+    let s = text.trim();
+    let (name, body) = match s.find('{') {
+        Some(open) => {
+            let body = s[open + 1..]
+                .strip_suffix('}')
+                .ok_or_else(|| format!("selector `{s}` opens `{{` but does not end with `}}`"))?;
+            (s[..open].trim(), body)
+        }
+        None => (s, ""),
+    };
+    let mut out = Vec::new();
+    if !name.is_empty() {
+        if !is_valid_name(name) {
+            return Err(format!("`{name}` is not a valid metric name"));
+        }
+        out.push(Matcher { label: "__name__".into(), op: MatchOp::Equal(name.into()) });
+    }
+    let mut rest = body.trim();
+    while !rest.is_empty() {
+        let label_end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let label = &rest[..label_end];
+        if label.is_empty() || !is_valid_name(label) {
+            return Err(format!("expected a label name at `{rest}`"));
+        }
+        rest = rest[label_end..].trim_start();
+        let (op, after) = if let Some(r) = rest.strip_prefix("=~") {
+            ("=~", r)
+        } else if let Some(r) = rest.strip_prefix("!~") {
+            ("!~", r)
+        } else if let Some(r) = rest.strip_prefix("!=") {
+            ("!=", r)
+        } else if let Some(r) = rest.strip_prefix('=') {
+            ("=", r)
+        } else {
+            return Err(format!("expected one of `=`, `!=`, `=~`, `!~` after `{label}`"));
+        };
+        let (value, after) = parse_quoted(after.trim_start())
+            .ok_or_else(|| format!("expected a double-quoted value after `{label}{op}`"))?;
+        let anchored = || {
+            Regex::new(&format!("^(?:{value})$"))
+                .map_err(|e| format!("bad regex for `{label}`: {}", one_line(&e.to_string())))
+        };
+        let op = match op {
+            "=" => MatchOp::Equal(value),
+            "!=" => MatchOp::NotEqual(value),
+            "=~" => MatchOp::Regex(anchored()?),
+            _ => MatchOp::NotRegex(anchored()?),
+        };
+        out.push(Matcher { label: label.into(), op });
+        rest = after.trim_start();
+        if let Some(r) = rest.strip_prefix(',') {
+            rest = r.trim_start();
+        } else if !rest.is_empty() {
+            return Err(format!("expected `,` or `}}` at `{rest}`"));
+        }
+    }
+    Ok(out)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn is_valid_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+fn parse_quoted(s: &str) -> Option<(String, &str)> {
+    let mut chars = s.char_indices();
+    if chars.next()?.1 != '"' {
+        return None;
+    }
+    let mut out = String::new();
+    let mut escaped = false;
+    for (i, c) in chars {
+        if escaped {
+            out.push(match c {
+                'n' => '\n',
+                c => c,
+            });
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            return Some((out, &s[i + 1..]));
+        } else {
+            out.push(c);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::series::{encode_canonical, SeriesRef};
+
+    fn matches(sel: &str, name: &str, labels: &[(&str, &str)]) -> bool {
+        let mut buf = Vec::new();
+        encode_canonical(name, labels, &mut buf);
+        let s = SeriesRef::new(&buf);
+        parse_selector(sel).unwrap().iter().all(|m| m.matches(&s))
+    }
+
+    #[test]
+    fn all_four_operators() {
+        let l = [("env", "prod"), ("instance", "web-12")];
+        assert!(matches("{}", "cpu", &l));
+        assert!(matches("cpu", "cpu", &l));
+        assert!(!matches("mem", "cpu", &l));
+        assert!(matches(r#"{env="prod"}"#, "cpu", &l));
+        assert!(matches(r#"cpu{env!="dev", instance=~"web-\\d+"}"#, "cpu", &l));
+        assert!(!matches(r#"{instance=~"web"}"#, "cpu", &l), "regex is anchored");
+        assert!(matches(r#"{instance!~"db-.*"}"#, "cpu", &l));
+        assert!(matches(r#"{team=""}"#, "cpu", &l), "absent label equals empty");
+        assert!(matches(r#"{__name__=~"c.u"}"#, "cpu", &l));
+    }
+
+    #[test]
+    fn refuses_bad_selectors() {
+        for bad in [r#"{job="a""#, r#"{job~"a"}"#, r#"{job=a}"#, r#"{job=~"("}"#, "9cpu", r#"{job="a" x="b"}"#] {
+            assert!(parse_selector(bad).is_err(), "{bad}");
+        }
+        let e = parse_selector(r#"{job=~"(unclosed"}"#).unwrap_err();
+        assert!(e.contains("bad regex for `job`"), "{e}");
+    }
+}

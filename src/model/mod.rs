@@ -1,0 +1,412 @@
+//! Models: the rule files that say which detectors and absence settings govern which series.
+//!
+//! A model is a TOML file with one or more `[[rule]]` tables (reference: README, "Model files").
+//! Rules are tried in file order and a series is governed by the *first* rule whose matchers
+//! match it, so each series carries exactly one rule's state and a catch-all rule goes last.
+//! `models/default.toml` is compiled into the binary ([`Model::default_model`]).
+
+pub mod check;
+pub mod matcher;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{de::Error as _, Deserialize, Deserializer};
+
+use crate::detect::{score_to_z, DetectorSet};
+use crate::series::SeriesRef;
+pub use matcher::{parse_selector, MatchOp, Matcher};
+
+/// The shipped default model, compiled in.
+pub const DEFAULT_MODEL_TOML: &str = include_str!("../../models/default.toml");
+
+/// A validated model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub rules: Vec<Rule>,
+}
+
+/// One validated rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: Arc<str>,
+    pub matchers: Vec<Matcher>,
+    pub severity: Arc<str>,
+    /// Score at or above which the anomaly condition becomes active.
+    pub threshold: f64,
+    /// Score below which an active condition clears (hysteresis; <= threshold).
+    pub resolve_threshold: f64,
+    /// |z| equivalent of `threshold`, used to draw bands.
+    pub z_band: f64,
+    /// How long the condition must hold before firing, ms.
+    pub for_ms: i64,
+    /// How long a firing alert stays firing after the condition clears, ms.
+    pub keep_firing_for_ms: i64,
+    pub detectors: DetectorSet,
+    pub absence: Absence,
+    /// Extra labels added to this rule's alert events.
+    pub labels: Vec<(String, String)>,
+    pub annotations: Vec<(String, String)>,
+}
+
+/// The dead-man's switch of a rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Absence {
+    Off,
+    /// Fire when a series is silent for this long (ms).
+    Fixed(i64),
+    /// Learn the timeout from the series' own cadence.
+    Auto(AutoAbsence),
+}
+
+/// Parameters of learned absence timeouts (formula in `absence.rs` and the README).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoAbsence {
+    pub factor: f64,
+    pub floor_ms: i64,
+    pub ceiling_ms: i64,
+    pub initial_ms: i64,
+    pub min_intervals: usize,
+}
+
+impl Rule {
+    pub fn matches(&self, series: &SeriesRef<'_>) -> bool {
+        self.matchers.iter().all(|m| m.matches(series))
+    }
+}
+
+/// A model file that could not be loaded: where and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// The key at that position, when one can be named.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ModelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if let Some(k) = &self.key {
+            write!(f, "key `{k}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    #[serde(default)]
+    rule: Vec<toml::Spanned<RawRule>>,
+}
+
+fn selector<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Matcher>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_selector(&s).map_err(D::Error::custom)
+}
+
+fn default_selector() -> Vec<Matcher> {
+    Vec::new()
+}
+fn default_severity() -> String {
+    "warning".into()
+}
+fn default_threshold() -> f64 {
+    0.9999
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    /// Selector, e.g. `{job="api", instance=~"web-.*"}`; default: every series.
+    #[serde(default = "default_selector", rename = "match", deserialize_with = "selector")]
+    matchers: Vec<Matcher>,
+    #[serde(default = "default_severity")]
+    severity: String,
+    #[serde(default = "default_threshold", deserialize_with = "check::score")]
+    threshold: f64,
+    #[serde(default, deserialize_with = "check::opt_score")]
+    resolve_threshold: Option<f64>,
+    #[serde(default, rename = "for", deserialize_with = "check::duration")]
+    for_ms: i64,
+    #[serde(default, deserialize_with = "check::duration")]
+    keep_firing_for: i64,
+    #[serde(default)]
+    detectors: DetectorSet,
+    #[serde(default)]
+    absence: RawAbsence,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+fn default_timeout() -> String {
+    "auto".into()
+}
+fn default_factor() -> f64 {
+    3.0
+}
+fn default_floor() -> i64 {
+    10_000
+}
+fn default_ceiling() -> i64 {
+    86_400_000
+}
+fn default_initial() -> i64 {
+    3_600_000
+}
+fn default_min_intervals() -> usize {
+    4
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAbsence {
+    /// `auto`, `off`, or a duration.
+    #[serde(default = "default_timeout")]
+    timeout: String,
+    #[serde(default = "default_factor", deserialize_with = "check::factor")]
+    factor: f64,
+    #[serde(default = "default_floor", deserialize_with = "check::positive_duration")]
+    floor: i64,
+    #[serde(default = "default_ceiling", deserialize_with = "check::positive_duration")]
+    ceiling: i64,
+    #[serde(default = "default_initial", deserialize_with = "check::positive_duration")]
+    initial: i64,
+    #[serde(default = "default_min_intervals", deserialize_with = "check::intervals")]
+    min_intervals: usize,
+}
+
+impl Default for RawAbsence {
+    fn default() -> Self {
+        Self {
+            timeout: default_timeout(),
+            factor: default_factor(),
+            floor: default_floor(),
+            ceiling: default_ceiling(),
+            initial: default_initial(),
+            min_intervals: default_min_intervals(),
+        }
+    }
+}
+
+impl RawAbsence {
+    fn build(self) -> Result<Absence, String> {
+        match self.timeout.as_str() {
+            "off" => Ok(Absence::Off),
+            "auto" => {
+                if self.floor > self.ceiling {
+                    return Err(format!(
+                        "absence `floor` ({}) exceeds `ceiling` ({})",
+                        crate::time::format_duration(self.floor),
+                        crate::time::format_duration(self.ceiling)
+                    ));
+                }
+                Ok(Absence::Auto(AutoAbsence {
+                    factor: self.factor,
+                    floor_ms: self.floor,
+                    ceiling_ms: self.ceiling,
+                    initial_ms: self.initial,
+                    min_intervals: self.min_intervals,
+                }))
+            }
+            other => match crate::time::parse_duration(other) {
+                Ok(ms) if ms > 0 => Ok(Absence::Fixed(ms)),
+                _ => Err(format!(
+                    "absence `timeout` must be `auto`, `off` or a duration > 0 like `5m`, found `{other}`"
+                )),
+            },
+        }
+    }
+}
+
+impl RawRule {
+    fn build(self) -> Result<Rule, String> {
+        if self.name.trim().is_empty() {
+            return Err("rule `name` must not be empty".into());
+        }
+        let resolve_threshold = self.resolve_threshold.unwrap_or(self.threshold);
+        if resolve_threshold > self.threshold {
+            return Err(format!(
+                "`resolve_threshold` ({resolve_threshold}) must not exceed `threshold` ({})",
+                self.threshold
+            ));
+        }
+        let d = &self.detectors;
+        let checks = [
+            d.threshold.as_ref().map(|p| p.validate()),
+            d.zscore.as_ref().map(|p| p.validate()),
+            d.mad.as_ref().map(|p| p.validate()),
+        ];
+        for r in checks.into_iter().flatten() {
+            r?;
+        }
+        let absence = self.absence.build()?;
+        if d.is_empty() && absence == Absence::Off {
+            return Err("the rule has no detectors and absence is off: it could never alert".into());
+        }
+        Ok(Rule {
+            name: self.name.into(),
+            matchers: self.matchers,
+            severity: self.severity.into(),
+            threshold: self.threshold,
+            resolve_threshold,
+            z_band: score_to_z(self.threshold),
+            for_ms: self.for_ms,
+            keep_firing_for_ms: self.keep_firing_for,
+            detectors: self.detectors,
+            absence,
+            labels: self.labels.into_iter().collect(),
+            annotations: self.annotations.into_iter().collect(),
+        })
+    }
+}
+
+impl Model {
+    /// Parses and validates a model. `file` names the source in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Model, ModelError> {
+        let raw: RawModel = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            error_at(text, file, span.start, e.message().trim().to_string())
+        })?;
+        if raw.rule.is_empty() {
+            return Err(error_at(text, file, 0, "the model has no `[[rule]]` tables".into()));
+        }
+        let mut rules: Vec<Rule> = Vec::with_capacity(raw.rule.len());
+        for spanned in raw.rule {
+            let start = spanned.span().start;
+            let rule = spanned.into_inner().build().map_err(|m| error_at(text, file, start, m))?;
+            if rules.iter().any(|r| r.name == rule.name) {
+                return Err(error_at(text, file, start, format!("duplicate rule name `{}`", rule.name)));
+            }
+            rules.push(rule);
+        }
+        if rules.len() > usize::from(u16::MAX - 1) {
+            return Err(error_at(text, file, 0, "too many rules (at most 65534)".into()));
+        }
+        Ok(Model { rules })
+    }
+
+    /// Reads and validates a model file.
+    pub fn load(path: &Path) -> Result<Model, ModelError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Model::parse(&text, &file)
+    }
+
+    /// The shipped default model (`models/default.toml`, compiled in).
+    pub fn default_model() -> Model {
+        // The shipped file is checked by a unit test; failing here is a build defect.
+        Model::parse(DEFAULT_MODEL_TOML, "models/default.toml")
+            .unwrap_or_else(|e| panic!("the compiled-in default model is invalid: {e}"))
+    }
+
+    /// Index of the first rule matching `series`, if any.
+    pub fn rule_for(&self, series: &SeriesRef<'_>) -> Option<usize> {
+        self.rules.iter().position(|r| r.matches(series))
+    }
+}
+
+/// Builds an error at byte `offset` of `text`, naming the key written on that line if any.
+fn error_at(text: &str, file: &str, offset: usize, message: String) -> ModelError {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let line_text = text[line_start..].lines().next().unwrap_or("");
+    let key = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('[') && !k.starts_with('#'))
+        .or_else(|| {
+            let t = line_text.trim();
+            t.starts_with('[').then(|| t.trim_matches(|c| c == '[' || c == ']').to_string())
+        });
+    ModelError { file: file.to_string(), line, column, key, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_default_model_is_valid() {
+        let m = Model::default_model();
+        assert!(!m.rules.is_empty());
+        let last = m.rules.last().unwrap();
+        assert!(last.matchers.is_empty(), "the default model ends with a catch-all rule");
+    }
+
+    fn err(text: &str) -> ModelError {
+        Model::parse(text, "m.toml").unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = err("[[rule]]\nname = \"a\"\nthreshhold = 0.9\n");
+        assert_eq!((e.line, e.key.as_deref()), (3, Some("threshhold")), "{e}");
+        assert!(e.to_string().starts_with("m.toml:3:1: key `threshhold`: unknown field"), "{e}");
+
+        let e = err("[[rule]]\nname = \"a\"\nmatch = '{job=~\"(\"}'\n[rule.detectors.mad]\n");
+        assert_eq!((e.line, e.key.as_deref()), (3, Some("match")), "{e}");
+        assert!(e.message.contains("bad regex"), "{e}");
+
+        let e = err("[[rule]]\nname = \"a\"\nfor = \"5 minutes\"\n[rule.detectors.mad]\n");
+        assert_eq!((e.line, e.key.as_deref()), (3, Some("for")), "{e}");
+
+        let e = err("[[rule]]\nname = \"a\"\n[rule.detectors.ewma]\nalpha = 2\n");
+        assert_eq!((e.line, e.key.as_deref()), (4, Some("alpha")), "{e}");
+
+        let e = err("[[rule]]\nname = \"a\"\n[rule.detectors.mad]\nwindow = 500\n");
+        assert_eq!((e.line, e.key.as_deref()), (4, Some("window")), "{e}");
+    }
+
+    #[test]
+    fn refuses_impossible_combinations() {
+        let e = err("[[rule]]\nname = \"a\"\nthreshold = 0.9\nresolve_threshold = 0.95\n[rule.detectors.mad]\n");
+        assert_eq!(e.line, 1, "{e}");
+        assert!(e.message.contains("resolve_threshold"), "{e}");
+        let e = err("[[rule]]\nname = \"a\"\n[rule.absence]\ntimeout = \"off\"\n");
+        assert!(e.message.contains("never alert"), "{e}");
+        let e = err("[[rule]]\nname = \"a\"\n[rule.absence]\nfloor = \"2h\"\nceiling = \"1h\"\n");
+        assert!(e.message.contains("floor"), "{e}");
+        let e = err("[[rule]]\nname = \"a\"\n[rule.absence]\ntimeout = \"soon\"\n");
+        assert!(e.message.contains("soon"), "{e}");
+        let e = err("[[rule]]\nname = \"a\"\n[rule.detectors.threshold]\n");
+        assert!(e.message.contains("above"), "{e}");
+        let e = err("[[rule]]\nname = \"a\"\n[rule.detectors.mad]\n[[rule]]\nname = \"a\"\n[rule.detectors.mad]\n");
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("duplicate"), "{e}");
+        assert!(err("").message.contains("no `[[rule]]`"));
+    }
+
+    #[test]
+    fn first_matching_rule_wins() {
+        let m = Model::parse(
+            "[[rule]]\nname = \"api\"\nmatch = '{job=\"api\"}'\n[rule.detectors.mad]\n\
+             [[rule]]\nname = \"rest\"\n[rule.detectors.ewma]\n",
+            "m.toml",
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        crate::series::encode_canonical("cpu", &[("job", "api")], &mut buf);
+        assert_eq!(m.rule_for(&SeriesRef::new(&buf)), Some(0));
+        crate::series::encode_canonical("cpu", &[("job", "db")], &mut buf);
+        assert_eq!(m.rule_for(&SeriesRef::new(&buf)), Some(1));
+        assert_eq!(m.rules[0].absence, Model::default_model().rules.last().unwrap().absence);
+    }
+}

@@ -1,0 +1,181 @@
+//! `replay --plot`: an SVG of one series with its expected band, scores and alerts.
+//!
+//! Top panel: the values (blue), the detectors' expected value (grey line) and normal band
+//! (shaded), firing episodes (red background; anomaly) and absences (orange background).
+//! Bottom panel: the anomaly score per sample with the rule's threshold (dashed).
+//! Plain SVG written by hand: no plotting dependency.
+
+use std::fmt::Write as _;
+
+use crate::alert::{Alert, AlertKind, AlertStatus};
+use crate::engine::Outcome;
+use crate::model::Model;
+use crate::time::format_rfc3339;
+
+#[derive(Default)]
+pub struct PlotData {
+    /// (dense index, series id, display name) of the plotted series.
+    pub series: Option<(u32, u64, String)>,
+    /// (ts, value, expected, lower, upper, score); NaN where not scored.
+    points: Vec<[f64; 6]>,
+    /// (kind, start, end) of each alert episode; end is NaN while still firing.
+    episodes: Vec<(AlertKind, f64, f64)>,
+}
+
+impl PlotData {
+    pub fn push(&mut self, ts: i64, value: f64, outcome: &Outcome) {
+        let (e, l, u, s) = match outcome {
+            Outcome::Accepted(Some((v, _))) => (v.expected, v.lower, v.upper, v.score),
+            _ => (f64::NAN, f64::NAN, f64::NAN, 0.0),
+        };
+        self.points.push([ts as f64, value, e, l, u, s]);
+    }
+
+    pub fn alert(&mut self, a: &Alert) {
+        if self.series.as_ref().is_none_or(|(_, id, _)| *id != a.series) {
+            return;
+        }
+        match a.state {
+            AlertStatus::Firing => self.episodes.push((a.kind, a.event_time as f64, f64::NAN)),
+            AlertStatus::Resolved => {
+                if let Some(ep) = self.episodes.iter_mut().rev().find(|e| e.0 == a.kind && e.2.is_nan()) {
+                    ep.2 = a.event_time as f64;
+                }
+            }
+        }
+    }
+}
+
+const W: f64 = 1200.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 20.0;
+const TOP_H: f64 = 330.0;
+const SCORE_Y: f64 = 380.0;
+const SCORE_H: f64 = 90.0;
+const H: f64 = 500.0;
+
+/// Renders the plot as an SVG document.
+pub fn render_svg(data: &PlotData, name: &str, model: &Model) -> String {
+    let pts = &data.points;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{LEFT}" y="20" font-size="14" font-weight="bold">{}</text>
+"#,
+        escape(name)
+    );
+    if pts.is_empty() {
+        svg.push_str("</svg>\n");
+        return svg;
+    }
+    let t0 = pts[0][0];
+    let t1 = pts[pts.len() - 1][0].max(t0 + 1.0);
+    let finite = |i: usize| pts.iter().map(move |p| p[i]).filter(|v| v.is_finite());
+    // y range: values, plus the band where it stays within 3× the value range
+    let (vmin, vmax) = finite(1).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let span = (vmax - vmin).max(1e-9);
+    let (lo_lim, hi_lim) = (vmin - span, vmax + span);
+    let band_lo = finite(3).filter(|v| *v >= lo_lim).fold(vmin, f64::min);
+    let band_hi = finite(4).filter(|v| *v <= hi_lim).fold(vmax, f64::max);
+    let (ymin, ymax) = (band_lo, band_hi.max(band_lo + 1e-9));
+    let x = |t: f64| LEFT + (t - t0) / (t1 - t0) * (W - LEFT - RIGHT);
+    let y = |v: f64| 30.0 + (1.0 - (v.clamp(ymin, ymax) - ymin) / (ymax - ymin)) * TOP_H;
+    let ys = |s: f64| SCORE_Y + (1.0 - s.clamp(0.0, 1.0)) * SCORE_H;
+
+    // alert episodes as background spans
+    for &(kind, start, end) in &data.episodes {
+        let end = if end.is_nan() { t1 } else { end };
+        let color = if kind == AlertKind::Absence { "#ffd8a8" } else { "#ffc9c9" };
+        let (x0, x1) = (x(start), x(end).max(x(start) + 2.0));
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{x0:.1}" y="30" width="{:.1}" height="{:.1}" fill="{color}"/>"#,
+            x1 - x0,
+            SCORE_Y + SCORE_H - 30.0
+        );
+    }
+    // normal band, drawn as one polygon per contiguous scored run
+    let mut run: Vec<&[f64; 6]> = Vec::new();
+    let flush = |run: &mut Vec<&[f64; 6]>, svg: &mut String| {
+        if run.len() > 1 {
+            let mut d = String::new();
+            for p in run.iter() {
+                let _ = write!(d, "{:.1},{:.1} ", x(p[0]), y(p[4]));
+            }
+            for p in run.iter().rev() {
+                let _ = write!(d, "{:.1},{:.1} ", x(p[0]), y(p[3]));
+            }
+            let _ = writeln!(svg, r##"<polygon points="{d}" fill="#d0ebff" stroke="none"/>"##);
+        }
+        run.clear();
+    };
+    for p in pts {
+        if p[3].is_finite() && p[4].is_finite() {
+            run.push(p);
+        } else {
+            flush(&mut run, &mut svg);
+        }
+    }
+    flush(&mut run, &mut svg);
+
+    let polyline = |svg: &mut String, col: usize, color: &str, width: f64, yf: &dyn Fn(f64) -> f64| {
+        let mut d = String::new();
+        for p in pts.iter().filter(|p| p[col].is_finite()) {
+            let _ = write!(d, "{:.1},{:.1} ", x(p[0]), yf(p[col]));
+        }
+        let _ = writeln!(svg, r#"<polyline points="{d}" fill="none" stroke="{color}" stroke-width="{width}"/>"#);
+    };
+    polyline(&mut svg, 2, "#868e96", 1.0, &y);
+    polyline(&mut svg, 1, "#1864ab", 1.2, &y);
+    polyline(&mut svg, 5, "#c92a2a", 1.0, &ys);
+
+    let threshold = model.rules.first().map_or(1.0, |r| r.threshold);
+    let _ = write!(
+        svg,
+        r##"<line x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#495057" stroke-dasharray="4 3"/>
+<rect x="{LEFT}" y="30" width="{:.1}" height="{TOP_H}" fill="none" stroke="#adb5bd"/>
+<rect x="{LEFT}" y="{SCORE_Y}" width="{:.1}" height="{SCORE_H}" fill="none" stroke="#adb5bd"/>
+<text x="{:.1}" y="42" text-anchor="end">{}</text>
+<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>
+<text x="{:.1}" y="{:.1}" text-anchor="end">score</text>
+<text x="{LEFT}" y="{:.1}">{}</text>
+<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>
+<text x="{:.1}" y="{:.1}">value (blue), expected (grey), normal band (light blue), anomaly episodes (red), absences (orange); score (red, dashed line: threshold {threshold})</text>
+</svg>
+"##,
+        W - RIGHT,
+        ys(threshold),
+        ys(threshold),
+        W - LEFT - RIGHT,
+        W - LEFT - RIGHT,
+        LEFT - 4.0,
+        fmt_num(ymax),
+        LEFT - 4.0,
+        30.0 + TOP_H,
+        fmt_num(ymin),
+        LEFT - 4.0,
+        SCORE_Y + SCORE_H / 2.0,
+        SCORE_Y + SCORE_H + 16.0,
+        format_rfc3339(t0 as i64),
+        W - RIGHT,
+        SCORE_Y + SCORE_H + 16.0,
+        format_rfc3339(t1 as i64),
+        LEFT,
+        H - 6.0,
+    );
+    svg
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.abs() >= 1e5 || (v != 0.0 && v.abs() < 1e-2) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
