@@ -186,18 +186,6 @@ impl AlertState {
         }
     }
 
-    /// Fires immediately (absence: the deadline itself is the delay). No-op if already firing.
-    pub fn fire_now(&mut self, since: i64) -> Transition {
-        if self.phase == Phase::Firing {
-            return Transition::None;
-        }
-        self.phase = Phase::Firing;
-        self.since = since;
-        self.last_active = since;
-        self.version += 1;
-        Transition::Fired
-    }
-
     /// Resolves a firing alert now; a pending one just returns to inactive.
     pub fn resolve(&mut self) -> Transition {
         let was_firing = self.phase == Phase::Firing;
@@ -208,6 +196,43 @@ impl AlertState {
         } else {
             Transition::None
         }
+    }
+}
+
+/// State of one absence alert (16 bytes). Absence needs no `for`: the timeout is the delay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AbsenceState {
+    /// The deadline that started the current (or last) episode, ms.
+    pub since: i64,
+    /// Transitions emitted so far.
+    pub version: u32,
+    pub firing: bool,
+}
+
+impl AbsenceState {
+    pub fn is_firing(&self) -> bool {
+        self.firing
+    }
+
+    /// Fires at `deadline`. No-op if already firing.
+    pub fn fire(&mut self, deadline: i64) -> Transition {
+        if self.firing {
+            return Transition::None;
+        }
+        self.firing = true;
+        self.since = deadline;
+        self.version += 1;
+        Transition::Fired
+    }
+
+    /// Resolves a firing absence. No-op otherwise.
+    pub fn resolve(&mut self) -> Transition {
+        if !self.firing {
+            return Transition::None;
+        }
+        self.firing = false;
+        self.version += 1;
+        Transition::Resolved
     }
 }
 
@@ -281,11 +306,14 @@ mod tests {
         assert_eq!((s.version, s.since), (1, 100));
         assert_eq!(s.step(false, 120, t), Resolved);
         assert_eq!(s.version, 2);
-        assert_eq!(s.fire_now(200), Fired);
-        assert_eq!(s.fire_now(210), Quiet, "never two firing events for one episode");
-        assert_eq!(s.resolve(), Resolved);
         assert_eq!(s.resolve(), Quiet, "never a resolved without a firing");
-        assert_eq!(s.version, 4);
+        let mut a = AbsenceState::default();
+        assert_eq!(a.fire(200), Fired);
+        assert_eq!(a.fire(210), Quiet, "never two firing events for one episode");
+        assert_eq!((a.since, a.version), (200, 1));
+        assert_eq!(a.resolve(), Resolved);
+        assert_eq!(a.resolve(), Quiet, "never a resolved without a firing");
+        assert_eq!(a.version, 2);
     }
 
     #[test]

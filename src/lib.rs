@@ -36,5 +36,5 @@ pub mod proto {
 }
 
 pub use alert::{Alert, AlertKind, AlertStatus};
-pub use engine::{Engine, Outcome};
+pub use engine::{Engine, Outcome, SampleRef};
 pub use model::Model;

@@ -238,3 +238,60 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_gap_in_a_backlog_is_an_absence_even_if_the_clock_never_saw_it() {
+    // The whole input arrives before the clock moves (catching up on a backlog).
+    let mut e = Engine::new(mad_model(""));
+    let mut out = Vec::new();
+    for i in 0..20i64 {
+        e.ingest("cpu", &[("host", "a")], i * 10 * S, 100.0 + noise(i as usize), &mut out);
+    }
+    // silent from 190 s; learned timeout 30 s -> deadline 220 s; back at 500 s
+    e.ingest("cpu", &[("host", "a")], 500 * S, 100.0, &mut out);
+    let got: Vec<_> = out.iter().map(|a| (a.kind, a.state, a.event_time / S)).collect();
+    assert_eq!(
+        got,
+        vec![(AlertKind::Absence, AlertStatus::Firing, 220), (AlertKind::Absence, AlertStatus::Resolved, 500)]
+    );
+    e.advance(505 * S, &mut out);
+    assert_eq!(out.len(), 2, "the stale deadline entry does not fire again");
+}
+
+proptest! {
+    /// `ingest_batch` gives exactly what one `ingest` per sample gives.
+    #[test]
+    fn batch_ingest_equals_single_ingest(
+        samples in proptest::collection::vec((0u8..40, 1i64..20, -50f64..50.0), 1..400),
+        batch in 1usize..64,
+    ) {
+        let mut ts = 0;
+        let timed: Vec<(String, i64, f64)> = samples
+            .iter()
+            .map(|&(s, dt, v)| {
+                ts += dt * S;
+                (format!("h{s}"), ts, if s == 7 { f64::NAN } else { v })
+            })
+            .collect();
+        let model = Arc::new(Model::default_model());
+        let (mut single, mut batched) = (Engine::new(model.clone()), Engine::new(model));
+        let (mut out_s, mut out_b) = (Vec::new(), Vec::new());
+        let mut outcomes_s = Vec::new();
+        for (host, ts, v) in &timed {
+            outcomes_s.push(single.ingest("m", &[("host", host.as_str())], *ts, *v, &mut out_s));
+        }
+        let labels: Vec<[(&str, &str); 1]> = timed.iter().map(|(h, _, _)| [("host", h.as_str())]).collect();
+        let refs: Vec<SampleRef<'_, [(&str, &str); 1]>> = timed
+            .iter()
+            .zip(&labels)
+            .map(|((_, ts, v), l)| SampleRef { name: "m", labels: l, ts: *ts, value: *v })
+            .collect();
+        let mut outcomes_b = Vec::new();
+        for chunk in refs.chunks(batch) {
+            batched.ingest_batch(chunk, &mut out_b, &mut outcomes_b);
+        }
+        prop_assert_eq!(&outcomes_s, &outcomes_b);
+        prop_assert_eq!(out_s, out_b);
+        prop_assert_eq!(single.stats(), batched.stats());
+    }
+}
