@@ -2,7 +2,10 @@
 //! protobuf compiler) so no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/deadair/v1/sample.proto", "proto/deadair/v1/alert.proto"];
+    let files = [
+        "proto/deadair/v1/sample.proto",
+        "proto/deadair/v1/alert.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -13,23 +13,41 @@ use std::time::Instant;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use deadair::{Engine, Model, SampleRef};
 
+/// Series identities laid out like decoded messages: all strings of consecutive samples sit
+/// next to each other in one buffer (as in a decoded `SampleBatch`), not scattered over the
+/// heap as a million separately allocated `String`s would be.
 struct Workload {
-    names: Vec<String>,
-    labels: Vec<[(String, String); 3]>,
+    arena: String,
+    /// Per series: (name, [(key, value); 3]) as byte ranges into `arena`.
+    spans: Vec<[(usize, usize); 7]>,
+}
+
+impl Workload {
+    fn str(&self, (a, b): (usize, usize)) -> &str {
+        &self.arena[a..b]
+    }
 }
 
 fn workload(n: usize) -> Workload {
-    let names = (0..n).map(|i| format!("metric_{}", i % 50)).collect();
-    let labels = (0..n)
-        .map(|i| {
-            [
-                ("instance".to_string(), format!("host-{:05}:9100", i / 50)),
-                ("job".to_string(), format!("job-{}", i % 7)),
-                ("region".to_string(), format!("region-{}", i % 3)),
-            ]
-        })
-        .collect();
-    Workload { names, labels }
+    let mut arena = String::new();
+    let mut push = |s: &str| {
+        let a = arena.len();
+        arena.push_str(s);
+        (a, arena.len())
+    };
+    let mut spans = Vec::with_capacity(n);
+    for i in 0..n {
+        spans.push([
+            push(&format!("metric_{}", i % 50)),
+            push("instance"),
+            push(&format!("host-{:05}:9100", i / 50)),
+            push("job"),
+            push(&format!("job-{}", i % 7)),
+            push("region"),
+            push(&format!("region-{}", i % 3)),
+        ]);
+    }
+    Workload { arena, spans }
 }
 
 /// Deterministic noise in [-1, 1).
@@ -41,20 +59,43 @@ fn noise(i: u64) -> f64 {
 const BATCH: usize = 100;
 
 /// Feeds one round (one sample per series) at time `ts`, in batches of [`BATCH`].
-fn round(e: &mut Engine, w: &Workload, ts: i64, out: &mut Vec<deadair::Alert>, outcomes: &mut Vec<deadair::Outcome>) {
+fn round(
+    e: &mut Engine,
+    w: &Workload,
+    ts: i64,
+    out: &mut Vec<deadair::Alert>,
+    outcomes: &mut Vec<deadair::Outcome>,
+) {
     e.advance(ts - 1, out);
-    let mut batch = Vec::with_capacity(BATCH);
-    for (i, (name, labels)) in w.names.iter().zip(&w.labels).enumerate() {
-        let value = 100.0 + 10.0 * noise(i as u64 ^ (ts as u64) << 20);
-        batch.push(SampleRef { name: name.as_str(), labels, ts, value });
-        if batch.len() == BATCH {
-            e.ingest_batch(&batch, out, outcomes);
-            batch.clear();
-            black_box(&outcomes);
-            outcomes.clear();
-        }
+    for (c, chunk) in w.spans.chunks(BATCH).enumerate() {
+        let labels: Vec<[(&str, &str); 3]> = chunk
+            .iter()
+            .map(|s| {
+                [
+                    (w.str(s[1]), w.str(s[2])),
+                    (w.str(s[3]), w.str(s[4])),
+                    (w.str(s[5]), w.str(s[6])),
+                ]
+            })
+            .collect();
+        let batch: Vec<SampleRef<'_, [(&str, &str); 3]>> = chunk
+            .iter()
+            .zip(&labels)
+            .enumerate()
+            .map(|(j, (s, labels))| {
+                let value = 100.0 + 10.0 * noise((c * BATCH + j) as u64 ^ (ts as u64) << 20);
+                SampleRef {
+                    name: w.str(s[0]),
+                    labels,
+                    ts,
+                    value,
+                }
+            })
+            .collect();
+        e.ingest_batch(&batch, out, outcomes);
+        black_box(&outcomes);
+        outcomes.clear();
     }
-    e.ingest_batch(&batch, out, outcomes);
     outcomes.clear();
     out.clear();
 }

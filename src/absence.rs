@@ -13,12 +13,14 @@
 //! clamped to `ceiling`. Defaults: factor 3, floor 10s, ceiling 24h, initial 1h, min_intervals 4.
 //!
 //! ## Deadline queue
-//! `deadline = last event time + timeout`. Deadlines sit in a min-heap of `(time, series)` with at
-//! most one live entry per series in the common case: a sample that pushes a deadline *later* does
-//! not touch the heap. When an entry comes due, the series' real deadline is checked: if it moved
-//! later the entry is re-queued at the new deadline, otherwise the series is absent. A series
-//! therefore costs one heap operation per timeout period, not per sample, and advancing the clock
-//! costs O(log n) per due entry, never a scan of all series.
+//! `deadline = last event time + timeout`. Deadlines sit in a hashed timing wheel of
+//! [`WHEEL_SLOTS`] one-second slots (about 68 minutes ahead), with a min-heap for deadlines
+//! further out, and at most one live entry per series in the common case: a sample that pushes a
+//! deadline *later* does not touch the queue. When an entry comes due, the series' real deadline
+//! is checked: if it moved later the entry is re-queued at the new deadline, otherwise the series
+//! is absent. A series therefore costs one O(1) wheel insertion per timeout period, not per
+//! sample, and advancing the clock costs one step per elapsed second (at most one turn of the
+//! wheel) plus the due entries: never a scan of all series.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -80,7 +82,10 @@ impl Cadence {
 
     /// The largest interval kept.
     pub fn max(&self) -> Option<i64> {
-        self.intervals[..self.len as usize].iter().max().map(|&v| i64::from(v))
+        self.intervals[..self.len as usize]
+            .iter()
+            .max()
+            .map(|&v| i64::from(v))
     }
 
     /// The timeout this series gets under `absence`, or `None` when absence is off.
@@ -105,36 +110,110 @@ impl Cadence {
     }
 }
 
-/// Min-heap of `(deadline, series index)` (see the module docs).
-#[derive(Default)]
+/// Slots of the timing wheel.
+pub const WHEEL_SLOTS: usize = 4096;
+/// Width of one wheel slot, ms.
+const SLOT_MS: i64 = 1_000;
+
+/// Timing wheel of `(deadline, series index)` entries (see the module docs).
 pub struct DeadlineQueue {
-    heap: BinaryHeap<Reverse<(i64, u32)>>,
+    /// Slot `t % WHEEL_SLOTS` holds the entries of tick `t`, for `cursor <= t < cursor + WHEEL_SLOTS`.
+    slots: Vec<Vec<(i64, u32)>>,
+    /// The earliest tick not yet drained.
+    cursor: i64,
+    /// Entries at or beyond `cursor + WHEEL_SLOTS`.
+    far: BinaryHeap<Reverse<(i64, u32)>>,
+    len: usize,
+}
+
+impl Default for DeadlineQueue {
+    fn default() -> Self {
+        Self {
+            slots: vec![Vec::new(); WHEEL_SLOTS],
+            cursor: i64::MIN,
+            far: BinaryHeap::new(),
+            len: 0,
+        }
+    }
 }
 
 impl DeadlineQueue {
-    pub fn push(&mut self, at: i64, series: u32) {
-        self.heap.push(Reverse((at, series)));
+    #[inline]
+    fn slot_of(tick: i64) -> usize {
+        tick.rem_euclid(WHEEL_SLOTS as i64) as usize
     }
 
-    /// Removes and returns the earliest entry if it is due at `now`.
-    #[inline]
-    pub fn pop_due(&mut self, now: i64) -> Option<(i64, u32)> {
-        match self.heap.peek() {
-            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
-            _ => None,
+    pub fn push(&mut self, at: i64, series: u32) {
+        self.len += 1;
+        let tick = at.div_euclid(SLOT_MS);
+        if self.cursor == i64::MIN {
+            self.cursor = tick;
+        }
+        if tick >= self.cursor && tick - self.cursor < WHEEL_SLOTS as i64 {
+            self.slots[Self::slot_of(tick)].push((at, series));
+        } else {
+            // beyond the wheel, or before its cursor (a deadline already in the past)
+            self.far.push(Reverse((at, series)));
         }
     }
 
+    /// Moves every entry due at `now` (deadline <= now) into `due`.
+    pub fn drain_due(&mut self, now: i64, due: &mut Vec<(i64, u32)>) {
+        let now_tick = now.div_euclid(SLOT_MS);
+        if self.cursor == i64::MIN {
+            self.cursor = now_tick;
+            return;
+        }
+        let start = due.len();
+        if now_tick >= self.cursor {
+            // every whole tick before now's: everything in it is due (at most one turn)
+            let end = now_tick.min(self.cursor + WHEEL_SLOTS as i64);
+            for tick in self.cursor..end {
+                // take, not append: a drained slot gives its memory back
+                due.extend(std::mem::take(&mut self.slots[Self::slot_of(tick)]));
+            }
+            self.cursor = now_tick;
+            // now's own tick: only the entries at or before now
+            let slot = &mut self.slots[Self::slot_of(now_tick)];
+            let mut k = 0;
+            while k < slot.len() {
+                if slot[k].0 <= now {
+                    due.push(slot.swap_remove(k));
+                } else {
+                    k += 1;
+                }
+            }
+        }
+        // far entries: the due ones out, the ones now within the wheel's reach in
+        while let Some(&Reverse((at, s))) = self.far.peek() {
+            let t = at.div_euclid(SLOT_MS);
+            if at <= now {
+                due.push((at, s));
+            } else if t >= self.cursor && t - self.cursor < WHEEL_SLOTS as i64 {
+                self.slots[Self::slot_of(t)].push((at, s));
+            } else {
+                break;
+            }
+            self.far.pop();
+        }
+        self.len -= due.len() - start;
+    }
+
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.len == 0
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.heap.capacity() * std::mem::size_of::<(i64, u32)>()
+        let entry = std::mem::size_of::<(i64, u32)>();
+        self.slots
+            .iter()
+            .map(|s| s.capacity() * entry + std::mem::size_of::<Vec<(i64, u32)>>())
+            .sum::<usize>()
+            + self.far.capacity() * entry
     }
 }
 
@@ -155,7 +234,11 @@ mod tests {
     #[test]
     fn learns_from_cadence_and_ignores_one_late_sample() {
         let mut c = Cadence::default();
-        assert_eq!(c.timeout(&auto()), Some(3_600_000), "conservative until learned");
+        assert_eq!(
+            c.timeout(&auto()),
+            Some(3_600_000),
+            "conservative until learned"
+        );
         for _ in 0..3 {
             c.observe(60_000);
         }
@@ -167,7 +250,11 @@ mod tests {
         }
         c.observe(600_000); // one very late sample
         assert_eq!(c.len(), 8);
-        assert_eq!(c.timeout(&auto()), Some(183_000), "the largest interval is dropped");
+        assert_eq!(
+            c.timeout(&auto()),
+            Some(183_000),
+            "the largest interval is dropped"
+        );
     }
 
     #[test]
@@ -179,7 +266,11 @@ mod tests {
         assert_eq!(c.timeout(&auto()), Some(10_000), "floor");
         let mut slow = Cadence::default();
         slow.observe(7_200_000);
-        assert_eq!(slow.timeout(&auto()), Some(21_600_000), "slow series: 3 × its interval");
+        assert_eq!(
+            slow.timeout(&auto()),
+            Some(21_600_000),
+            "slow series: 3 × its interval"
+        );
         for _ in 0..8 {
             slow.observe(40 * 86_400_000);
         }
@@ -188,16 +279,72 @@ mod tests {
         assert_eq!(c.timeout(&Absence::Off), None);
     }
 
+    fn drain(q: &mut DeadlineQueue, now: i64) -> Vec<(i64, u32)> {
+        let mut due = Vec::new();
+        q.drain_due(now, &mut due);
+        due
+    }
+
     #[test]
-    fn queue_pops_due_entries_in_order() {
+    fn queue_releases_exactly_the_due_entries() {
         let mut q = DeadlineQueue::default();
-        q.push(30, 1);
-        q.push(10, 2);
-        q.push(20, 3);
-        assert_eq!(q.pop_due(5), None);
-        assert_eq!(q.pop_due(25), Some((10, 2)));
-        assert_eq!(q.pop_due(25), Some((20, 3)));
-        assert_eq!(q.pop_due(25), None);
+        q.push(30_500, 1);
+        q.push(10_000, 2);
+        q.push(20_250, 3);
+        q.push(20_750, 4);
+        assert_eq!(drain(&mut q, 9_999), vec![]);
+        assert_eq!(drain(&mut q, 10_000), vec![(10_000, 2)]);
+        assert_eq!(
+            drain(&mut q, 20_500),
+            vec![(20_250, 3)],
+            "same slot, not yet due stays"
+        );
+        assert_eq!(drain(&mut q, 25_000), vec![(20_750, 4)]);
         assert_eq!(q.len(), 1);
+        q.push(100, 5); // already past: due at the next drain
+        assert_eq!(drain(&mut q, 25_001), vec![(100, 5)]);
+        assert_eq!(drain(&mut q, 40_000), vec![(30_500, 1)]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn far_deadlines_and_long_jumps() {
+        let mut q = DeadlineQueue::default();
+        let day = 86_400_000;
+        q.push(0, 0);
+        q.push(day, 1); // beyond the wheel: in the heap
+        q.push(2 * day, 2);
+        q.push(5_000_000, 3); // 5000 s ahead: beyond the wheel's 4096 s
+        assert_eq!(drain(&mut q, 0), vec![(0, 0)]);
+        assert_eq!(drain(&mut q, day - 1), vec![(5_000_000, 3)]);
+        assert_eq!(drain(&mut q, day + 10 * day), vec![(day, 1), (2 * day, 2)]);
+        assert!(q.is_empty());
+    }
+
+    proptest::proptest! {
+        /// The wheel releases the same entries as a sorted list would, whatever the jumps.
+        #[test]
+        fn wheel_matches_a_sorted_list(
+            ops in proptest::collection::vec((0i64..20_000_000, proptest::bool::ANY), 1..300)
+        ) {
+            let mut q = DeadlineQueue::default();
+            let mut model: Vec<(i64, u32)> = Vec::new();
+            let mut now = 0i64;
+            for (i, &(x, is_push)) in ops.iter().enumerate() {
+                if is_push {
+                    q.push(now + x, i as u32);
+                    model.push((now + x, i as u32));
+                } else {
+                    now += x / 4;
+                    let mut got = drain(&mut q, now);
+                    let mut want: Vec<_> = model.iter().copied().filter(|e| e.0 <= now).collect();
+                    model.retain(|e| e.0 > now);
+                    got.sort();
+                    want.sort();
+                    proptest::prop_assert_eq!(got, want);
+                    proptest::prop_assert_eq!(q.len(), model.len());
+                }
+            }
+        }
     }
 }

@@ -246,7 +246,11 @@ mod tests {
         let mut s = AlertState::default();
         for (i, &(now, active, want, phase)) in table.iter().enumerate() {
             let got = s.step(active, now, t);
-            assert_eq!((got, s.phase), (want, phase), "row {i}: t={now} active={active}");
+            assert_eq!(
+                (got, s.phase),
+                (want, phase),
+                "row {i}: t={now} active={active}"
+            );
         }
     }
 
@@ -266,7 +270,10 @@ mod tests {
 
     #[test]
     fn for_delays_firing_and_a_short_blip_never_fires() {
-        let t = Timing { for_ms: 30, keep_firing_for_ms: 0 };
+        let t = Timing {
+            for_ms: 30,
+            keep_firing_for_ms: 0,
+        };
         run(
             t,
             &[
@@ -283,7 +290,10 @@ mod tests {
 
     #[test]
     fn keep_firing_for_bridges_gaps() {
-        let t = Timing { for_ms: 0, keep_firing_for_ms: 25 };
+        let t = Timing {
+            for_ms: 0,
+            keep_firing_for_ms: 25,
+        };
         run(
             t,
             &[
@@ -299,7 +309,10 @@ mod tests {
 
     #[test]
     fn versions_count_transitions_and_started_at_is_episode_start() {
-        let t = Timing { for_ms: 10, keep_firing_for_ms: 0 };
+        let t = Timing {
+            for_ms: 10,
+            keep_firing_for_ms: 0,
+        };
         let mut s = AlertState::default();
         s.step(true, 100, t);
         assert_eq!(s.step(true, 115, t), Fired);
@@ -309,7 +322,11 @@ mod tests {
         assert_eq!(s.resolve(), Quiet, "never a resolved without a firing");
         let mut a = AbsenceState::default();
         assert_eq!(a.fire(200), Fired);
-        assert_eq!(a.fire(210), Quiet, "never two firing events for one episode");
+        assert_eq!(
+            a.fire(210),
+            Quiet,
+            "never two firing events for one episode"
+        );
         assert_eq!((a.since, a.version), (200, 1));
         assert_eq!(a.resolve(), Resolved);
         assert_eq!(a.resolve(), Quiet, "never a resolved without a firing");

@@ -15,7 +15,10 @@ use crate::proto;
 use crate::time::{epoch_to_ms, format_rfc3339, parse_timestamp};
 
 fn timestamp(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
 }
 
 fn kind_to_proto(k: AlertKind) -> proto::AlertKind {
@@ -162,7 +165,12 @@ pub fn parse_json_sample(text: &str) -> Result<JsonSample, String> {
         JsonTime::Number(n) => epoch_to_ms(n)?,
         JsonTime::Text(s) => parse_timestamp(&s)?,
     };
-    Ok(JsonSample { name: raw.name, labels: raw.labels, timestamp, value: raw.value })
+    Ok(JsonSample {
+        name: raw.name,
+        labels: raw.labels,
+        timestamp,
+        value: raw.value,
+    })
 }
 
 #[cfg(test)]
@@ -202,7 +210,10 @@ mod tests {
         assert_eq!(j["state"], "firing");
         assert_eq!(j["event_time"], "2026-01-01T00:00:00.250Z");
         assert_eq!(j["labels"]["host"], "a");
-        assert!(j.get("value").is_none() && j.get("expected").is_none(), "absent and NaN omitted");
+        assert!(
+            j.get("value").is_none() && j.get("expected").is_none(),
+            "absent and NaN omitted"
+        );
     }
 
     #[test]
@@ -218,7 +229,10 @@ mod tests {
 
     #[test]
     fn json_samples_accept_both_timestamp_forms() {
-        let a = parse_json_sample(r#"{"name":"cpu","labels":{"host":"a"},"timestamp":1767225600000,"value":1.5}"#).unwrap();
+        let a = parse_json_sample(
+            r#"{"name":"cpu","labels":{"host":"a"},"timestamp":1767225600000,"value":1.5}"#,
+        )
+        .unwrap();
         let b = parse_json_sample(r#"{"name":"cpu","labels":{"host":"a"},"timestamp":"2026-01-01T00:00:00Z","value":1.5}"#).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.timestamp, 1_767_225_600_000);

@@ -28,7 +28,9 @@
 use std::sync::Arc;
 
 use crate::absence::{Cadence, DeadlineQueue, NEVER};
-use crate::alert::{alert_id, AbsenceState, Alert, AlertKind, AlertState, AlertStatus, Timing, Transition};
+use crate::alert::{
+    alert_id, AbsenceState, Alert, AlertKind, AlertState, AlertStatus, Timing, Transition,
+};
 use crate::detect::{DetectorKind, DetectorState, Verdict};
 use crate::model::{Model, Rule};
 use crate::series::{encode_canonical, hash_canonical, LabelSet, SeriesRef, SeriesTable};
@@ -124,6 +126,8 @@ pub struct Engine {
     deadlines: DeadlineQueue,
     now: i64,
     scratch: Vec<u8>,
+    /// Reused buffer for due deadline entries.
+    due: Vec<(i64, u32)>,
     stats: EngineStats,
 }
 
@@ -132,7 +136,10 @@ impl Engine {
         let timings = model
             .rules
             .iter()
-            .map(|r| Timing { for_ms: r.for_ms, keep_firing_for_ms: r.keep_firing_for_ms })
+            .map(|r| Timing {
+                for_ms: r.for_ms,
+                keep_firing_for_ms: r.keep_firing_for_ms,
+            })
             .collect();
         Self {
             model,
@@ -142,6 +149,7 @@ impl Engine {
             deadlines: DeadlineQueue::default(),
             now: i64::MIN,
             scratch: Vec::with_capacity(128),
+            due: Vec::new(),
             stats: EngineStats::default(),
         }
     }
@@ -170,7 +178,8 @@ impl Engine {
 
     /// Heap bytes: (series state + deadline queue, label storage + index).
     pub fn memory_bytes(&self) -> (usize, usize) {
-        let state = self.states.capacity() * Self::state_bytes_per_series() + self.deadlines.heap_bytes();
+        let state =
+            self.states.capacity() * Self::state_bytes_per_series() + self.deadlines.heap_bytes();
         (state, self.series.label_bytes())
     }
 
@@ -218,7 +227,7 @@ impl Engine {
         out: &mut Vec<Alert>,
         outcomes: &mut Vec<Outcome>,
     ) {
-        const AHEAD: usize = 8; // state prefetch distance; slot prefetch is twice that
+        const AHEAD: usize = 16; // state prefetch distance; slot prefetch is twice that
         const RING: usize = 2 * AHEAD;
         let n = batch.len();
         let mut ids = [0u64; RING];
@@ -303,8 +312,14 @@ impl Engine {
         }
 
         // Detectors, then the anomaly alert with hysteresis.
-        let verdict = rule.detectors.evaluate(&mut st.detectors, value, rule.z_band);
-        let engaged_at = if st.anomaly.is_engaged() { rule.resolve_threshold } else { rule.threshold };
+        let verdict = rule
+            .detectors
+            .evaluate(&mut st.detectors, value, rule.z_band);
+        let engaged_at = if st.anomaly.is_engaged() {
+            rule.resolve_threshold
+        } else {
+            rule.threshold
+        };
         let active = verdict.is_some_and(|(v, _)| v.score >= engaged_at);
         let transition = if verdict.is_some() || st.anomaly.is_engaged() {
             st.anomaly.step(active, ts, timing)
@@ -329,7 +344,9 @@ impl Engine {
             return;
         }
         self.now = now;
-        while let Some((at, idx)) = self.deadlines.pop_due(now) {
+        let mut due = std::mem::take(&mut self.due);
+        self.deadlines.drain_due(now, &mut due);
+        for &(at, idx) in &due {
             let st = &mut self.states[idx as usize];
             if st.queued_at != at {
                 continue; // superseded by an earlier entry
@@ -344,6 +361,8 @@ impl Engine {
             st.deadline = NEVER;
             self.fire_absence(idx, deadline, out);
         }
+        due.clear();
+        self.due = due;
     }
 
     fn fire_absence(&mut self, idx: u32, deadline: i64, out: &mut Vec<Alert>) {
@@ -365,10 +384,19 @@ impl Engine {
         idx
     }
 
-    fn base_alert(&self, idx: u32, rule: &Rule, kind: AlertKind, state: AlertStatus, version: u32) -> Alert {
+    fn base_alert(
+        &self,
+        idx: u32,
+        rule: &Rule,
+        kind: AlertKind,
+        state: AlertStatus,
+        version: u32,
+    ) -> Alert {
         let series = self.series.series(idx);
-        let mut labels: Vec<(String, String)> =
-            series.labels().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut labels: Vec<(String, String)> = series
+            .labels()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         for (k, v) in &rule.labels {
             match labels.binary_search_by(|(lk, _)| lk.as_str().cmp(k)) {
                 Ok(i) => labels[i].1 = v.clone(),
@@ -409,7 +437,11 @@ impl Engine {
     ) {
         let st = &self.states[idx as usize];
         let rule = &self.model.rules[st.rule as usize];
-        let status = if transition == Transition::Fired { AlertStatus::Firing } else { AlertStatus::Resolved };
+        let status = if transition == Transition::Fired {
+            AlertStatus::Firing
+        } else {
+            AlertStatus::Resolved
+        };
         let mut a = self.base_alert(idx, rule, AlertKind::Anomaly, status, st.anomaly.version);
         a.event_time = ts;
         a.started_at = st.anomaly.since;
@@ -444,7 +476,14 @@ impl Engine {
         out.push(a);
     }
 
-    fn emit_absence(&mut self, idx: u32, status: AlertStatus, event_time: i64, value: Option<f64>, out: &mut Vec<Alert>) {
+    fn emit_absence(
+        &mut self,
+        idx: u32,
+        status: AlertStatus,
+        event_time: i64,
+        value: Option<f64>,
+        out: &mut Vec<Alert>,
+    ) {
         let st = &self.states[idx as usize];
         let rule = &self.model.rules[st.rule as usize];
         let mut a = self.base_alert(idx, rule, AlertKind::Absence, status, st.absence.version);
@@ -452,7 +491,11 @@ impl Engine {
         a.started_at = st.absence.since;
         a.emitted_at = self.now.max(event_time);
         a.value = value;
-        a.score = if status == AlertStatus::Firing { 1.0 } else { 0.0 };
+        a.score = if status == AlertStatus::Firing {
+            1.0
+        } else {
+            0.0
+        };
         let series = self.series.series(idx).display();
         let how = match rule.absence {
             crate::model::Absence::Auto(_) => "learned from its cadence",

@@ -10,7 +10,11 @@ use deadair::model::Model;
 use deadair::replay;
 
 #[derive(Parser)]
-#[command(name = "deadair", version, about = "Per-series anomaly and missing-data detection for metric streams")]
+#[command(
+    name = "deadair",
+    version,
+    about = "Per-series anomaly and missing-data detection for metric streams"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,7 +63,12 @@ fn main() -> ExitCode {
             let mut ok = true;
             for f in &files {
                 match Model::load(f) {
-                    Ok(m) => println!("{}: ok ({} rule{})", f.display(), m.rules.len(), if m.rules.len() == 1 { "" } else { "s" }),
+                    Ok(m) => println!(
+                        "{}: ok ({} rule{})",
+                        f.display(),
+                        m.rules.len(),
+                        if m.rules.len() == 1 { "" } else { "s" }
+                    ),
                     Err(e) => {
                         eprintln!("{e}");
                         ok = false;
@@ -72,7 +81,16 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         }
-        Command::Replay { model, scores, alerts, plot, series, skip_bad, quiet, inputs } => {
+        Command::Replay {
+            model,
+            scores,
+            alerts,
+            plot,
+            series,
+            skip_bad,
+            quiet,
+            inputs,
+        } => {
             let model = match model {
                 Some(p) => match Model::load(&p) {
                     Ok(m) => m,
@@ -130,7 +148,11 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("deadair replay: {e}");
-                    ExitCode::from(if matches!(e, replay::ReplayError::Usage(_)) { 2 } else { 1 })
+                    ExitCode::from(if matches!(e, replay::ReplayError::Usage(_)) {
+                        2
+                    } else {
+                        1
+                    })
                 }
             }
         }

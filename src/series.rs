@@ -109,7 +109,10 @@ impl<'a> SeriesRef<'a> {
             .split(|&b| b == LABEL_SEP)
             .skip(1)
             .map(|pair| {
-                let mid = pair.iter().position(|&b| b == VALUE_SEP).unwrap_or(pair.len());
+                let mid = pair
+                    .iter()
+                    .position(|&b| b == VALUE_SEP)
+                    .unwrap_or(pair.len());
                 let value = pair.get(mid + 1..).unwrap_or(&[]);
                 (
                     std::str::from_utf8(&pair[..mid]).unwrap_or(""),
@@ -325,12 +328,21 @@ mod tests {
     fn identity_ignores_label_order_and_separates_fields() {
         let mut a = vec![("job", "api"), ("host", "a")];
         sort_labels(&mut a);
-        let b: BTreeMap<String, String> =
-            [("host".to_string(), "a".to_string()), ("job".to_string(), "api".to_string())].into();
+        let b: BTreeMap<String, String> = [
+            ("host".to_string(), "a".to_string()),
+            ("job".to_string(), "api".to_string()),
+        ]
+        .into();
         assert_eq!(series_id("cpu", &a), series_id("cpu", &b));
         // "ab" + "c" must differ from "a" + "bc".
-        assert_ne!(series_id("cpu", &[("ab", "c")]), series_id("cpu", &[("a", "bc")]));
-        assert_ne!(series_id("cpu", &[("a", "b")]), series_id("cpua", &[("", "b")]));
+        assert_ne!(
+            series_id("cpu", &[("ab", "c")]),
+            series_id("cpu", &[("a", "bc")])
+        );
+        assert_ne!(
+            series_id("cpu", &[("a", "b")]),
+            series_id("cpua", &[("", "b")])
+        );
     }
 
     #[test]
@@ -342,7 +354,9 @@ mod tests {
     #[test]
     fn index_finds_every_key_across_growth() {
         let mut ix = IdIndex::default();
-        let keys: Vec<u64> = (0..10_000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+        let keys: Vec<u64> = (0..10_000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
         for (i, &k) in keys.iter().enumerate() {
             assert_eq!(ix.get(k), None);
             ix.insert(k, i as u32);
@@ -353,7 +367,10 @@ mod tests {
         for (i, &k) in keys.iter().enumerate() {
             assert_eq!(ix.get(k), Some(i as u32));
         }
-        assert_eq!((ix.get(1 << 40), ix.get(2 << 40), ix.get(3 << 40)), (Some(10_000), Some(10_001), None));
+        assert_eq!(
+            (ix.get(1 << 40), ix.get(2 << 40), ix.get(3 << 40)),
+            (Some(10_000), Some(10_001), None)
+        );
         assert_eq!(ix.len(), 10_002);
         assert!(ix.heap_bytes() <= 32 * 10_002 * 16 / 10);
     }
@@ -362,13 +379,20 @@ mod tests {
     fn table_round_trips_names_and_labels() {
         let mut t = SeriesTable::new();
         let mut buf = Vec::new();
-        encode_canonical("http_requests", &[("code", "200"), ("path", "/a\"b")], &mut buf);
+        encode_canonical(
+            "http_requests",
+            &[("code", "200"), ("path", "/a\"b")],
+            &mut buf,
+        );
         let id = hash_canonical(&buf);
         let idx = t.insert(id, &buf);
         assert_eq!(t.get(id), Some(idx));
         let s = t.series(idx);
         assert_eq!(s.name(), "http_requests");
-        assert_eq!(s.labels().collect::<Vec<_>>(), vec![("code", "200"), ("path", "/a\"b")]);
+        assert_eq!(
+            s.labels().collect::<Vec<_>>(),
+            vec![("code", "200"), ("path", "/a\"b")]
+        );
         assert_eq!(s.label("code"), Some("200"));
         assert_eq!(s.display(), r#"http_requests{code="200",path="/a\"b"}"#);
         encode_canonical("up", &[] as &[(&str, &str)], &mut buf);

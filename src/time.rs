@@ -17,13 +17,19 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     if s.is_empty() {
         return Err("expected a timestamp, found an empty field".into());
     }
-    if s.as_bytes()[0].is_ascii_digit() && !s.contains(['-', ':']) || s.starts_with('-') && !s[1..].contains(['-', ':']) {
+    if s.as_bytes()[0].is_ascii_digit() && !s.contains(['-', ':'])
+        || s.starts_with('-') && !s[1..].contains(['-', ':'])
+    {
         return parse_epoch(s);
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Ok(dt.timestamp_millis());
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
             return Ok(dt.and_utc().timestamp_millis());
         }
@@ -38,7 +44,11 @@ pub fn epoch_to_ms(v: f64) -> Result<i64, String> {
     if !v.is_finite() {
         return Err(format!("expected an epoch timestamp, found {v}"));
     }
-    let ms = if v.abs() < SECONDS_LIMIT { v * 1000.0 } else { v };
+    let ms = if v.abs() < SECONDS_LIMIT {
+        v * 1000.0
+    } else {
+        v
+    };
     if ms.abs() > 8.64e15 {
         return Err(format!("timestamp {v} is out of range"));
     }
@@ -114,7 +124,13 @@ pub fn format_duration(ms: i64) -> String {
     if ms < 0 {
         out.push('-');
     }
-    for (unit, label) in [(86_400_000u64, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s"), (1, "ms")] {
+    for (unit, label) in [
+        (86_400_000u64, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+        (1, "ms"),
+    ] {
         if rest >= unit {
             out.push_str(&format!("{}{label}", rest / unit));
             rest %= unit;
@@ -144,7 +160,10 @@ mod tests {
 
     #[test]
     fn formats_rfc3339_in_utc() {
-        assert_eq!(format_rfc3339(1_404_172_800_000), "2014-07-01T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339(1_404_172_800_000),
+            "2014-07-01T00:00:00.000Z"
+        );
     }
 
     #[test]

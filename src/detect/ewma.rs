@@ -23,7 +23,10 @@ pub struct Params {
     #[serde(default = "default_warmup", deserialize_with = "check::warmup")]
     pub warmup: usize,
     /// Spread floor relative to |mean| (see `spread_floor`).
-    #[serde(default = "default_rel_floor", deserialize_with = "check::non_negative")]
+    #[serde(
+        default = "default_rel_floor",
+        deserialize_with = "check::non_negative"
+    )]
     pub rel_floor: f64,
 }
 
@@ -53,7 +56,9 @@ impl Params {
             return None;
         }
         let d = x - st.mean;
-        let sd = f64::from(st.var).sqrt().max(spread_floor(st.mean, self.rel_floor));
+        let sd = f64::from(st.var)
+            .sqrt()
+            .max(spread_floor(st.mean, self.rel_floor));
         let verdict = (n as usize >= self.warmup).then(|| Verdict {
             score: z_to_score(d / sd),
             expected: st.mean,

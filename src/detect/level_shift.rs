@@ -32,7 +32,10 @@ pub struct Params {
     #[serde(default = "default_warmup", deserialize_with = "check::warmup")]
     pub warmup: usize,
     /// Spread floor relative to |mu| (see `spread_floor`).
-    #[serde(default = "default_rel_floor", deserialize_with = "check::non_negative")]
+    #[serde(
+        default = "default_rel_floor",
+        deserialize_with = "check::non_negative"
+    )]
     pub rel_floor: f64,
 }
 
@@ -66,11 +69,17 @@ impl Params {
     #[inline]
     pub fn score_and_learn(&self, st: &mut State, n: u32, x: f64, z_band: f64) -> Option<Verdict> {
         if n == 0 {
-            *st = State { mu: x, fresh: 1, ..State::default() };
+            *st = State {
+                mu: x,
+                fresh: 1,
+                ..State::default()
+            };
             return None;
         }
         let d = x - st.mu;
-        let sd = f64::from(st.var).sqrt().max(spread_floor(st.mu, self.rel_floor));
+        let sd = f64::from(st.var)
+            .sqrt()
+            .max(spread_floor(st.mu, self.rel_floor));
         let warm = n as usize >= self.warmup && st.fresh as usize >= self.warmup;
         let (expected, lower, upper) = (st.mu, st.mu - z_band * sd, st.mu + z_band * sd);
         let mut score = 0.0;
@@ -80,8 +89,19 @@ impl Params {
             let neg = (f64::from(st.neg) - z - self.k).max(0.0);
             score = (pos.max(neg) / self.h).min(1.0);
             if score >= 1.0 {
-                *st = State { mu: x, var: st.var, pos: 0.0, neg: 0.0, fresh: 1 };
-                return Some(Verdict { score, expected, lower, upper });
+                *st = State {
+                    mu: x,
+                    var: st.var,
+                    pos: 0.0,
+                    neg: 0.0,
+                    fresh: 1,
+                };
+                return Some(Verdict {
+                    score,
+                    expected,
+                    lower,
+                    upper,
+                });
             }
             st.pos = pos as f32;
             st.neg = neg as f32;
@@ -93,7 +113,12 @@ impl Params {
             st.var = ((1.0 - a_var) * (f64::from(st.var) + a_var * d * d)) as f32;
         }
         st.fresh = st.fresh.saturating_add(1);
-        (n as usize >= self.warmup).then_some(Verdict { score, expected, lower, upper })
+        (n as usize >= self.warmup).then_some(Verdict {
+            score,
+            expected,
+            lower,
+            upper,
+        })
     }
 }
 
@@ -126,7 +151,11 @@ mod tests {
             }
             n += 1;
         }
-        assert_eq!(detections.len(), 1, "one detection per shift: {detections:?}");
+        assert_eq!(
+            detections.len(),
+            1,
+            "one detection per shift: {detections:?}"
+        );
         assert!(detections[0] < 20, "detected late: {detections:?}");
     }
 }

@@ -33,7 +33,10 @@ pub struct Params {
     #[serde(default = "default_warmup", deserialize_with = "check::warmup")]
     pub warmup: usize,
     /// Spread floor relative to |median| (see `spread_floor`).
-    #[serde(default = "default_rel_floor", deserialize_with = "check::non_negative")]
+    #[serde(
+        default = "default_rel_floor",
+        deserialize_with = "check::non_negative"
+    )]
     pub rel_floor: f64,
 }
 
@@ -85,14 +88,23 @@ impl Params {
             sum_ad += *v;
         }
         let mad = median(&mut buf[..n]);
-        let spread = if mad > 0.0 { MAD_SCALE * mad } else { MEAN_AD_SCALE * f64::from(sum_ad) / n as f64 };
+        let spread = if mad > 0.0 {
+            MAD_SCALE * mad
+        } else {
+            MEAN_AD_SCALE * f64::from(sum_ad) / n as f64
+        };
         Some(self.verdict(med, spread, x, z_band))
     }
 
     #[inline]
     fn verdict(&self, med: f64, spread: f64, x: f64, z_band: f64) -> Verdict {
         let sd = spread.max(spread_floor(med, self.rel_floor));
-        Verdict { score: z_to_score((x - med) / sd), expected: med, lower: med - z_band * sd, upper: med + z_band * sd }
+        Verdict {
+            score: z_to_score((x - med) / sd),
+            expected: med,
+            lower: med - z_band * sd,
+            upper: med + z_band * sd,
+        }
     }
 
     /// Median and MAD of the whole window from its value order: the deviations below the median
@@ -157,10 +169,15 @@ mod tests {
     fn quantised_series_do_not_alarm_on_their_usual_values() {
         let p: Params = toml::from_str("").unwrap();
         let mut w = Window::default();
-        for v in [3.0, 3.0, 4.0, 3.0, 3.0, 2.0, 3.0, 3.0, 4.0, 3.0, 3.0, 3.0, 3.0] {
+        for v in [
+            3.0, 3.0, 4.0, 3.0, 3.0, 2.0, 3.0, 3.0, 4.0, 3.0, 3.0, 3.0, 3.0,
+        ] {
             w.push(v);
         }
-        assert!(p.score(&w, 4.0, 3.0).unwrap().score < 0.9999, "no alert at the default threshold");
+        assert!(
+            p.score(&w, 4.0, 3.0).unwrap().score < 0.9999,
+            "no alert at the default threshold"
+        );
         assert!(p.score(&w, 9.0, 3.0).unwrap().score > 0.9999);
     }
 

@@ -123,7 +123,12 @@ impl DetectorSet {
     /// verdict of the enabled detectors (ties go to the earlier in the order threshold, zscore,
     /// mad, ewma, level_shift), or `None` while every enabled detector is warming up.
     #[inline]
-    pub fn evaluate(&self, st: &mut DetectorState, x: f64, z_band: f64) -> Option<(Verdict, DetectorKind)> {
+    pub fn evaluate(
+        &self,
+        st: &mut DetectorState,
+        x: f64,
+        z_band: f64,
+    ) -> Option<(Verdict, DetectorKind)> {
         let mut best: Option<(Verdict, DetectorKind)> = None;
         let mut consider = |v: Option<Verdict>, kind: DetectorKind| {
             if let Some(v) = v {
@@ -142,10 +147,16 @@ impl DetectorSet {
             consider(p.score(&st.window, x, z_band), DetectorKind::Mad);
         }
         if let Some(p) = &self.ewma {
-            consider(p.score_and_learn(&mut st.ewma, st.n, x, z_band), DetectorKind::Ewma);
+            consider(
+                p.score_and_learn(&mut st.ewma, st.n, x, z_band),
+                DetectorKind::Ewma,
+            );
         }
         if let Some(p) = &self.level_shift {
-            consider(p.score_and_learn(&mut st.level_shift, st.n, x, z_band), DetectorKind::LevelShift);
+            consider(
+                p.score_and_learn(&mut st.level_shift, st.n, x, z_band),
+                DetectorKind::LevelShift,
+            );
         }
         st.window.push(x);
         st.n = st.n.saturating_add(1);

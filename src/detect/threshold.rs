@@ -26,14 +26,21 @@ impl Params {
         let lower = self.below.unwrap_or(f64::NEG_INFINITY);
         let out = x > upper || x < lower;
         let expected = x.clamp(lower, upper);
-        Some(Verdict { score: if out { 1.0 } else { 0.0 }, expected, lower, upper })
+        Some(Verdict {
+            score: if out { 1.0 } else { 0.0 },
+            expected,
+            lower,
+            upper,
+        })
     }
 
     /// Model validation: at least one bound, and `below` < `above`.
     pub fn validate(&self) -> Result<(), String> {
         match (self.below, self.above) {
             (None, None) => Err("`threshold` needs `above`, `below` or both".into()),
-            (Some(b), Some(a)) if b >= a => Err(format!("`below` ({b}) must be less than `above` ({a})")),
+            (Some(b), Some(a)) if b >= a => {
+                Err(format!("`below` ({b}) must be less than `above` ({a})"))
+            }
             _ => Ok(()),
         }
     }
@@ -45,15 +52,31 @@ mod tests {
 
     #[test]
     fn scores_outside_bounds_only() {
-        let p = Params { above: Some(90.0), below: Some(10.0) };
+        let p = Params {
+            above: Some(90.0),
+            below: Some(10.0),
+        };
         assert_eq!(p.score(50.0).unwrap().score, 0.0);
         assert_eq!(p.score(90.0).unwrap().score, 0.0);
         assert_eq!(p.score(90.5).unwrap().score, 1.0);
         assert_eq!(p.score(9.0).unwrap().score, 1.0);
         assert_eq!(p.score(95.0).unwrap().expected, 90.0);
-        let only_above = Params { above: Some(1.0), below: None };
+        let only_above = Params {
+            above: Some(1.0),
+            below: None,
+        };
         assert_eq!(only_above.score(-1e9).unwrap().score, 0.0);
-        assert!(Params { above: None, below: None }.validate().is_err());
-        assert!(Params { above: Some(1.0), below: Some(2.0) }.validate().is_err());
+        assert!(Params {
+            above: None,
+            below: None
+        }
+        .validate()
+        .is_err());
+        assert!(Params {
+            above: Some(1.0),
+            below: Some(2.0)
+        }
+        .validate()
+        .is_err());
     }
 }

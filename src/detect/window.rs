@@ -22,7 +22,12 @@ pub struct Window {
 
 impl Default for Window {
     fn default() -> Self {
-        Self { buf: [0.0; WINDOW_CAP], order: [0; WINDOW_CAP], len: 0, pos: 0 }
+        Self {
+            buf: [0.0; WINDOW_CAP],
+            order: [0; WINDOW_CAP],
+            len: 0,
+            pos: 0,
+        }
     }
 }
 
@@ -45,7 +50,11 @@ impl Window {
         let at = self.order[..len].partition_point(|&o| buf[o as usize] < x);
         self.order.copy_within(at..len, at + 1);
         self.order[at] = slot;
-        self.pos = if slot as usize + 1 == WINDOW_CAP { 0 } else { slot + 1 };
+        self.pos = if slot as usize + 1 == WINDOW_CAP {
+            0
+        } else {
+            slot + 1
+        };
         self.len = (len + 1) as u8;
     }
 
@@ -87,7 +96,11 @@ impl Window {
         if self.len == 0 {
             return None;
         }
-        let i = if self.pos == 0 { WINDOW_CAP - 1 } else { self.pos as usize - 1 };
+        let i = if self.pos == 0 {
+            WINDOW_CAP - 1
+        } else {
+            self.pos as usize - 1
+        };
         Some(f64::from(self.buf[i]))
     }
 }

@@ -20,7 +20,10 @@ pub struct Params {
     #[serde(default = "default_warmup", deserialize_with = "check::warmup")]
     pub warmup: usize,
     /// Spread floor relative to |mean| (see `spread_floor`).
-    #[serde(default = "default_rel_floor", deserialize_with = "check::non_negative")]
+    #[serde(
+        default = "default_rel_floor",
+        deserialize_with = "check::non_negative"
+    )]
     pub rel_floor: f64,
 }
 
@@ -48,7 +51,11 @@ impl Params {
         let n = w.newest(self.window, &mut buf);
         let vals = &buf[..n];
         let mean = vals.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
-        let var = vals.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        let var = vals
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / (n - 1) as f64;
         let sd = var.sqrt().max(spread_floor(mean, self.rel_floor));
         Some(Verdict {
             score: z_to_score((x - mean) / sd),

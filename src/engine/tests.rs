@@ -51,19 +51,34 @@ fn spike_fires_then_resolves_with_hysteresis() {
     // resolve_threshold and threshold: stays firing), then back to normal.
     values.extend([106.0, 102.6, 102.6, 100.0]);
     let alerts = feed(&mut e, 0, &values);
-    let states: Vec<_> = alerts.iter().map(|a| (a.kind, a.state, a.version)).collect();
+    let states: Vec<_> = alerts
+        .iter()
+        .map(|a| (a.kind, a.state, a.version))
+        .collect();
     assert_eq!(
         states,
-        vec![(AlertKind::Anomaly, AlertStatus::Firing, 1), (AlertKind::Anomaly, AlertStatus::Resolved, 2)]
+        vec![
+            (AlertKind::Anomaly, AlertStatus::Firing, 1),
+            (AlertKind::Anomaly, AlertStatus::Resolved, 2)
+        ]
     );
     let (fire, resolve) = (&alerts[0], &alerts[1]);
     assert_eq!(fire.event_time, 300 * S);
-    assert_eq!(resolve.event_time, 330 * S, "stays firing above resolve_threshold");
+    assert_eq!(
+        resolve.event_time,
+        330 * S,
+        "stays firing above resolve_threshold"
+    );
     assert_eq!(fire.alert_id, resolve.alert_id);
     assert_eq!(resolve.started_at, fire.started_at);
     assert_eq!(fire.value, Some(106.0));
     assert!(fire.upper.unwrap() < 106.0 && fire.lower.unwrap() < 100.0);
-    assert!(fire.summary.contains("cpu{host=\"a\"} is 106 where mad expected 99."), "{}", fire.summary);
+    assert!(
+        fire.summary
+            .contains("cpu{host=\"a\"} is 106 where mad expected 99."),
+        "{}",
+        fire.summary
+    );
     assert_eq!(fire.labels, vec![("host".to_string(), "a".to_string())]);
 }
 
@@ -74,8 +89,17 @@ fn for_and_keep_firing_for_apply_in_event_time() {
     // active at 300 s, 310 s -> fires at 310 (held 10 s < 15 s? no: fires at 320)
     values.extend([110.0, 110.0, 110.0, 100.0, 101.0, 100.0, 101.0]);
     let alerts = feed(&mut e, 0, &values);
-    let got: Vec<_> = alerts.iter().map(|a| (a.state, a.event_time / S, a.started_at / S)).collect();
-    assert_eq!(got, vec![(AlertStatus::Firing, 320, 300), (AlertStatus::Resolved, 350, 300)]);
+    let got: Vec<_> = alerts
+        .iter()
+        .map(|a| (a.state, a.event_time / S, a.started_at / S))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (AlertStatus::Firing, 320, 300),
+            (AlertStatus::Resolved, 350, 300)
+        ]
+    );
 }
 
 #[test]
@@ -84,10 +108,16 @@ fn oscillating_value_does_not_flap() {
         "[[rule]]\nname = \"disk\"\nkeep_firing_for = \"1m\"\n[rule.detectors.threshold]\nabove = 90.0\n\
          [rule.absence]\ntimeout = \"off\"\n",
     ));
-    let values: Vec<f64> = (0..40).map(|i| if i % 2 == 0 { 89.0 } else { 91.0 }).chain([50.0; 10]).collect();
+    let values: Vec<f64> = (0..40)
+        .map(|i| if i % 2 == 0 { 89.0 } else { 91.0 })
+        .chain([50.0; 10])
+        .collect();
     let alerts = feed(&mut e, 0, &values);
     let got: Vec<_> = alerts.iter().map(|a| (a.state, a.event_time / S)).collect();
-    assert_eq!(got, vec![(AlertStatus::Firing, 10), (AlertStatus::Resolved, 450)]);
+    assert_eq!(
+        got,
+        vec![(AlertStatus::Firing, 10), (AlertStatus::Resolved, 450)]
+    );
 }
 
 #[test]
@@ -101,8 +131,15 @@ fn absence_fires_at_the_learned_deadline_and_resolves_on_return() {
     e.advance(400 * S, &mut out);
     assert_eq!(out.len(), 1);
     let a = out[0].clone();
-    assert_eq!((a.kind, a.state, a.version), (AlertKind::Absence, AlertStatus::Firing, 1));
-    assert_eq!(a.event_time, 220 * S, "event time is the deadline, not the clock");
+    assert_eq!(
+        (a.kind, a.state, a.version),
+        (AlertKind::Absence, AlertStatus::Firing, 1)
+    );
+    assert_eq!(
+        a.event_time,
+        220 * S,
+        "event time is the deadline, not the clock"
+    );
     assert!(a.summary.contains("timeout 30s"), "{}", a.summary);
     assert_eq!(a.value, None);
     e.advance(1000 * S, &mut out);
@@ -110,7 +147,10 @@ fn absence_fires_at_the_learned_deadline_and_resolves_on_return() {
     e.ingest("cpu", &[("host", "a")], 1005 * S, 100.0, &mut out);
     assert_eq!(out.len(), 2);
     let r = &out[1];
-    assert_eq!((r.state, r.version, r.event_time), (AlertStatus::Resolved, 2, 1005 * S));
+    assert_eq!(
+        (r.state, r.version, r.event_time),
+        (AlertStatus::Resolved, 2, 1005 * S)
+    );
     assert_eq!(r.alert_id, a.alert_id);
     assert_eq!(r.started_at, 220 * S);
 }
@@ -120,11 +160,20 @@ fn samples_that_cannot_be_learned_are_dropped_and_counted() {
     let mut e = Engine::new(mad_model(""));
     let mut out = Vec::new();
     let l = [("host", "a")];
-    assert!(matches!(e.ingest("cpu", &l, 10 * S, 1.0, &mut out), Outcome::Accepted(None)));
+    assert!(matches!(
+        e.ingest("cpu", &l, 10 * S, 1.0, &mut out),
+        Outcome::Accepted(None)
+    ));
     assert_eq!(e.ingest("cpu", &l, 10 * S, 1.0, &mut out), Outcome::Late);
     assert_eq!(e.ingest("cpu", &l, 5 * S, 1.0, &mut out), Outcome::Late);
-    assert_eq!(e.ingest("cpu", &l, 20 * S, f64::NAN, &mut out), Outcome::NonFinite);
-    assert_eq!(e.ingest("cpu", &l, 20 * S, f64::INFINITY, &mut out), Outcome::NonFinite);
+    assert_eq!(
+        e.ingest("cpu", &l, 20 * S, f64::NAN, &mut out),
+        Outcome::NonFinite
+    );
+    assert_eq!(
+        e.ingest("cpu", &l, 20 * S, f64::INFINITY, &mut out),
+        Outcome::NonFinite
+    );
     let s = e.stats();
     assert_eq!((s.samples, s.accepted, s.late, s.non_finite), (5, 1, 2, 2));
 }
@@ -135,10 +184,20 @@ fn unmatched_series_are_ignored() {
         "[[rule]]\nname = \"api\"\nmatch = '{job=\"api\"}'\n[rule.detectors.mad]\n",
     ));
     let mut out = Vec::new();
-    assert_eq!(e.ingest("cpu", &[("job", "db")], S, 1.0, &mut out), Outcome::Unmatched);
-    assert!(matches!(e.ingest("cpu", &[("job", "api")], S, 1.0, &mut out), Outcome::Accepted(_)));
+    assert_eq!(
+        e.ingest("cpu", &[("job", "db")], S, 1.0, &mut out),
+        Outcome::Unmatched
+    );
+    assert!(matches!(
+        e.ingest("cpu", &[("job", "api")], S, 1.0, &mut out),
+        Outcome::Accepted(_)
+    ));
     e.advance(1_000_000 * S, &mut out);
-    assert_eq!(out.len(), 1, "only the matched series has a dead-man's switch");
+    assert_eq!(
+        out.len(),
+        1,
+        "only the matched series has a dead-man's switch"
+    );
 }
 
 #[test]
@@ -152,9 +211,19 @@ fn rule_labels_are_added_to_events() {
     e.advance(61 * S, &mut out);
     let a = &out[0];
     assert_eq!(&*a.severity, "page");
-    let labels: Vec<(&str, &str)> = a.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    assert_eq!(labels, vec![("host", "override"), ("team", "infra"), ("zone", "z1")]);
-    assert_eq!(a.annotations, vec![("runbook".to_string(), "https://runbooks/x".to_string())]);
+    let labels: Vec<(&str, &str)> = a
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        vec![("host", "override"), ("team", "infra"), ("zone", "z1")]
+    );
+    assert_eq!(
+        a.annotations,
+        vec![("runbook".to_string(), "https://runbooks/x".to_string())]
+    );
     assert_eq!(a.event_time, 60 * S);
 }
 
@@ -185,7 +254,11 @@ fn deadline_queue_holds_one_entry_per_series_in_steady_state() {
         }
     }
     assert!(out.is_empty());
-    assert!(e.deadlines.len() <= 2 * 50, "queue has {} entries for 50 series", e.deadlines.len());
+    assert!(
+        e.deadlines.len() <= 2 * 50,
+        "queue has {} entries for 50 series",
+        e.deadlines.len()
+    );
 }
 
 fn run_events(samples: &[(u8, i64, f64)]) -> Vec<Alert> {
@@ -245,14 +318,26 @@ fn a_gap_in_a_backlog_is_an_absence_even_if_the_clock_never_saw_it() {
     let mut e = Engine::new(mad_model(""));
     let mut out = Vec::new();
     for i in 0..20i64 {
-        e.ingest("cpu", &[("host", "a")], i * 10 * S, 100.0 + noise(i as usize), &mut out);
+        e.ingest(
+            "cpu",
+            &[("host", "a")],
+            i * 10 * S,
+            100.0 + noise(i as usize),
+            &mut out,
+        );
     }
     // silent from 190 s; learned timeout 30 s -> deadline 220 s; back at 500 s
     e.ingest("cpu", &[("host", "a")], 500 * S, 100.0, &mut out);
-    let got: Vec<_> = out.iter().map(|a| (a.kind, a.state, a.event_time / S)).collect();
+    let got: Vec<_> = out
+        .iter()
+        .map(|a| (a.kind, a.state, a.event_time / S))
+        .collect();
     assert_eq!(
         got,
-        vec![(AlertKind::Absence, AlertStatus::Firing, 220), (AlertKind::Absence, AlertStatus::Resolved, 500)]
+        vec![
+            (AlertKind::Absence, AlertStatus::Firing, 220),
+            (AlertKind::Absence, AlertStatus::Resolved, 500)
+        ]
     );
     e.advance(505 * S, &mut out);
     assert_eq!(out.len(), 2, "the stale deadline entry does not fire again");

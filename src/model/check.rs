@@ -10,7 +10,9 @@ fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if v.is_finite() {
         Ok(v)
     } else {
-        Err(D::Error::custom(format!("expected a finite number, found {v}")))
+        Err(D::Error::custom(format!(
+            "expected a finite number, found {v}"
+        )))
     }
 }
 
@@ -23,7 +25,9 @@ pub fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if v > 0.0 {
         Ok(v)
     } else {
-        Err(D::Error::custom(format!("expected a number > 0, found {v}")))
+        Err(D::Error::custom(format!(
+            "expected a number > 0, found {v}"
+        )))
     }
 }
 
@@ -32,7 +36,9 @@ pub fn non_negative<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if v >= 0.0 {
         Ok(v)
     } else {
-        Err(D::Error::custom(format!("expected a number >= 0, found {v}")))
+        Err(D::Error::custom(format!(
+            "expected a number >= 0, found {v}"
+        )))
     }
 }
 
@@ -42,7 +48,9 @@ pub fn open_unit<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if v > 0.0 && v < 1.0 {
         Ok(v)
     } else {
-        Err(D::Error::custom(format!("expected a number strictly between 0 and 1, found {v}")))
+        Err(D::Error::custom(format!(
+            "expected a number strictly between 0 and 1, found {v}"
+        )))
     }
 }
 
@@ -52,7 +60,9 @@ pub fn score<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if v > 0.0 && v <= 1.0 {
         Ok(v)
     } else {
-        Err(D::Error::custom(format!("expected a score in (0, 1], found {v}")))
+        Err(D::Error::custom(format!(
+            "expected a score in (0, 1], found {v}"
+        )))
     }
 }
 
@@ -72,13 +82,17 @@ pub fn warmup<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     if (2..=100_000).contains(&v) {
         Ok(v as usize)
     } else {
-        Err(D::Error::custom(format!("expected a warm-up of 2 to 100000 samples, found {v}")))
+        Err(D::Error::custom(format!(
+            "expected a warm-up of 2 to 100000 samples, found {v}"
+        )))
     }
 }
 
 pub fn warmup_within_window(warmup: usize, window: usize) -> Result<(), String> {
     if warmup > window {
-        Err(format!("`warmup` ({warmup}) cannot exceed `window` ({window})"))
+        Err(format!(
+            "`warmup` ({warmup}) cannot exceed `window` ({window})"
+        ))
     } else {
         Ok(())
     }
@@ -110,7 +124,9 @@ pub fn factor<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if (1.0..=1000.0).contains(&v) {
         Ok(v)
     } else {
-        Err(D::Error::custom(format!("expected a factor from 1 to 1000, found {v}")))
+        Err(D::Error::custom(format!(
+            "expected a factor from 1 to 1000, found {v}"
+        )))
     }
 }
 
@@ -120,6 +136,8 @@ pub fn intervals<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     if (1..=max).contains(&v) {
         Ok(v as usize)
     } else {
-        Err(D::Error::custom(format!("expected 1 to {max} intervals, found {v}")))
+        Err(D::Error::custom(format!(
+            "expected 1 to {max} intervals, found {v}"
+        )))
     }
 }

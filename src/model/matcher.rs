@@ -56,7 +56,10 @@ pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
         if !is_valid_name(name) {
             return Err(format!("`{name}` is not a valid metric name"));
         }
-        out.push(Matcher { label: "__name__".into(), op: MatchOp::Equal(name.into()) });
+        out.push(Matcher {
+            label: "__name__".into(),
+            op: MatchOp::Equal(name.into()),
+        });
     }
     let mut rest = body.trim();
     while !rest.is_empty() {
@@ -77,7 +80,9 @@ pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
         } else if let Some(r) = rest.strip_prefix('=') {
             ("=", r)
         } else {
-            return Err(format!("expected one of `=`, `!=`, `=~`, `!~` after `{label}`"));
+            return Err(format!(
+                "expected one of `=`, `!=`, `=~`, `!~` after `{label}`"
+            ));
         };
         let (value, after) = parse_quoted(after.trim_start())
             .ok_or_else(|| format!("expected a double-quoted value after `{label}{op}`"))?;
@@ -91,7 +96,10 @@ pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
             "=~" => MatchOp::Regex(anchored()?),
             _ => MatchOp::NotRegex(anchored()?),
         };
-        out.push(Matcher { label: label.into(), op });
+        out.push(Matcher {
+            label: label.into(),
+            op,
+        });
         rest = after.trim_start();
         if let Some(r) = rest.strip_prefix(',') {
             rest = r.trim_start();
@@ -156,16 +164,33 @@ mod tests {
         assert!(matches("cpu", "cpu", &l));
         assert!(!matches("mem", "cpu", &l));
         assert!(matches(r#"{env="prod"}"#, "cpu", &l));
-        assert!(matches(r#"cpu{env!="dev", instance=~"web-\\d+"}"#, "cpu", &l));
-        assert!(!matches(r#"{instance=~"web"}"#, "cpu", &l), "regex is anchored");
+        assert!(matches(
+            r#"cpu{env!="dev", instance=~"web-\\d+"}"#,
+            "cpu",
+            &l
+        ));
+        assert!(
+            !matches(r#"{instance=~"web"}"#, "cpu", &l),
+            "regex is anchored"
+        );
         assert!(matches(r#"{instance!~"db-.*"}"#, "cpu", &l));
-        assert!(matches(r#"{team=""}"#, "cpu", &l), "absent label equals empty");
+        assert!(
+            matches(r#"{team=""}"#, "cpu", &l),
+            "absent label equals empty"
+        );
         assert!(matches(r#"{__name__=~"c.u"}"#, "cpu", &l));
     }
 
     #[test]
     fn refuses_bad_selectors() {
-        for bad in [r#"{job="a""#, r#"{job~"a"}"#, r#"{job=a}"#, r#"{job=~"("}"#, "9cpu", r#"{job="a" x="b"}"#] {
+        for bad in [
+            r#"{job="a""#,
+            r#"{job~"a"}"#,
+            r#"{job=a}"#,
+            r#"{job=~"("}"#,
+            "9cpu",
+            r#"{job="a" x="b"}"#,
+        ] {
             assert!(parse_selector(bad).is_err(), "{bad}");
         }
         let e = parse_selector(r#"{job=~"(unclosed"}"#).unwrap_err();

@@ -125,7 +125,11 @@ fn default_threshold() -> f64 {
 struct RawRule {
     name: String,
     /// Selector, e.g. `{job="api", instance=~"web-.*"}`; default: every series.
-    #[serde(default = "default_selector", rename = "match", deserialize_with = "selector")]
+    #[serde(
+        default = "default_selector",
+        rename = "match",
+        deserialize_with = "selector"
+    )]
     matchers: Vec<Matcher>,
     #[serde(default = "default_severity")]
     severity: String,
@@ -174,13 +178,25 @@ struct RawAbsence {
     timeout: String,
     #[serde(default = "default_factor", deserialize_with = "check::factor")]
     factor: f64,
-    #[serde(default = "default_floor", deserialize_with = "check::positive_duration")]
+    #[serde(
+        default = "default_floor",
+        deserialize_with = "check::positive_duration"
+    )]
     floor: i64,
-    #[serde(default = "default_ceiling", deserialize_with = "check::positive_duration")]
+    #[serde(
+        default = "default_ceiling",
+        deserialize_with = "check::positive_duration"
+    )]
     ceiling: i64,
-    #[serde(default = "default_initial", deserialize_with = "check::positive_duration")]
+    #[serde(
+        default = "default_initial",
+        deserialize_with = "check::positive_duration"
+    )]
     initial: i64,
-    #[serde(default = "default_min_intervals", deserialize_with = "check::intervals")]
+    #[serde(
+        default = "default_min_intervals",
+        deserialize_with = "check::intervals"
+    )]
     min_intervals: usize,
 }
 
@@ -250,7 +266,9 @@ impl RawRule {
         }
         let absence = self.absence.build()?;
         if d.is_empty() && absence == Absence::Off {
-            return Err("the rule has no detectors and absence is off: it could never alert".into());
+            return Err(
+                "the rule has no detectors and absence is off: it could never alert".into(),
+            );
         }
         Ok(Rule {
             name: self.name.into(),
@@ -277,19 +295,37 @@ impl Model {
             error_at(text, file, span.start, e.message().trim().to_string())
         })?;
         if raw.rule.is_empty() {
-            return Err(error_at(text, file, 0, "the model has no `[[rule]]` tables".into()));
+            return Err(error_at(
+                text,
+                file,
+                0,
+                "the model has no `[[rule]]` tables".into(),
+            ));
         }
         let mut rules: Vec<Rule> = Vec::with_capacity(raw.rule.len());
         for spanned in raw.rule {
             let start = spanned.span().start;
-            let rule = spanned.into_inner().build().map_err(|m| error_at(text, file, start, m))?;
+            let rule = spanned
+                .into_inner()
+                .build()
+                .map_err(|m| error_at(text, file, start, m))?;
             if rules.iter().any(|r| r.name == rule.name) {
-                return Err(error_at(text, file, start, format!("duplicate rule name `{}`", rule.name)));
+                return Err(error_at(
+                    text,
+                    file,
+                    start,
+                    format!("duplicate rule name `{}`", rule.name),
+                ));
             }
             rules.push(rule);
         }
         if rules.len() > usize::from(u16::MAX - 1) {
-            return Err(error_at(text, file, 0, "too many rules (at most 65534)".into()));
+            return Err(error_at(
+                text,
+                file,
+                0,
+                "too many rules (at most 65534)".into(),
+            ));
         }
         Ok(Model { rules })
     }
@@ -334,9 +370,16 @@ fn error_at(text: &str, file: &str, offset: usize, message: String) -> ModelErro
         .filter(|k| !k.is_empty() && !k.starts_with('[') && !k.starts_with('#'))
         .or_else(|| {
             let t = line_text.trim();
-            t.starts_with('[').then(|| t.trim_matches(|c| c == '[' || c == ']').to_string())
+            t.starts_with('[')
+                .then(|| t.trim_matches(|c| c == '[' || c == ']').to_string())
         });
-    ModelError { file: file.to_string(), line, column, key, message }
+    ModelError {
+        file: file.to_string(),
+        line,
+        column,
+        key,
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -348,7 +391,10 @@ mod tests {
         let m = Model::default_model();
         assert!(!m.rules.is_empty());
         let last = m.rules.last().unwrap();
-        assert!(last.matchers.is_empty(), "the default model ends with a catch-all rule");
+        assert!(
+            last.matchers.is_empty(),
+            "the default model ends with a catch-all rule"
+        );
     }
 
     fn err(text: &str) -> ModelError {
@@ -359,7 +405,11 @@ mod tests {
     fn errors_name_file_line_and_key() {
         let e = err("[[rule]]\nname = \"a\"\nthreshhold = 0.9\n");
         assert_eq!((e.line, e.key.as_deref()), (3, Some("threshhold")), "{e}");
-        assert!(e.to_string().starts_with("m.toml:3:1: key `threshhold`: unknown field"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("m.toml:3:1: key `threshhold`: unknown field"),
+            "{e}"
+        );
 
         let e = err("[[rule]]\nname = \"a\"\nmatch = '{job=~\"(\"}'\n[rule.detectors.mad]\n");
         assert_eq!((e.line, e.key.as_deref()), (3, Some("match")), "{e}");
@@ -407,6 +457,9 @@ mod tests {
         assert_eq!(m.rule_for(&SeriesRef::new(&buf)), Some(0));
         crate::series::encode_canonical("cpu", &[("job", "db")], &mut buf);
         assert_eq!(m.rule_for(&SeriesRef::new(&buf)), Some(1));
-        assert_eq!(m.rules[0].absence, Model::default_model().rules.last().unwrap().absence);
+        assert_eq!(
+            m.rules[0].absence,
+            Model::default_model().rules.last().unwrap().absence
+        );
     }
 }

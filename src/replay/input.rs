@@ -69,13 +69,21 @@ pub struct Input {
 impl Input {
     /// Opens `path` and, for CSV, reads and checks its header.
     pub fn open(path: &Path) -> Result<Input, InputError> {
-        let err = |line, message: String| InputError { file: path.to_path_buf(), line, message };
+        let err = |line, message: String| InputError {
+            file: path.to_path_buf(),
+            line,
+            message,
+        };
         let file = File::open(path).map_err(|e| err(0, format!("cannot open: {e}")))?;
         let format = match path.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("csv") => Format::Csv,
             _ => Format::Jsonl,
         };
-        let name: Arc<str> = path.file_stem().and_then(|s| s.to_str()).unwrap_or("series").into();
+        let name: Arc<str> = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("series")
+            .into();
         let mut input = Input {
             path: path.to_path_buf(),
             format,
@@ -87,17 +95,27 @@ impl Input {
         };
         if format == Format::Csv {
             if !input.read_line()? {
-                return Err(err(1, "expected a header `timestamp,value`, found an empty file".into()));
+                return Err(err(
+                    1,
+                    "expected a header `timestamp,value`, found an empty file".into(),
+                ));
             }
-            let cols: Vec<String> =
-                input.buf.trim().split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
+            let cols: Vec<String> = input
+                .buf
+                .trim()
+                .split(',')
+                .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
+                .collect();
             let find = |n: &str| cols.iter().position(|c| c == n);
             match (find("timestamp"), find("value")) {
                 (Some(t), Some(v)) => input.csv_cols = (t, v),
                 _ => {
                     return Err(err(
                         1,
-                        format!("expected a header with `timestamp` and `value` columns, found `{}`", input.buf.trim()),
+                        format!(
+                            "expected a header with `timestamp` and `value` columns, found `{}`",
+                            input.buf.trim()
+                        ),
                     ))
                 }
             }
@@ -107,11 +125,14 @@ impl Input {
 
     fn read_line(&mut self) -> Result<bool, InputError> {
         self.buf.clear();
-        let n = self.reader.read_line(&mut self.buf).map_err(|e| InputError {
-            file: self.path.clone(),
-            line: self.line + 1,
-            message: format!("read error: {e}"),
-        })?;
+        let n = self
+            .reader
+            .read_line(&mut self.buf)
+            .map_err(|e| InputError {
+                file: self.path.clone(),
+                line: self.line + 1,
+                message: format!("read error: {e}"),
+            })?;
         if n > 0 {
             self.line += 1;
         }
@@ -132,9 +153,11 @@ impl Input {
                 Format::Csv => self.parse_csv(),
                 Format::Jsonl => self.parse_jsonl(),
             };
-            return parsed
-                .map(Some)
-                .map_err(|message| InputError { file: self.path.clone(), line: self.line, message });
+            return parsed.map(Some).map_err(|message| InputError {
+                file: self.path.clone(),
+                line: self.line,
+                message,
+            });
         }
     }
 
@@ -152,7 +175,10 @@ impl Input {
             }
         }
         let (Some(ts_text), Some(value_text)) = (ts_field, value_field) else {
-            return Err(format!("expected {} comma-separated fields, found `{line}`", tc.max(vc) + 1));
+            return Err(format!(
+                "expected {} comma-separated fields, found `{line}`",
+                tc.max(vc) + 1
+            ));
         };
         let ts = parse_timestamp(ts_text)?;
         let value: f64 = value_text
@@ -170,6 +196,13 @@ impl Input {
 
     fn parse_jsonl(&self) -> Result<Record, String> {
         let s = parse_json_sample(self.buf.trim())?;
-        Ok(Record { ts: s.timestamp, name: s.name.into(), labels: s.labels, value: s.value, raw: None, line: self.line })
+        Ok(Record {
+            ts: s.timestamp,
+            name: s.name.into(),
+            labels: s.labels,
+            value: s.value,
+            raw: None,
+            line: self.line,
+        })
     }
 }

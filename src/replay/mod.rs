@@ -61,7 +61,10 @@ pub struct Summary {
 #[derive(Debug)]
 pub enum ReplayError {
     Input(InputError),
-    Output { path: PathBuf, error: std::io::Error },
+    Output {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     Usage(String),
 }
 
@@ -84,7 +87,10 @@ impl From<InputError> for ReplayError {
 }
 
 fn out_err(path: &std::path::Path) -> impl Fn(std::io::Error) -> ReplayError + '_ {
-    move |error| ReplayError::Output { path: path.to_path_buf(), error }
+    move |error| ReplayError::Output {
+        path: path.to_path_buf(),
+        error,
+    }
 }
 
 /// Per-input score file writer.
@@ -96,14 +102,21 @@ struct ScoreFile {
 
 impl ScoreFile {
     fn create(dir: &std::path::Path, input: &Input) -> Result<ScoreFile, ReplayError> {
-        let name = input.path.file_name().ok_or_else(|| ReplayError::Usage(format!("{}: not a file", input.path.display())))?;
+        let name = input
+            .path
+            .file_name()
+            .ok_or_else(|| ReplayError::Usage(format!("{}: not a file", input.path.display())))?;
         let path = dir.join(name);
         let file = File::create(&path).map_err(out_err(&path))?;
         let mut w = BufWriter::new(file);
         if input.format == Format::Csv {
             writeln!(w, "timestamp,value,anomaly_score").map_err(out_err(&path))?;
         }
-        Ok(ScoreFile { path, w, format: input.format })
+        Ok(ScoreFile {
+            path,
+            w,
+            format: input.format,
+        })
     }
 
     fn write(&mut self, r: &Record, series: &str, score: f64) -> Result<(), ReplayError> {
@@ -138,7 +151,10 @@ pub fn run(
     }
     if let Some(p) = &opts.plot {
         if p.extension().and_then(|e| e.to_str()) != Some("svg") {
-            return Err(ReplayError::Usage(format!("{}: plots are written as SVG; name the file *.svg", p.display())));
+            return Err(ReplayError::Usage(format!(
+                "{}: plots are written as SVG; name the file *.svg",
+                p.display()
+            )));
         }
     }
     let mut inputs = Vec::with_capacity(opts.inputs.len());
@@ -157,13 +173,18 @@ pub fn run(
         None => None,
     };
     let mut target = match &opts.series {
-        Some(s) => PlotTarget::Selector(parse_selector(s).map_err(|e| ReplayError::Usage(format!("--series: {e}")))?),
+        Some(s) => PlotTarget::Selector(
+            parse_selector(s).map_err(|e| ReplayError::Usage(format!("--series: {e}")))?,
+        ),
         None => PlotTarget::First(None),
     };
     let mut plot = plot::PlotData::default();
 
     let mut engine = Engine::new(opts.model.clone());
-    let mut summary = Summary { inputs: inputs.len(), ..Summary::default() };
+    let mut summary = Summary {
+        inputs: inputs.len(),
+        ..Summary::default()
+    };
     let mut alerts = Vec::new();
     let mut heads: Vec<Option<Record>> = Vec::with_capacity(inputs.len());
     let mut heap = BinaryHeap::new();
@@ -186,8 +207,13 @@ pub fn run(
         summary.first_ts = Some(summary.first_ts.map_or(ts, |f| f.min(ts)));
         summary.last_ts = Some(summary.last_ts.map_or(ts, |l| l.max(ts)));
 
-        let want_series_idx = !scores.is_empty() && scores[i].format == Format::Jsonl || opts.plot.is_some();
-        let idx = if want_series_idx { engine.series_index(&*rec.name, &rec.labels) } else { None };
+        let want_series_idx =
+            !scores.is_empty() && scores[i].format == Format::Jsonl || opts.plot.is_some();
+        let idx = if want_series_idx {
+            engine.series_index(&rec.name, &rec.labels)
+        } else {
+            None
+        };
         if let Some(sf) = scores.get_mut(i) {
             series_name.clear();
             if sf.format == Format::Jsonl {
@@ -201,13 +227,15 @@ pub fn run(
             let follow = match &mut target {
                 PlotTarget::Selector(m) => {
                     let s: SeriesRef<'_> = engine.series_ref(idx);
-                    m.iter().all(|m| m.matches(&s)) && plot.series.as_ref().is_none_or(|(i, _, _)| *i == idx)
+                    m.iter().all(|m| m.matches(&s))
+                        && plot.series.as_ref().is_none_or(|(i, _, _)| *i == idx)
                 }
                 PlotTarget::First(first) => *first.get_or_insert(idx) == idx,
             };
             if follow {
                 if plot.series.is_none() {
-                    plot.series = Some((idx, engine.series_id(idx), engine.series_ref(idx).display()));
+                    plot.series =
+                        Some((idx, engine.series_id(idx), engine.series_ref(idx).display()));
                 }
                 plot.push(ts, rec.value, &outcome);
             }
@@ -220,7 +248,10 @@ pub fn run(
         }
         heads[i] = next;
 
-        if opts.progress && summary.samples % 65_536 == 0 && last_report.elapsed() >= Duration::from_secs(2) {
+        if opts.progress
+            && summary.samples % 65_536 == 0
+            && last_report.elapsed() >= Duration::from_secs(2)
+        {
             last_report = Instant::now();
             let secs = started.elapsed().as_secs_f64();
             eprintln!(
@@ -253,7 +284,9 @@ pub fn run(
             )));
         }
         let Some((_, _, name)) = plot.series.clone() else {
-            return Err(ReplayError::Usage("--plot: no sample matched --series".into()));
+            return Err(ReplayError::Usage(
+                "--plot: no sample matched --series".into(),
+            ));
         };
         let svg = plot::render_svg(&plot, &name, engine.model());
         std::fs::write(p, svg).map_err(out_err(p))?;

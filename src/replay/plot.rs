@@ -32,13 +32,22 @@ impl PlotData {
     }
 
     pub fn alert(&mut self, a: &Alert) {
-        if self.series.as_ref().is_none_or(|(_, id, _)| *id != a.series) {
+        if self
+            .series
+            .as_ref()
+            .is_none_or(|(_, id, _)| *id != a.series)
+        {
             return;
         }
         match a.state {
             AlertStatus::Firing => self.episodes.push((a.kind, a.event_time as f64, f64::NAN)),
             AlertStatus::Resolved => {
-                if let Some(ep) = self.episodes.iter_mut().rev().find(|e| e.0 == a.kind && e.2.is_nan()) {
+                if let Some(ep) = self
+                    .episodes
+                    .iter_mut()
+                    .rev()
+                    .find(|e| e.0 == a.kind && e.2.is_nan())
+                {
                     ep.2 = a.event_time as f64;
                 }
             }
@@ -74,7 +83,9 @@ pub fn render_svg(data: &PlotData, name: &str, model: &Model) -> String {
     let t1 = pts[pts.len() - 1][0].max(t0 + 1.0);
     let finite = |i: usize| pts.iter().map(move |p| p[i]).filter(|v| v.is_finite());
     // y range: values, plus the band where it stays within 3× the value range
-    let (vmin, vmax) = finite(1).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (vmin, vmax) = finite(1).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
     let span = (vmax - vmin).max(1e-9);
     let (lo_lim, hi_lim) = (vmin - span, vmax + span);
     let band_lo = finite(3).filter(|v| *v >= lo_lim).fold(vmin, f64::min);
@@ -87,7 +98,11 @@ pub fn render_svg(data: &PlotData, name: &str, model: &Model) -> String {
     // alert episodes as background spans
     for &(kind, start, end) in &data.episodes {
         let end = if end.is_nan() { t1 } else { end };
-        let color = if kind == AlertKind::Absence { "#ffd8a8" } else { "#ffc9c9" };
+        let color = if kind == AlertKind::Absence {
+            "#ffd8a8"
+        } else {
+            "#ffc9c9"
+        };
         let (x0, x1) = (x(start), x(end).max(x(start) + 2.0));
         let _ = writeln!(
             svg,
@@ -107,7 +122,10 @@ pub fn render_svg(data: &PlotData, name: &str, model: &Model) -> String {
             for p in run.iter().rev() {
                 let _ = write!(d, "{:.1},{:.1} ", x(p[0]), y(p[3]));
             }
-            let _ = writeln!(svg, r##"<polygon points="{d}" fill="#d0ebff" stroke="none"/>"##);
+            let _ = writeln!(
+                svg,
+                r##"<polygon points="{d}" fill="#d0ebff" stroke="none"/>"##
+            );
         }
         run.clear();
     };
@@ -120,13 +138,17 @@ pub fn render_svg(data: &PlotData, name: &str, model: &Model) -> String {
     }
     flush(&mut run, &mut svg);
 
-    let polyline = |svg: &mut String, col: usize, color: &str, width: f64, yf: &dyn Fn(f64) -> f64| {
-        let mut d = String::new();
-        for p in pts.iter().filter(|p| p[col].is_finite()) {
-            let _ = write!(d, "{:.1},{:.1} ", x(p[0]), yf(p[col]));
-        }
-        let _ = writeln!(svg, r#"<polyline points="{d}" fill="none" stroke="{color}" stroke-width="{width}"/>"#);
-    };
+    let polyline =
+        |svg: &mut String, col: usize, color: &str, width: f64, yf: &dyn Fn(f64) -> f64| {
+            let mut d = String::new();
+            for p in pts.iter().filter(|p| p[col].is_finite()) {
+                let _ = write!(d, "{:.1},{:.1} ", x(p[0]), yf(p[col]));
+            }
+            let _ = writeln!(
+                svg,
+                r#"<polyline points="{d}" fill="none" stroke="{color}" stroke-width="{width}"/>"#
+            );
+        };
     polyline(&mut svg, 2, "#868e96", 1.0, &y);
     polyline(&mut svg, 1, "#1864ab", 1.2, &y);
     polyline(&mut svg, 5, "#c92a2a", 1.0, &ys);
@@ -177,5 +199,8 @@ fn fmt_num(v: f64) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
