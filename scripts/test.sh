@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# deadair's test command (README "Test it"; .ci/run calls exactly this).
+# Runs formatting and lint checks, every unit, property and integration test (including the
+# NAB replay test, which needs ../shared beside the project), and builds the benchmarks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --locked
+
+step "benchmarks compile (cargo bench --no-run)"
+cargo bench --locked --no-run
