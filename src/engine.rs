@@ -312,9 +312,12 @@ impl Engine {
         }
 
         // Detectors, then the anomaly alert with hysteresis.
-        let verdict = rule
-            .detectors
-            .evaluate(&mut st.detectors, value, rule.z_band);
+        let verdict = rule.detectors.evaluate(
+            rule.likelihood.as_ref(),
+            &mut st.detectors,
+            value,
+            rule.z_band,
+        );
         let engaged_at = if st.anomaly.is_engaged() {
             rule.resolve_threshold
         } else {

@@ -7,7 +7,10 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn deadair(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deadair")).args(args).output().expect("run deadair")
+    Command::new(env!("CARGO_BIN_EXE_deadair"))
+        .args(args)
+        .output()
+        .expect("run deadair")
 }
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -39,7 +42,12 @@ fn scenario() -> (String, String) {
         if i < 100 {
             let vb = 50.0 + noise(i + 1000);
             // RFC 3339 timestamps on this one
-            let t = format!("2026-01-01T{:02}:{:02}:{:02}Z", i * 10 / 3600, i * 10 / 60 % 60, i * 10 % 60);
+            let t = format!(
+                "2026-01-01T{:02}:{:02}:{:02}Z",
+                i * 10 / 3600,
+                i * 10 / 60 % 60,
+                i * 10 % 60
+            );
             writeln!(b, r#"{{"name":"cpu","labels":{{"job":"api","host":"web-b"}},"timestamp":"{t}","value":{vb}}}"#).unwrap();
         }
     }
@@ -47,7 +55,11 @@ fn scenario() -> (String, String) {
 }
 
 fn alerts(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn brief(a: &[Value]) -> Vec<(String, String, String, String)> {
@@ -75,7 +87,14 @@ fn jsonl_replay_reports_silence_spike_and_recovery() {
     }
     merged.sort_by_key(|x| x.0);
     let input = d.join("samples.jsonl");
-    std::fs::write(&input, merged.iter().map(|x| x.1.clone() + "\n").collect::<String>()).unwrap();
+    std::fs::write(
+        &input,
+        merged
+            .iter()
+            .map(|x| x.1.clone() + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
     let out = d.join("alerts.jsonl");
     let o = deadair(&["replay", "--alerts", s(&out), s(&input)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -86,18 +105,29 @@ fn jsonl_replay_reports_silence_spike_and_recovery() {
         ("anomaly", "firing", "web-a", "2026-01-01T00:25:00.000Z"),
         ("anomaly", "resolved", "web-a", "2026-01-01T00:25:10.000Z"),
     ];
-    let want: Vec<_> =
-        want.into_iter().map(|(k, s, h, t)| (k.to_string(), s.to_string(), h.to_string(), t.to_string())).collect();
+    let want: Vec<_> = want
+        .into_iter()
+        .map(|(k, s, h, t)| (k.to_string(), s.to_string(), h.to_string(), t.to_string()))
+        .collect();
     assert_eq!(brief(&got), want);
     // firing and resolved share the alert id; versions count transitions
     assert_eq!(got[1]["alert_id"], got[2]["alert_id"]);
-    assert_eq!((got[1]["version"].as_u64(), got[2]["version"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (got[1]["version"].as_u64(), got[2]["version"].as_u64()),
+        (Some(1), Some(2))
+    );
     assert_eq!(got[1]["value"].as_f64(), Some(160.0));
     assert!(got[1]["upper"].as_f64().unwrap() < 160.0);
-    assert!(got[0]["summary"].as_str().unwrap().contains("has not reported since 2026-01-01T00:16:30.000Z"));
+    assert!(got[0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("has not reported since 2026-01-01T00:16:30.000Z"));
     // human-readable lines on stdout
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("firing   absence") && stdout.contains("resolved anomaly"), "{stdout}");
+    assert!(
+        stdout.contains("firing   absence") && stdout.contains("resolved anomaly"),
+        "{stdout}"
+    );
 
     // ids and events are stable across runs, and across splitting the input by series
     let (fa, fb) = (d.join("a.jsonl"), d.join("b.jsonl"));
@@ -106,7 +136,11 @@ fn jsonl_replay_reports_silence_spike_and_recovery() {
     let out2 = d.join("alerts2.jsonl");
     let o = deadair(&["replay", "-q", "--alerts", s(&out2), s(&fb), s(&fa)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(alerts(&out2), got, "two inputs merged by timestamp give the same events");
+    assert_eq!(
+        alerts(&out2),
+        got,
+        "two inputs merged by timestamp give the same events"
+    );
 }
 
 #[test]
@@ -115,14 +149,26 @@ fn csv_scores_have_one_row_per_input_row() {
     let mut csv = String::from("timestamp,value\n");
     for i in 0..500u64 {
         let ts = 1_404_172_800 + i * 300; // epoch seconds, 5-minute cadence
-        let v = if i == 400 { 500.0 } else { 20.0 + 5.0 * noise(i) };
+        let v = if i == 400 {
+            500.0
+        } else {
+            20.0 + 5.0 * noise(i)
+        };
         writeln!(csv, "{ts},{v}").unwrap();
     }
     let input = d.join("my_metric.csv");
     std::fs::write(&input, &csv).unwrap();
     let scores = d.join("scores");
     let alerts_path = d.join("alerts.jsonl");
-    let o = deadair(&["replay", "-q", "--scores", s(&scores), "--alerts", s(&alerts_path), s(&input)]);
+    let o = deadair(&[
+        "replay",
+        "-q",
+        "--scores",
+        s(&scores),
+        "--alerts",
+        s(&alerts_path),
+        s(&input),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = std::fs::read_to_string(scores.join("my_metric.csv")).unwrap();
     let rows: Vec<&str> = out.lines().collect();
@@ -143,8 +189,13 @@ fn csv_scores_have_one_row_per_input_row() {
 
 #[test]
 fn a_nab_file_replays_with_the_expected_output_shape() {
-    let nab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/nab/data/artificialWithAnomaly/art_daily_jumpsup.csv");
-    assert!(nab.exists(), "../shared/nab must sit beside the project (see README): {}", nab.display());
+    let nab = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/nab/data/artificialWithAnomaly/art_daily_jumpsup.csv");
+    assert!(
+        nab.exists(),
+        "../shared/nab must sit beside the project (see README): {}",
+        nab.display()
+    );
     let d = tmpdir("nab");
     let scores = d.join("scores");
     let o = deadair(&["replay", "-q", "--scores", s(&scores), s(&nab)]);
@@ -156,7 +207,10 @@ fn a_nab_file_replays_with_the_expected_output_shape() {
     let first = out.lines().nth(1).unwrap();
     assert!(first.starts_with("2014-04-01 00:00:00,"), "{first}");
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.contains("replayed 4032 samples from 1 input (1 series)"), "{stderr}");
+    assert!(
+        stderr.contains("replayed 4032 samples from 1 input (1 series)"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -189,15 +243,24 @@ fn bad_lines_are_named_and_can_be_skipped() {
     let o = deadair(&["replay", "-q", "--skip-bad", s(&input)]);
     assert!(o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("skipped: ") && err.contains("bad.jsonl:4:") && err.contains("bad.jsonl:5:"), "{err}");
-    assert!(err.contains("replayed 3 samples") && err.contains("3 bad lines skipped"), "{err}");
+    assert!(
+        err.contains("skipped: ") && err.contains("bad.jsonl:4:") && err.contains("bad.jsonl:5:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("replayed 3 samples") && err.contains("3 bad lines skipped"),
+        "{err}"
+    );
 
     let csv = d.join("nohdr.csv");
     std::fs::write(&csv, "time,val\n1,2\n").unwrap();
     let o = deadair(&["replay", s(&csv)]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("nohdr.csv:1: expected a header with `timestamp` and `value`"), "{err}");
+    assert!(
+        err.contains("nohdr.csv:1: expected a header with `timestamp` and `value`"),
+        "{err}"
+    );
     let o = deadair(&["replay", s(&d.join("missing.csv"))]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing.csv: cannot open"));
 }
@@ -212,12 +275,23 @@ fn plot_draws_one_series() {
     let o = deadair(&["replay", "-q", "--plot", s(&svg), s(&input)]);
     assert_eq!(o.status.code(), Some(2), "two series and no --series");
     assert!(String::from_utf8_lossy(&o.stderr).contains("choose one with --series"));
-    let o = deadair(&["replay", "-q", "--plot", s(&svg), "--series", r#"cpu{host="web-a"}"#, s(&input)]);
+    let o = deadair(&[
+        "replay",
+        "-q",
+        "--plot",
+        s(&svg),
+        "--series",
+        r#"cpu{host="web-a"}"#,
+        s(&input),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"));
     assert!(text.contains(r#"cpu{host=&quot;web-a&quot;,job=&quot;api&quot;}"#));
-    assert!(text.contains("<polygon") && text.contains("#ffc9c9"), "band and the anomaly episode are drawn");
+    assert!(
+        text.contains("<polygon") && text.contains("#ffc9c9"),
+        "band and the anomaly episode are drawn"
+    );
 }
 
 #[test]
@@ -229,10 +303,26 @@ fn check_accepts_the_shipped_model_and_names_what_is_wrong() {
 
     let d = tmpdir("check");
     let cases = [
-        ("unknown.toml", "[[rule]]\nname = \"x\"\n[rule.detectors.mad]\nwindw = 10\n", "unknown.toml:4:1: key `windw`: unknown field"),
-        ("regex.toml", "[[rule]]\nname = \"x\"\nmatch = '{job=~\"[\"}'\n", "regex.toml:3:9: key `match`: bad regex for `job`"),
-        ("dur.toml", "[[rule]]\nname = \"x\"\nkeep_firing_for = \"3 days\"\n", "dur.toml:3:19: key `keep_firing_for`: expected a duration"),
-        ("value.toml", "[[rule]]\nname = \"x\"\nthreshold = 1.5\n", "value.toml:3:13: key `threshold`: expected a score in (0, 1]"),
+        (
+            "unknown.toml",
+            "[[rule]]\nname = \"x\"\n[rule.detectors.mad]\nwindw = 10\n",
+            "unknown.toml:4:1: key `windw`: unknown field",
+        ),
+        (
+            "regex.toml",
+            "[[rule]]\nname = \"x\"\nmatch = '{job=~\"[\"}'\n",
+            "regex.toml:3:9: key `match`: bad regex for `job`",
+        ),
+        (
+            "dur.toml",
+            "[[rule]]\nname = \"x\"\nkeep_firing_for = \"3 days\"\n",
+            "dur.toml:3:19: key `keep_firing_for`: expected a duration",
+        ),
+        (
+            "value.toml",
+            "[[rule]]\nname = \"x\"\nthreshold = 1.5\n",
+            "value.toml:3:13: key `threshold`: expected a score in (0, 1]",
+        ),
     ];
     for (file, text, want) in cases {
         let p = d.join(file);

@@ -26,7 +26,7 @@ const MEAN_AD_SCALE: f64 = 1.2533;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// Number of newest values the statistics use (2..=20).
+    /// Number of newest values the statistics use (2..=16).
     #[serde(default = "default_window", deserialize_with = "check::window")]
     pub window: usize,
     /// Values seen before the first verdict (>= 2, <= window).

@@ -12,7 +12,9 @@
 
 pub mod ewma;
 pub mod level_shift;
+pub mod likelihood;
 pub mod mad;
+pub mod novelty;
 pub mod threshold;
 pub mod window;
 pub mod zscore;
@@ -41,6 +43,7 @@ pub enum DetectorKind {
     Mad,
     Ewma,
     LevelShift,
+    Novelty,
 }
 
 impl DetectorKind {
@@ -51,6 +54,7 @@ impl DetectorKind {
             Self::Mad => "mad",
             Self::Ewma => "ewma",
             Self::LevelShift => "level_shift",
+            Self::Novelty => "novelty",
         }
     }
 }
@@ -97,6 +101,7 @@ pub struct DetectorSet {
     pub mad: Option<mad::Params>,
     pub ewma: Option<ewma::Params>,
     pub level_shift: Option<level_shift::Params>,
+    pub novelty: Option<novelty::Params>,
 }
 
 /// Per-series detector state: the shared window plus the recursive detectors' state.
@@ -106,6 +111,8 @@ pub struct DetectorState {
     pub window: Window,
     pub ewma: ewma::State,
     pub level_shift: level_shift::State,
+    pub novelty: novelty::State,
+    pub likelihood: likelihood::State,
     /// Samples learned so far (saturating).
     pub n: u32,
 }
@@ -117,48 +124,77 @@ impl DetectorSet {
             && self.mad.is_none()
             && self.ewma.is_none()
             && self.level_shift.is_none()
+            && self.novelty.is_none()
     }
 
-    /// Scores `x` against the series' history, then learns `x`. Returns the highest-scoring
-    /// verdict of the enabled detectors (ties go to the earlier in the order threshold, zscore,
-    /// mad, ewma, level_shift), or `None` while every enabled detector is warming up.
+    /// Scores `x` against the series' history, then learns `x`.
+    ///
+    /// The statistical detectors (zscore, mad, ewma, level_shift) give a raw verdict: the
+    /// highest-scoring one (ties go to the earlier in that order). With `likelihood`, its score
+    /// is replaced by the likelihood of the recent raw scores (see [`likelihood`]). The absolute
+    /// detectors (threshold, novelty) are not post-processed. The result is the highest-scoring
+    /// verdict of both groups, or `None` while every enabled detector is warming up.
     #[inline]
     pub fn evaluate(
         &self,
+        lk: Option<&likelihood::Params>,
         st: &mut DetectorState,
         x: f64,
         z_band: f64,
     ) -> Option<(Verdict, DetectorKind)> {
-        let mut best: Option<(Verdict, DetectorKind)> = None;
-        let mut consider = |v: Option<Verdict>, kind: DetectorKind| {
+        let mut stat: Option<(Verdict, DetectorKind)> = None;
+        let consider = |best: &mut Option<(Verdict, DetectorKind)>, v: Option<Verdict>, kind| {
             if let Some(v) = v {
                 if best.is_none_or(|(b, _)| v.score > b.score) {
-                    best = Some((v, kind));
+                    *best = Some((v, kind));
                 }
             }
         };
-        if let Some(p) = &self.threshold {
-            consider(p.score(x), DetectorKind::Threshold);
-        }
         if let Some(p) = &self.zscore {
-            consider(p.score(&st.window, x, z_band), DetectorKind::ZScore);
+            consider(
+                &mut stat,
+                p.score(&st.window, x, z_band),
+                DetectorKind::ZScore,
+            );
         }
         if let Some(p) = &self.mad {
-            consider(p.score(&st.window, x, z_band), DetectorKind::Mad);
+            consider(&mut stat, p.score(&st.window, x, z_band), DetectorKind::Mad);
         }
         if let Some(p) = &self.ewma {
             consider(
+                &mut stat,
                 p.score_and_learn(&mut st.ewma, st.n, x, z_band),
                 DetectorKind::Ewma,
             );
         }
         if let Some(p) = &self.level_shift {
             consider(
+                &mut stat,
                 p.score_and_learn(&mut st.level_shift, st.n, x, z_band),
                 DetectorKind::LevelShift,
             );
         }
-        st.window.push(x);
+        if let Some(lk) = lk {
+            let raw = stat.map_or(0.0, |(v, _)| v.score);
+            let score = lk.update(&mut st.likelihood, st.n, raw);
+            if let Some((v, _)) = &mut stat {
+                v.score = score;
+            }
+        }
+        let mut best = stat;
+        if let Some(p) = &self.threshold {
+            consider(&mut best, p.score(x), DetectorKind::Threshold);
+        }
+        if let Some(p) = &self.novelty {
+            consider(
+                &mut best,
+                p.score_and_learn(&mut st.novelty, st.n, x),
+                DetectorKind::Novelty,
+            );
+        }
+        if self.zscore.is_some() || self.mad.is_some() {
+            st.window.push(x);
+        }
         st.n = st.n.saturating_add(1);
         best
     }
@@ -187,13 +223,13 @@ mod tests {
         let z = score_to_z(0.9999);
         let mut first_verdict = None;
         for i in 0..40 {
-            let v = set.evaluate(&mut st, 10.0 + (i % 3) as f64 * 0.1, z);
+            let v = set.evaluate(None, &mut st, 10.0 + (i % 3) as f64 * 0.1, z);
             if v.is_some() && first_verdict.is_none() {
                 first_verdict = Some(i);
             }
         }
         assert!(first_verdict.unwrap() >= 8, "no verdict during warm-up");
-        let (v, _) = set.evaluate(&mut st, 100.0, z).unwrap();
+        let (v, _) = set.evaluate(None, &mut st, 100.0, z).unwrap();
         assert!(v.score > 0.9999, "{v:?}");
         assert!(v.lower < 10.0 && v.upper > 10.2 && v.upper < 100.0, "{v:?}");
     }

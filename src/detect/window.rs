@@ -6,10 +6,10 @@
 //! (one byte per slot), updated on every push by one removal and one insertion, so order
 //! statistics (median, MAD) cost O(window) simple steps instead of a selection per sample.
 //! A detector configured with a smaller `window` reads only the newest values.
-//! Size: 20 × 4 + 20 + 2 = 102 bytes.
+//! Size: 16 × 4 + 16 + 2 = 82 bytes.
 
 /// Capacity of the shared window, in samples. Detector `window` parameters may not exceed it.
-pub const WINDOW_CAP: usize = 20;
+pub const WINDOW_CAP: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct Window {

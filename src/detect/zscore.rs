@@ -2,8 +2,8 @@
 //!
 //! Catches: spikes and dips on series whose noise is roughly Gaussian. Sensitive to outliers in
 //! its own window (one spike inflates the deviation for `window` samples); `mad` is the robust
-//! sibling. Cost per sample: one pass over the window (≤ 20 values); state: the shared window
-//! only (102 bytes, shared with `mad`).
+//! sibling. Cost per sample: one pass over the window (≤ 16 values); state: the shared window
+//! only (82 bytes, shared with `mad`).
 
 use serde::Deserialize;
 
@@ -13,7 +13,7 @@ use crate::model::check;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// Number of newest values the statistics use (2..=20).
+    /// Number of newest values the statistics use (2..=16).
     #[serde(default = "default_window", deserialize_with = "check::window")]
     pub window: usize,
     /// Values seen before the first verdict (>= 2, <= window).

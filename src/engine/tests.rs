@@ -75,7 +75,7 @@ fn spike_fires_then_resolves_with_hysteresis() {
     assert!(fire.upper.unwrap() < 106.0 && fire.lower.unwrap() < 100.0);
     assert!(
         fire.summary
-            .contains("cpu{host=\"a\"} is 106 where mad expected 99."),
+            .contains("cpu{host=\"a\"} is 106 where mad expected 100"),
         "{}",
         fire.summary
     );

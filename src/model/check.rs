@@ -141,3 +141,15 @@ pub fn intervals<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
         )))
     }
 }
+
+/// A span in samples: >= 1.
+pub fn span<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = number(d)?;
+    if v >= 1.0 {
+        Ok(v)
+    } else {
+        Err(D::Error::custom(format!(
+            "expected a span of at least 1 sample, found {v}"
+        )))
+    }
+}

@@ -43,6 +43,8 @@ pub struct Rule {
     /// How long a firing alert stays firing after the condition clears, ms.
     pub keep_firing_for_ms: i64,
     pub detectors: DetectorSet,
+    /// Likelihood post-processing of the statistical detectors' score, if configured.
+    pub likelihood: Option<crate::detect::likelihood::Params>,
     pub absence: Absence,
     /// Extra labels added to this rule's alert events.
     pub labels: Vec<(String, String)>,
@@ -143,6 +145,8 @@ struct RawRule {
     keep_firing_for: i64,
     #[serde(default)]
     detectors: DetectorSet,
+    #[serde(default)]
+    likelihood: Option<crate::detect::likelihood::Params>,
     #[serde(default)]
     absence: RawAbsence,
     #[serde(default)]
@@ -276,10 +280,17 @@ impl RawRule {
             severity: self.severity.into(),
             threshold: self.threshold,
             resolve_threshold,
-            z_band: score_to_z(self.threshold),
+            // With likelihood the threshold applies to the likelihood, not to a deviation: bands
+            // are then drawn at the 0.9999 deviation (|z| = 3.89).
+            z_band: score_to_z(if self.likelihood.is_some() {
+                0.9999
+            } else {
+                self.threshold
+            }),
             for_ms: self.for_ms,
             keep_firing_for_ms: self.keep_firing_for,
             detectors: self.detectors,
+            likelihood: self.likelihood,
             absence,
             labels: self.labels.into_iter().collect(),
             annotations: self.annotations.into_iter().collect(),
