@@ -117,7 +117,8 @@ fn bench(c: &mut Criterion) {
         }
         let (state, labels) = e.memory_bytes();
         eprintln!(
-            "series={n}: SeriesState {} B; engine state {:.0} B/series (incl. deadline queue); labels + index {:.0} B/series",
+            "series={n}: SeriesState (detector + absence + alert state) = {} B/series; engine heap incl. \
+             Vec growth slack and deadline queue = {:.0} B/series; labels + index = {:.0} B/series",
             Engine::state_bytes_per_series(),
             state as f64 / n as f64,
             labels as f64 / n as f64

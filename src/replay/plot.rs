@@ -61,7 +61,7 @@ const RIGHT: f64 = 20.0;
 const TOP_H: f64 = 330.0;
 const SCORE_Y: f64 = 380.0;
 const SCORE_H: f64 = 90.0;
-const H: f64 = 500.0;
+const H: f64 = 520.0;
 
 /// Renders the plot as an SVG document.
 pub fn render_svg(data: &PlotData, name: &str, model: &Model) -> String {
