@@ -15,6 +15,10 @@
 //! - [`engine`]: one partition's engine tying the above together: `ingest(sample)` and
 //!   `advance(now)` in, alert events out. Synchronous, deterministic, offline-testable.
 //! - [`codec`]: alert events to protobuf (`proto/deadair/v1`) and JSON; samples from JSON.
+//! - [`config`]: the `deadair run` configuration file.
+//! - [`decode`]: input messages (protobuf `SampleBatch`, JSON) to samples.
+//! - [`kafka`]: the Kafka stage: consumer group in, engines per partition, alerts out,
+//!   offsets stored only behind delivered alerts, heartbeats, graceful shutdown.
 //! - [`proto`]: the prost-generated wire types.
 //! - [`replay`]: the offline mode behind `deadair replay` (CSV/JSONL inputs merged by event
 //!   time, scores, alerts, plots).
@@ -22,8 +26,11 @@
 pub mod absence;
 pub mod alert;
 pub mod codec;
+pub mod config;
+pub mod decode;
 pub mod detect;
 pub mod engine;
+pub mod kafka;
 pub mod model;
 pub mod replay;
 pub mod series;

@@ -1,4 +1,5 @@
-//! The `deadair` command line: `replay` (offline) and `check` (validate model files).
+//! The `deadair` command line: `run` (Kafka stage), `replay` (offline) and `check` (validate
+//! model files and run configs).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,7 +50,14 @@ enum Command {
         #[arg(required = true, value_name = "INPUT")]
         inputs: Vec<PathBuf>,
     },
-    /// Validate model files: unknown keys, bad regexes, bad durations, impossible values.
+    /// Consume metric samples from Kafka and emit alert events (until SIGTERM / Ctrl-C).
+    Run {
+        /// Run configuration (TOML; see README, "deadair run").
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate model files and run configs: unknown keys, bad regexes, bad durations,
+    /// impossible values.
     Check {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -59,16 +67,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { config } => run(&config),
         Command::Check { files } => {
             let mut ok = true;
             for f in &files {
-                match Model::load(f) {
-                    Ok(m) => println!(
-                        "{}: ok ({} rule{})",
-                        f.display(),
-                        m.rules.len(),
-                        if m.rules.len() == 1 { "" } else { "s" }
-                    ),
+                match check_file(f) {
+                    Ok(what) => println!("{}: ok ({what})", f.display()),
                     Err(e) => {
                         eprintln!("{e}");
                         ok = false;
@@ -157,4 +161,102 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Validates a model file, or a run config (a file with `[[input]]` tables) and its model.
+fn check_file(f: &std::path::Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(f).map_err(|e| format!("{}: cannot read: {e}", f.display()))?;
+    let is_run_config = text.lines().any(|l| l.trim() == "[[input]]");
+    if !is_run_config {
+        let m = Model::load(f).map_err(|e| e.to_string())?;
+        return Ok(format!(
+            "{} rule{}",
+            m.rules.len(),
+            if m.rules.len() == 1 { "" } else { "s" }
+        ));
+    }
+    let cfg = deadair::config::RunConfig::load(f)?;
+    if let Some(m) = &cfg.model {
+        Model::load(m).map_err(|e| e.to_string())?;
+    }
+    Ok(format!(
+        "run config, {} input topic{}",
+        cfg.input.len(),
+        if cfg.input.len() == 1 { "" } else { "s" }
+    ))
+}
+
+fn run(config: &std::path::Path) -> ExitCode {
+    let cfg = match deadair::config::RunConfig::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let model = match &cfg.model {
+        Some(p) => match Model::load(p) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Model::default_model(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("deadair run: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        eprintln!(
+            "deadair run: group {} on {}, inputs {:?}, alerts to {}",
+            cfg.group_id,
+            cfg.brokers,
+            cfg.input
+                .iter()
+                .map(|i| i.topic.as_str())
+                .collect::<Vec<_>>(),
+            cfg.alert_topic
+        );
+        deadair::kafka::run(&cfg, Arc::new(model), shutdown_signal()).await
+    });
+    match result {
+        Ok(s) => {
+            eprintln!(
+                "deadair run: stopped: {} messages, {} samples, {} decode errors, {} alert events, {} offsets stored",
+                s.messages, s.samples, s.decode_errors, s.alerts, s.offsets_stored
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("deadair run: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    eprintln!("deadair run: shutting down");
 }

@@ -1,0 +1,209 @@
+//! `deadair run` configuration (TOML, unknown keys refused).
+//!
+//! ```toml
+//! brokers = "127.0.0.1:9092"          # env DEADAIR_BROKERS overrides
+//! group_id = "deadair"                # env DEADAIR_GROUP_ID overrides
+//! model = "models/default.toml"       # optional; the built-in default model otherwise
+//! alert_topic = "deadair-alerts"
+//! alert_format = "proto"              # or "json"
+//! heartbeat_interval = "10s"
+//! allowed_lateness = "0s"             # the engine clock trails the newest event time by this
+//! shutdown_timeout = "30s"
+//! max_in_flight = 10000               # messages awaiting alert delivery before fetching pauses
+//!
+//! [[input]]
+//! topic = "metrics"
+//! format = "proto"                    # deadair.v1.SampleBatch; or "json"
+//!
+//! [librdkafka]                        # passed through to both clients
+//! "fetch.max.bytes" = "52428800"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::model::check;
+
+/// Payload format of an input topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputFormat {
+    /// `deadair.v1.SampleBatch` (protobuf).
+    Proto,
+    /// One JSON sample object, or a JSON array of them, per message.
+    Json,
+}
+
+/// Encoding of alert events on the alert topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertFormat {
+    /// `deadair.v1.AlertEvent` (protobuf).
+    #[default]
+    Proto,
+    /// The JSON form of `AlertEvent`.
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    pub topic: String,
+    pub format: InputFormat,
+}
+
+fn default_brokers() -> String {
+    "127.0.0.1:9092".into()
+}
+fn default_group() -> String {
+    "deadair".into()
+}
+fn default_alert_topic() -> String {
+    "deadair-alerts".into()
+}
+fn default_heartbeat() -> i64 {
+    10_000
+}
+fn default_shutdown() -> i64 {
+    30_000
+}
+fn default_max_in_flight() -> usize {
+    10_000
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Comma-separated bootstrap servers.
+    #[serde(default = "default_brokers")]
+    pub brokers: String,
+    /// Consumer group id.
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    /// Model file; the built-in default model when absent.
+    #[serde(default)]
+    pub model: Option<PathBuf>,
+    /// Input topics and their formats (at least one).
+    pub input: Vec<Input>,
+    #[serde(default = "default_alert_topic")]
+    pub alert_topic: String,
+    #[serde(default)]
+    pub alert_format: AlertFormat,
+    /// Interval of heartbeat events on the alert topic, ms.
+    #[serde(
+        default = "default_heartbeat",
+        deserialize_with = "check::positive_duration"
+    )]
+    pub heartbeat_interval: i64,
+    /// How far the engine clock trails the newest event time of a partition, ms.
+    #[serde(default, deserialize_with = "check::duration")]
+    pub allowed_lateness: i64,
+    /// Upper bound on a graceful shutdown, ms.
+    #[serde(
+        default = "default_shutdown",
+        deserialize_with = "check::positive_duration"
+    )]
+    pub shutdown_timeout: i64,
+    /// Messages whose alerts await delivery before fetching pauses (backpressure).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Extra librdkafka properties for both clients.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl RunConfig {
+    /// Parses a config; `file` names the source in errors. Applies `DEADAIR_BROKERS` and
+    /// `DEADAIR_GROUP_ID` from `env`.
+    pub fn parse(
+        text: &str,
+        file: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<RunConfig, String> {
+        let mut cfg: RunConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("{file}:{line}: {}", e.message().trim())
+        })?;
+        if cfg.input.is_empty() {
+            return Err(format!("{file}: at least one [[input]] topic is required"));
+        }
+        if cfg.max_in_flight == 0 {
+            return Err(format!("{file}: `max_in_flight` must be at least 1"));
+        }
+        if let Some(b) = env("DEADAIR_BROKERS") {
+            cfg.brokers = b;
+        }
+        if let Some(g) = env("DEADAIR_GROUP_ID") {
+            cfg.group_id = g;
+        }
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<RunConfig, String> {
+        let file = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
+        let mut cfg = Self::parse(&text, &file, |k| std::env::var(k).ok())?;
+        // a relative model path is relative to the config file
+        if let (Some(m), Some(dir)) = (&cfg.model, path.parent()) {
+            if m.is_relative() {
+                cfg.model = Some(dir.join(m));
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn format_of(&self, topic: &str) -> Option<InputFormat> {
+        self.input
+            .iter()
+            .find(|i| i.topic == topic)
+            .map(|i| i.format)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[[input]]\ntopic = \"m\"\nformat = \"json\"\n";
+
+    #[test]
+    fn defaults_and_env_overrides() {
+        let c = RunConfig::parse(MINIMAL, "c.toml", |_| None).unwrap();
+        assert_eq!(
+            (c.brokers.as_str(), c.group_id.as_str()),
+            ("127.0.0.1:9092", "deadair")
+        );
+        assert_eq!((c.heartbeat_interval, c.shutdown_timeout), (10_000, 30_000));
+        assert_eq!(c.format_of("m"), Some(InputFormat::Json));
+        let c = RunConfig::parse(MINIMAL, "c.toml", |k| {
+            (k == "DEADAIR_BROKERS").then(|| "b:1".to_string())
+        })
+        .unwrap();
+        assert_eq!(c.brokers, "b:1");
+    }
+
+    #[test]
+    fn refuses_unknown_keys_and_bad_values() {
+        let e = RunConfig::parse(&format!("{MINIMAL}brokrs = \"x\"\n"), "c.toml", |_| None)
+            .unwrap_err();
+        assert!(
+            e.starts_with("c.toml:4:") && e.contains("unknown field `brokrs`"),
+            "{e}"
+        );
+        let e =
+            RunConfig::parse("heartbeat_interval = \"soon\"\n", "c.toml", |_| None).unwrap_err();
+        assert!(e.contains("c.toml:1:") && e.contains("duration"), "{e}");
+        let e = RunConfig::parse(
+            "[[input]]\ntopic = \"m\"\nformat = \"avro\"\n",
+            "c.toml",
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(e.contains("c.toml:3:") && e.contains("avro"), "{e}");
+        assert!(RunConfig::parse("brokers = \"x\"\ninput = []\n", "c.toml", |_| None).is_err());
+    }
+}

@@ -1,0 +1,349 @@
+//! The Kafka stage of `deadair run`: a thin layer around the engine.
+//!
+//! ```text
+//! consumer (group) ──▶ decode ──▶ engine per (topic, partition) ──▶ encode ──▶ producer (alerts)
+//!                                                                       │ delivery futures
+//!                          store offset (in order) ◀── committer task ◀─┘
+//! ```
+//!
+//! At-least-once: offsets are stored (`enable.auto.offset.store=false`) by the committer task,
+//! message by message in consumption order, only after every alert that message caused has been
+//! acknowledged by the broker; auto-commit then commits what was stored. A delivery that fails
+//! is sent again (same key, same payload, so the same `alert_id` and `version`) until it
+//! succeeds: delay is fine, data loss is not. The committer's channel is bounded
+//! (`max_in_flight`), so a slow broker pauses fetching instead of growing memory.
+//!
+//! Still to come (open issues): engine state survives neither a restart nor a rebalance, and
+//! self-metrics are not yet served.
+
+pub mod ratelog;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message as _;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use tokio::sync::mpsc;
+
+use crate::alert::{Alert, AlertKind, AlertStatus};
+use crate::config::{AlertFormat, RunConfig};
+use crate::decode::decode;
+use crate::engine::{Engine, SampleRef};
+use crate::model::Model;
+use ratelog::RateLimitedLog;
+
+/// What a run did (returned after a graceful shutdown).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    pub messages: u64,
+    pub samples: u64,
+    pub decode_errors: u64,
+    pub alerts: u64,
+    pub heartbeats: u64,
+    pub offsets_stored: u64,
+    pub delivery_retries: u64,
+}
+
+/// Wall-clock milliseconds, for `emitted_at` and heartbeats (never used by the engine).
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn client_config(cfg: &RunConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers);
+    for (k, v) in &cfg.librdkafka {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Creates the consumer: group member, offsets stored by deadair only after delivery.
+pub fn consumer(cfg: &RunConfig) -> Result<StreamConsumer, KafkaError> {
+    let mut c = client_config(cfg);
+    c.set("group.id", &cfg.group_id)
+        .set("enable.auto.offset.store", "false")
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        // bounded fetch: at most ~64 MiB queued per consumer, 16 MiB per fetch
+        .set_default("queued.max.messages.kbytes", "65536")
+        .set_default("fetch.max.bytes", "16777216");
+    for (k, v) in &cfg.librdkafka {
+        c.set(k, v);
+    }
+    c.create()
+}
+
+/// Creates the alert producer: idempotent, acks from all in-sync replicas.
+pub fn producer(cfg: &RunConfig) -> Result<FutureProducer, KafkaError> {
+    let mut c = client_config(cfg);
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set_default("linger.ms", "5");
+    for (k, v) in &cfg.librdkafka {
+        c.set(k, v);
+    }
+    c.create()
+}
+
+trait SetDefault {
+    fn set_default(&mut self, k: &str, v: &str) -> &mut Self;
+}
+
+impl SetDefault for ClientConfig {
+    fn set_default(&mut self, k: &str, v: &str) -> &mut Self {
+        if self.get(k).is_none() {
+            self.set(k, v);
+        }
+        self
+    }
+}
+
+/// Encodes an alert for the alert topic, stamping `emitted_at` with wall time.
+pub fn encode_alert(a: &Alert, format: AlertFormat) -> Vec<u8> {
+    let mut a = a.clone();
+    a.emitted_at = wall_ms();
+    match format {
+        AlertFormat::Proto => crate::codec::alert_to_proto(&a).encode_to_vec(),
+        AlertFormat::Json => crate::codec::alert_to_json(&a).into_bytes(),
+    }
+}
+
+/// One consumed message whose offset may be stored once its alerts are delivered.
+struct InFlight {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    deliveries: Vec<(DeliveryFuture, String, Vec<u8>)>,
+}
+
+/// Enqueues one record, waiting while the producer queue is full. Other errors are retried
+/// with backoff: the alert must not be lost.
+async fn enqueue(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+    log: &mut RateLimitedLog,
+) -> DeliveryFuture {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        match producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
+            Ok(f) => return f,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((e, _)) => {
+                log.log("produce error", || {
+                    format!("cannot enqueue alert {key} to {topic}: {e}; retrying")
+                });
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Awaits deliveries in consumption order and stores offsets behind them.
+async fn committer(
+    mut rx: mpsc::Receiver<InFlight>,
+    consumer: Arc<StreamConsumer>,
+    producer: FutureProducer,
+    alert_topic: String,
+) -> (u64, u64) {
+    let mut log = RateLimitedLog::new(5);
+    let (mut stored, mut retries) = (0u64, 0u64);
+    while let Some(f) = rx.recv().await {
+        for (mut fut, key, payload) in f.deliveries {
+            loop {
+                match fut.await {
+                    Ok(Ok(_)) => break,
+                    Ok(Err((e, _))) => {
+                        retries += 1;
+                        log.log("delivery error", || {
+                            format!("alert {key} not delivered: {e}; sending again")
+                        });
+                    }
+                    Err(_) => {
+                        retries += 1;
+                        log.log("delivery error", || {
+                            format!("alert {key}: delivery canceled; sending again")
+                        });
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                fut = enqueue(&producer, &alert_topic, &key, &payload, &mut log).await;
+            }
+        }
+        match consumer.store_offset(&f.topic, f.partition, f.offset) {
+            Ok(()) => stored += 1,
+            // e.g. the partition was revoked meanwhile: its new owner re-reads from the last commit
+            Err(e) => log.log("offset store", || {
+                format!("{}/{} offset {}: {e}", f.topic, f.partition, f.offset)
+            }),
+        }
+    }
+    (stored, retries)
+}
+
+/// Runs the Kafka stage until `shutdown` completes, then stops fetching, waits for in-flight
+/// deliveries, stores and commits offsets, within `shutdown_timeout`.
+pub async fn run(
+    cfg: &RunConfig,
+    model: Arc<Model>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunSummary, String> {
+    let consumer = Arc::new(consumer(cfg).map_err(|e| format!("cannot create consumer: {e}"))?);
+    let producer = producer(cfg).map_err(|e| format!("cannot create producer: {e}"))?;
+    let topics: Vec<&str> = cfg.input.iter().map(|i| i.topic.as_str()).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| format!("cannot subscribe to {topics:?}: {e}"))?;
+
+    let (tx, rx) = mpsc::channel::<InFlight>(cfg.max_in_flight);
+    let committer = tokio::spawn(committer(
+        rx,
+        consumer.clone(),
+        producer.clone(),
+        cfg.alert_topic.clone(),
+    ));
+
+    let instance = std::env::var("DEADAIR_INSTANCE")
+        .unwrap_or_else(|_| format!("deadair-{}", std::process::id()));
+    let mut log = RateLimitedLog::new(5);
+    let mut summary = RunSummary::default();
+    let mut engines: HashMap<(Arc<str>, i32), (Engine, i64)> = HashMap::new();
+    let (mut samples, mut alerts, mut outcomes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut heartbeat = tokio::time::interval(Duration::from_millis(cfg.heartbeat_interval as u64));
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            _ = heartbeat.tick() => {
+                summary.heartbeats += 1;
+                let mut parts: Vec<String> = engines.keys().map(|(t, p)| format!("{t}/{p}")).collect();
+                parts.sort();
+                let hb = heartbeat_event(&cfg.group_id, &instance, summary.heartbeats, &parts);
+                let payload = encode_alert(&hb, cfg.alert_format);
+                // not tied to any offset: fire and forget (librdkafka retries)
+                drop(enqueue(&producer, &cfg.alert_topic, &hb.alert_id, &payload, &mut log).await);
+            }
+            m = consumer.recv() => {
+                let msg = match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // transient: librdkafka reconnects and resumes by itself
+                        log.log("consume error", || e.to_string());
+                        continue;
+                    }
+                };
+                summary.messages += 1;
+                let topic: Arc<str> = msg.topic().into();
+                let (partition, offset) = (msg.partition(), msg.offset());
+                samples.clear();
+                if let Some(format) = cfg.format_of(&topic) {
+                    if let Err(e) = decode(format, msg.payload().unwrap_or(&[]), &mut samples) {
+                        summary.decode_errors += 1;
+                        log.log("decode error", || format!("{topic}/{partition}@{offset}: {} ({})", e.reason.as_str(), e.detail));
+                    }
+                }
+                summary.samples += samples.len() as u64;
+                let (engine, max_ts) = engines
+                    .entry((topic.clone(), partition))
+                    .or_insert_with(|| (Engine::new(model.clone()), i64::MIN));
+                let refs: Vec<SampleRef<'_, _>> = samples
+                    .iter()
+                    .map(|s| SampleRef { name: s.name.as_str(), labels: &s.labels, ts: s.timestamp, value: s.value })
+                    .collect();
+                engine.ingest_batch(&refs, &mut alerts, &mut outcomes);
+                outcomes.clear();
+                if let Some(newest) = samples.iter().map(|s| s.timestamp).max() {
+                    *max_ts = (*max_ts).max(newest);
+                }
+                if *max_ts != i64::MIN {
+                    engine.advance(max_ts.saturating_sub(cfg.allowed_lateness), &mut alerts);
+                }
+                let mut deliveries = Vec::with_capacity(alerts.len());
+                for a in alerts.drain(..) {
+                    summary.alerts += 1;
+                    let payload = encode_alert(&a, cfg.alert_format);
+                    let fut = enqueue(&producer, &cfg.alert_topic, &a.alert_id, &payload, &mut log).await;
+                    deliveries.push((fut, a.alert_id, payload));
+                }
+                if tx.send(InFlight { topic, partition, offset, deliveries }).await.is_err() {
+                    return Err("the committer stopped unexpectedly".into());
+                }
+            }
+        }
+    }
+
+    // Graceful shutdown: stop fetching, let the committer drain, commit what it stored.
+    drop(tx);
+    let timeout = Duration::from_millis(cfg.shutdown_timeout as u64);
+    match tokio::time::timeout(timeout, committer).await {
+        Ok(Ok((stored, retries))) => {
+            summary.offsets_stored = stored;
+            summary.delivery_retries = retries;
+        }
+        Ok(Err(e)) => return Err(format!("committer failed: {e}")),
+        Err(_) => eprintln!("deadair: shutdown timeout: some alerts were not acknowledged; their offsets stay uncommitted"),
+    }
+    let _ = producer.flush(Duration::from_secs(1));
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        // nothing stored since the last auto-commit is a benign outcome
+        if !matches!(e, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) {
+            eprintln!("deadair: final commit failed: {e}");
+        }
+    }
+    consumer.unsubscribe();
+    Ok(summary)
+}
+
+/// deadair's liveness announcement: one firing `heartbeat` event per interval, per instance.
+pub fn heartbeat_event(group: &str, instance: &str, seq: u64, partitions: &[String]) -> Alert {
+    let now = wall_ms();
+    let id = crate::series::series_id(
+        "deadair_heartbeat",
+        &[("group", group), ("instance", instance)],
+    );
+    Alert {
+        alert_id: crate::alert::alert_id("deadair", AlertKind::Heartbeat, id),
+        version: seq,
+        kind: AlertKind::Heartbeat,
+        state: AlertStatus::Firing,
+        rule: Arc::from("deadair"),
+        severity: Arc::from("info"),
+        name: "deadair_heartbeat".into(),
+        labels: vec![
+            ("group".into(), group.into()),
+            ("instance".into(), instance.into()),
+            ("partitions".into(), partitions.join(",")),
+        ],
+        annotations: vec![],
+        event_time: now,
+        started_at: now,
+        emitted_at: now,
+        value: Some(partitions.len() as f64),
+        expected: None,
+        lower: None,
+        upper: None,
+        score: 0.0,
+        summary: format!(
+            "deadair instance {instance} of group {group} is alive, assigned {} partitions",
+            partitions.len()
+        ),
+        series: id,
+    }
+}

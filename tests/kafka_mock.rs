@@ -1,0 +1,162 @@
+//! The Kafka stage against librdkafka's in-process mock cluster: samples in, alerts out,
+//! offsets committed only behind delivered alerts, heartbeats, graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadair::config::RunConfig;
+use deadair::proto::{AlertEvent, AlertKind, AlertState, Sample, SampleBatch};
+use prost::Message as _;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::TopicPartitionList;
+
+const T0: i64 = 1_767_225_600_000;
+
+fn noise(i: u64) -> f64 {
+    ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 1000) as f64 / 500.0 - 1.0
+}
+
+fn sample(host: &str, ts: i64, value: f64) -> Sample {
+    Sample {
+        name: "cpu".into(),
+        labels: [
+            ("host".to_string(), host.to_string()),
+            ("job".to_string(), "api".to_string()),
+        ]
+        .into(),
+        timestamp: ts,
+        value,
+    }
+}
+
+/// 200 messages, 10 s apart: `web-b` stops after message 99, `web-a` spikes at message 150.
+async fn produce_scenario(brokers: &str, topic: &str) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    for i in 0..200u64 {
+        let ts = T0 + i as i64 * 10_000;
+        let mut samples = vec![sample(
+            "web-a",
+            ts,
+            if i == 150 { 160.0 } else { 100.0 + noise(i) },
+        )];
+        if i < 100 {
+            samples.push(sample("web-b", ts, 50.0 + noise(i + 1000)));
+        }
+        let payload = SampleBatch { samples }.encode_to_vec();
+        producer
+            .send(
+                FutureRecord::to(topic).key("source-1").payload(&payload),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+fn config(brokers: &str) -> RunConfig {
+    let text = format!(
+        "brokers = \"{brokers}\"\ngroup_id = \"deadair-test\"\nalert_topic = \"alerts\"\nheartbeat_interval = \"1s\"\n\
+         shutdown_timeout = \"10s\"\n[[input]]\ntopic = \"samples\"\nformat = \"proto\"\n"
+    );
+    RunConfig::parse(&text, "test", |_| None).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_flow_and_offsets_follow_deliveries() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("samples", 1, 1).unwrap();
+    cluster.create_topic("alerts", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    produce_scenario(&brokers, "samples").await;
+
+    let cfg = config(&brokers);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run_cfg = cfg.clone();
+    let pipeline = tokio::spawn(async move {
+        deadair::kafka::run(&run_cfg, Arc::new(deadair::Model::default_model()), async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+
+    let reader: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader.subscribe(&["alerts"]).unwrap();
+    let mut events: Vec<AlertEvent> = Vec::new();
+    let want = |ev: &[AlertEvent]| {
+        let has = |k: AlertKind, s: AlertState, host: &str| {
+            ev.iter().any(|e| {
+                e.kind() == k
+                    && e.state() == s
+                    && e.labels.get("host").map(String::as_str) == Some(host)
+            })
+        };
+        has(AlertKind::Absence, AlertState::Firing, "web-b")
+            && has(AlertKind::Anomaly, AlertState::Firing, "web-a")
+            && has(AlertKind::Anomaly, AlertState::Resolved, "web-a")
+            && ev.iter().any(|e| e.kind() == AlertKind::Heartbeat)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !want(&events) {
+        let m = tokio::time::timeout_at(deadline, reader.recv())
+            .await
+            .expect("alerts within 60 s")
+            .unwrap();
+        let ev = AlertEvent::decode(m.payload().unwrap()).unwrap();
+        assert_eq!(
+            m.key(),
+            Some(ev.alert_id.as_bytes()),
+            "alerts are keyed by alert_id"
+        );
+        events.push(ev);
+    }
+    let absence = events
+        .iter()
+        .find(|e| e.kind() == AlertKind::Absence)
+        .unwrap();
+    // web-b's last sample at 990 s, learned timeout 30 s
+    assert_eq!(absence.event_time.unwrap().seconds * 1000, T0 + 1_020_000);
+    let hb = events
+        .iter()
+        .find(|e| e.kind() == AlertKind::Heartbeat)
+        .unwrap();
+    assert!(hb.labels["partitions"].contains("samples/0") || hb.labels["partitions"].is_empty());
+
+    stop.send(()).unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(15), pipeline)
+        .await
+        .expect("bounded shutdown")
+        .unwrap()
+        .unwrap();
+    assert_eq!((summary.messages, summary.samples), (200, 300));
+    assert_eq!(
+        summary.offsets_stored, 200,
+        "every message's offset stored after its alerts"
+    );
+    assert_eq!(summary.decode_errors, 0);
+
+    // the group's committed position is the end of the input
+    let probe: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "deadair-test")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("samples", 0);
+    let committed = probe
+        .committed_offsets(tpl, Duration::from_secs(5))
+        .unwrap();
+    let offset = committed.find_partition("samples", 0).unwrap().offset();
+    assert_eq!(offset, rdkafka::Offset::Offset(200));
+}
