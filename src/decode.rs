@@ -105,7 +105,7 @@ mod tests {
         decode(InputFormat::Proto, &batch.encode_to_vec(), &mut out).unwrap();
         decode(
             InputFormat::Json,
-            br#"{"name":"cpu","labels":{"h":"a"},"timestamp":5,"value":1.5}"#,
+            br#"{"name":"cpu","labels":{"h":"a"},"timestamp":1767225600000,"value":1.5}"#,
             &mut out,
         )
         .unwrap();
