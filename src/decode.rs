@@ -97,7 +97,7 @@ mod tests {
             samples: vec![Sample {
                 name: "cpu".into(),
                 labels: [("h".into(), "a".into())].into(),
-                timestamp: 5,
+                timestamp: 1_767_225_600_000,
                 value: 1.5,
             }],
         };
