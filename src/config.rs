@@ -10,6 +10,7 @@
 //! allowed_lateness = "0s"             # the engine clock trails the newest event time by this
 //! shutdown_timeout = "30s"
 //! max_in_flight = 10000               # messages awaiting alert delivery before fetching pauses
+//! metrics_addr = "127.0.0.1:9464"     # /metrics, /healthz, /readyz; "" disables
 //!
 //! [[input]]
 //! topic = "metrics"
@@ -72,6 +73,9 @@ fn default_shutdown() -> i64 {
 fn default_max_in_flight() -> usize {
     10_000
 }
+fn default_metrics_addr() -> String {
+    "127.0.0.1:9464".into()
+}
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,6 +113,9 @@ pub struct RunConfig {
     /// Messages whose alerts await delivery before fetching pauses (backpressure).
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Address of the HTTP endpoint for /metrics, /healthz and /readyz ("" disables it).
+    #[serde(default = "default_metrics_addr")]
+    pub metrics_addr: String,
     /// Extra librdkafka properties for both clients.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,

@@ -17,6 +17,8 @@
 //! - [`codec`]: alert events to protobuf (`proto/deadair/v1`) and JSON; samples from JSON.
 //! - [`config`]: the `deadair run` configuration file.
 //! - [`decode`]: input messages (protobuf `SampleBatch`, JSON) to samples.
+//! - [`metrics`], [`http`]: deadair's own health as Prometheus metrics, served with
+//!   `/healthz` and `/readyz`.
 //! - [`kafka`]: the Kafka stage: consumer group in, engines per partition, alerts out,
 //!   offsets stored only behind delivered alerts, heartbeats, graceful shutdown.
 //! - [`proto`]: the prost-generated wire types.
@@ -30,7 +32,9 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod engine;
+pub mod http;
 pub mod kafka;
+pub mod metrics;
 pub mod model;
 pub mod replay;
 pub mod series;

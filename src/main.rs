@@ -227,7 +227,19 @@ fn run(config: &std::path::Path) -> ExitCode {
                 .collect::<Vec<_>>(),
             cfg.alert_topic
         );
-        deadair::kafka::run(&cfg, Arc::new(model), shutdown_signal()).await
+        let registry = prometheus::Registry::new();
+        let metrics =
+            Arc::new(deadair::metrics::Metrics::new(&registry).map_err(|e| e.to_string())?);
+        let health = Arc::new(deadair::http::Health::default());
+        if !cfg.metrics_addr.is_empty() {
+            let listener = deadair::http::bind(&cfg.metrics_addr).await?;
+            eprintln!(
+                "deadair run: metrics on http://{}/metrics",
+                cfg.metrics_addr
+            );
+            tokio::spawn(deadair::http::serve(listener, registry, health.clone()));
+        }
+        deadair::kafka::run(&cfg, Arc::new(model), metrics, health, shutdown_signal()).await
     });
     match result {
         Ok(s) => {

@@ -79,10 +79,20 @@ async fn alerts_flow_and_offsets_follow_deliveries() {
     let cfg = config(&brokers);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run_cfg = cfg.clone();
+    let registry = prometheus::Registry::new();
+    let metrics = Arc::new(deadair::metrics::Metrics::new(&registry).unwrap());
+    let health = Arc::new(deadair::http::Health::default());
+    let (m, h) = (metrics.clone(), health.clone());
     let pipeline = tokio::spawn(async move {
-        deadair::kafka::run(&run_cfg, Arc::new(deadair::Model::default_model()), async {
-            let _ = stopped.await;
-        })
+        deadair::kafka::run(
+            &run_cfg,
+            Arc::new(deadair::Model::default_model()),
+            m,
+            h,
+            async {
+                let _ = stopped.await;
+            },
+        )
         .await
     });
 
@@ -145,6 +155,16 @@ async fn alerts_flow_and_offsets_follow_deliveries() {
         "every message's offset stored after its alerts"
     );
     assert_eq!(summary.decode_errors, 0);
+    let text = deadair::metrics::render(&registry);
+    assert!(
+        text.contains("deadair_samples_consumed_total 300"),
+        "{text}"
+    );
+    assert!(text.contains("deadair_offsets_stored_total 200"), "{text}");
+    assert!(
+        text.contains(r#"deadair_alert_events_total{kind="absence",state="firing"} 1"#),
+        "{text}"
+    );
 
     // the group's committed position is the end of the input
     let probe: StreamConsumer = ClientConfig::new()

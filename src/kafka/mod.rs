@@ -13,8 +13,7 @@
 //! succeeds: delay is fine, data loss is not. The committer's channel is bounded
 //! (`max_in_flight`), so a slow broker pauses fetching instead of growing memory.
 //!
-//! Still to come (open issues): engine state survives neither a restart nor a rebalance, and
-//! self-metrics are not yet served.
+//! Still to come (open issues): engine state survives neither a restart nor a rebalance.
 
 pub mod ratelog;
 
@@ -24,17 +23,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message as _;
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::statistics::Statistics;
 use tokio::sync::mpsc;
 
 use crate::alert::{Alert, AlertKind, AlertStatus};
 use crate::config::{AlertFormat, RunConfig};
 use crate::decode::decode;
-use crate::engine::{Engine, SampleRef};
+use crate::engine::{Engine, Outcome, SampleRef};
+use crate::http::Health;
+use crate::metrics::Metrics;
 use crate::model::Model;
 use ratelog::RateLimitedLog;
 
@@ -66,8 +69,33 @@ fn client_config(cfg: &RunConfig) -> ClientConfig {
     c
 }
 
+/// Consumer context that turns librdkafka statistics into per-partition lag gauges.
+pub struct LagContext {
+    metrics: Arc<Metrics>,
+}
+
+impl ClientContext for LagContext {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's "unknown" and the internal partition -1 is not an input
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[topic.as_str(), &partition.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagContext {}
+
+pub type DeadairConsumer = StreamConsumer<LagContext>;
+
 /// Creates the consumer: group member, offsets stored by deadair only after delivery.
-pub fn consumer(cfg: &RunConfig) -> Result<StreamConsumer, KafkaError> {
+pub fn consumer(cfg: &RunConfig, metrics: Arc<Metrics>) -> Result<DeadairConsumer, KafkaError> {
     let mut c = client_config(cfg);
     c.set("group.id", &cfg.group_id)
         .set("enable.auto.offset.store", "false")
@@ -77,11 +105,12 @@ pub fn consumer(cfg: &RunConfig) -> Result<StreamConsumer, KafkaError> {
         .set("partition.assignment.strategy", "cooperative-sticky")
         // bounded fetch: at most ~64 MiB queued per consumer, 16 MiB per fetch
         .set_default("queued.max.messages.kbytes", "65536")
-        .set_default("fetch.max.bytes", "16777216");
+        .set_default("fetch.max.bytes", "16777216")
+        .set_default("statistics.interval.ms", "5000");
     for (k, v) in &cfg.librdkafka {
         c.set(k, v);
     }
-    c.create()
+    c.create_with_context(LagContext { metrics })
 }
 
 /// Creates the alert producer: idempotent, acks from all in-sync replicas.
@@ -157,9 +186,10 @@ async fn enqueue(
 /// Awaits deliveries in consumption order and stores offsets behind them.
 async fn committer(
     mut rx: mpsc::Receiver<InFlight>,
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<DeadairConsumer>,
     producer: FutureProducer,
     alert_topic: String,
+    metrics: Arc<Metrics>,
 ) -> (u64, u64) {
     let mut log = RateLimitedLog::new(5);
     let (mut stored, mut retries) = (0u64, 0u64);
@@ -170,12 +200,14 @@ async fn committer(
                     Ok(Ok(_)) => break,
                     Ok(Err((e, _))) => {
                         retries += 1;
+                        metrics.delivery_errors.inc();
                         log.log("delivery error", || {
                             format!("alert {key} not delivered: {e}; sending again")
                         });
                     }
                     Err(_) => {
                         retries += 1;
+                        metrics.delivery_errors.inc();
                         log.log("delivery error", || {
                             format!("alert {key}: delivery canceled; sending again")
                         });
@@ -186,7 +218,10 @@ async fn committer(
             }
         }
         match consumer.store_offset(&f.topic, f.partition, f.offset) {
-            Ok(()) => stored += 1,
+            Ok(()) => {
+                stored += 1;
+                metrics.offsets_stored.inc();
+            }
             // e.g. the partition was revoked meanwhile: its new owner re-reads from the last commit
             Err(e) => log.log("offset store", || {
                 format!("{}/{} offset {}: {e}", f.topic, f.partition, f.offset)
@@ -201,9 +236,13 @@ async fn committer(
 pub async fn run(
     cfg: &RunConfig,
     model: Arc<Model>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunSummary, String> {
-    let consumer = Arc::new(consumer(cfg).map_err(|e| format!("cannot create consumer: {e}"))?);
+    let consumer = Arc::new(
+        consumer(cfg, metrics.clone()).map_err(|e| format!("cannot create consumer: {e}"))?,
+    );
     let producer = producer(cfg).map_err(|e| format!("cannot create producer: {e}"))?;
     let topics: Vec<&str> = cfg.input.iter().map(|i| i.topic.as_str()).collect();
     consumer
@@ -216,7 +255,12 @@ pub async fn run(
         consumer.clone(),
         producer.clone(),
         cfg.alert_topic.clone(),
+        metrics.clone(),
     ));
+    health.stall_ms.store(
+        cfg.heartbeat_interval * 3,
+        std::sync::atomic::Ordering::Relaxed,
+    );
 
     let instance = std::env::var("DEADAIR_INSTANCE")
         .unwrap_or_else(|_| format!("deadair-{}", std::process::id()));
@@ -233,6 +277,9 @@ pub async fn run(
             () = &mut shutdown => break,
             _ = heartbeat.tick() => {
                 summary.heartbeats += 1;
+                metrics.heartbeats.inc();
+                metrics.alert(AlertKind::Heartbeat, AlertStatus::Firing);
+                refresh_gauges(&metrics, &health, &consumer, &producer, &engines);
                 let mut parts: Vec<String> = engines.keys().map(|(t, p)| format!("{t}/{p}")).collect();
                 parts.sort();
                 let hb = heartbeat_event(&cfg.group_id, &instance, summary.heartbeats, &parts);
@@ -245,21 +292,28 @@ pub async fn run(
                     Ok(m) => m,
                     Err(e) => {
                         // transient: librdkafka reconnects and resumes by itself
+                        metrics.consume_errors.inc();
                         log.log("consume error", || e.to_string());
                         continue;
                     }
                 };
                 summary.messages += 1;
+                metrics.messages.inc();
+                metrics.bytes.inc_by(msg.payload().map_or(0, |p| p.len() as u64));
+                health.last_loop_ms.store(wall_ms(), std::sync::atomic::Ordering::Relaxed);
                 let topic: Arc<str> = msg.topic().into();
                 let (partition, offset) = (msg.partition(), msg.offset());
                 samples.clear();
                 if let Some(format) = cfg.format_of(&topic) {
                     if let Err(e) = decode(format, msg.payload().unwrap_or(&[]), &mut samples) {
                         summary.decode_errors += 1;
+                        metrics.decode_errors.with_label_values(&[e.reason.as_str()]).inc();
                         log.log("decode error", || format!("{topic}/{partition}@{offset}: {} ({})", e.reason.as_str(), e.detail));
                     }
                 }
                 summary.samples += samples.len() as u64;
+                metrics.samples.inc_by(samples.len() as u64);
+                let started = std::time::Instant::now();
                 let (engine, max_ts) = engines
                     .entry((topic.clone(), partition))
                     .or_insert_with(|| (Engine::new(model.clone()), i64::MIN));
@@ -268,16 +322,26 @@ pub async fn run(
                     .map(|s| SampleRef { name: s.name.as_str(), labels: &s.labels, ts: s.timestamp, value: s.value })
                     .collect();
                 engine.ingest_batch(&refs, &mut alerts, &mut outcomes);
-                outcomes.clear();
+                for o in outcomes.drain(..) {
+                    let reason = match o {
+                        Outcome::Accepted(_) => continue,
+                        Outcome::Late => "late",
+                        Outcome::NonFinite => "non_finite",
+                        Outcome::Unmatched => "unmatched",
+                    };
+                    metrics.samples_dropped.with_label_values(&[reason]).inc();
+                }
                 if let Some(newest) = samples.iter().map(|s| s.timestamp).max() {
                     *max_ts = (*max_ts).max(newest);
                 }
                 if *max_ts != i64::MIN {
                     engine.advance(max_ts.saturating_sub(cfg.allowed_lateness), &mut alerts);
                 }
+                metrics.engine_batch.observe(started.elapsed().as_secs_f64());
                 let mut deliveries = Vec::with_capacity(alerts.len());
                 for a in alerts.drain(..) {
                     summary.alerts += 1;
+                    metrics.alert(a.kind, a.state);
                     let payload = encode_alert(&a, cfg.alert_format);
                     let fut = enqueue(&producer, &cfg.alert_topic, &a.alert_id, &payload, &mut log).await;
                     deliveries.push((fut, a.alert_id, payload));
@@ -309,6 +373,41 @@ pub async fn run(
     }
     consumer.unsubscribe();
     Ok(summary)
+}
+
+/// Gauges sampled once per heartbeat interval.
+fn refresh_gauges(
+    metrics: &Metrics,
+    health: &Health,
+    consumer: &DeadairConsumer,
+    producer: &FutureProducer,
+    engines: &HashMap<(Arc<str>, i32), (Engine, i64)>,
+) {
+    let now = wall_ms();
+    health
+        .last_loop_ms
+        .store(now, std::sync::atomic::Ordering::Relaxed);
+    if consumer.assignment().is_ok_and(|a| a.count() > 0) || !engines.is_empty() {
+        health
+            .ready
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    metrics
+        .active_series
+        .set(engines.values().map(|(e, _)| e.series_count() as i64).sum());
+    metrics.assigned_partitions.set(engines.len() as i64);
+    metrics
+        .producer_queue
+        .set(i64::from(producer.in_flight_count()));
+    if let Some(oldest) = engines
+        .values()
+        .map(|(e, _)| e.now())
+        .filter(|t| *t != i64::MIN)
+        .min()
+    {
+        metrics.watermark_delay.set((now - oldest) / 1000);
+    }
+    metrics.refresh_memory();
 }
 
 /// deadair's liveness announcement: one firing `heartbeat` event per interval, per instance.

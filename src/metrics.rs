@@ -1,0 +1,213 @@
+//! deadair's own health as Prometheus metrics.
+//!
+//! Built against a [`prometheus::Registry`] passed in, so every test gets a fresh one. Names
+//! follow `deadair_<what>_<unit>`; label values come from small fixed sets (reason, kind, state)
+//! or from topic/partition names: never from a series key.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+use crate::alert::{AlertKind, AlertStatus};
+
+pub struct Metrics {
+    pub messages: IntCounter,
+    pub samples: IntCounter,
+    pub bytes: IntCounter,
+    pub decode_errors: IntCounterVec,
+    pub samples_dropped: IntCounterVec,
+    pub active_series: IntGauge,
+    pub alert_events: IntCounterVec,
+    pub heartbeats: IntCounter,
+    pub offsets_stored: IntCounter,
+    pub delivery_errors: IntCounter,
+    pub consume_errors: IntCounter,
+    pub producer_queue: IntGauge,
+    pub consumer_lag: IntGaugeVec,
+    pub watermark_delay: IntGauge,
+    pub engine_batch: Histogram,
+    pub resident_memory: IntGauge,
+    pub assigned_partitions: IntGauge,
+}
+
+fn reg<T: prometheus::core::Collector + Clone + 'static>(
+    r: &Registry,
+    c: T,
+) -> prometheus::Result<T> {
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+impl Metrics {
+    pub fn new(r: &Registry) -> prometheus::Result<Metrics> {
+        let counter = |name: &str, help: &str| reg(r, IntCounter::new(name, help)?);
+        let m = Metrics {
+            messages: counter(
+                "deadair_messages_consumed_total",
+                "Kafka messages consumed.",
+            )?,
+            samples: counter(
+                "deadair_samples_consumed_total",
+                "Samples decoded from consumed messages.",
+            )?,
+            bytes: counter("deadair_consumed_bytes_total", "Payload bytes consumed.")?,
+            decode_errors: reg(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "deadair_decode_errors_total",
+                        "Messages that could not be decoded, by reason.",
+                    ),
+                    &["reason"],
+                )?,
+            )?,
+            samples_dropped: reg(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "deadair_samples_dropped_total",
+                        "Samples not learned from, by reason (late, non_finite, unmatched).",
+                    ),
+                    &["reason"],
+                )?,
+            )?,
+            active_series: reg(
+                r,
+                IntGauge::new(
+                    "deadair_active_series",
+                    "Series held by this instance's engines.",
+                )?,
+            )?,
+            alert_events: reg(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "deadair_alert_events_total",
+                        "Alert events emitted, by kind and state.",
+                    ),
+                    &["kind", "state"],
+                )?,
+            )?,
+            heartbeats: counter("deadair_heartbeats_total", "Heartbeat events emitted.")?,
+            offsets_stored: counter(
+                "deadair_offsets_stored_total",
+                "Input offsets stored after their alerts were delivered.",
+            )?,
+            delivery_errors: counter(
+                "deadair_delivery_errors_total",
+                "Alert deliveries that failed and were sent again.",
+            )?,
+            consume_errors: counter(
+                "deadair_consume_errors_total",
+                "Errors reported by the consumer (reconnects are automatic).",
+            )?,
+            producer_queue: reg(
+                r,
+                IntGauge::new(
+                    "deadair_producer_queue_messages",
+                    "Alert messages in the producer queue.",
+                )?,
+            )?,
+            consumer_lag: reg(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "deadair_consumer_lag_messages",
+                        "Messages between the consumer position and the high watermark.",
+                    ),
+                    &["topic", "partition"],
+                )?,
+            )?,
+            watermark_delay: reg(
+                r,
+                IntGauge::new(
+                    "deadair_watermark_delay_seconds",
+                    "Wall time minus the oldest partition's engine clock.",
+                )?,
+            )?,
+            engine_batch: reg(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "deadair_engine_batch_seconds",
+                        "Engine time per consumed message (decode excluded).",
+                    )
+                    .buckets(prometheus::exponential_buckets(1e-6, 4.0, 10)?),
+                )?,
+            )?,
+            resident_memory: reg(
+                r,
+                IntGauge::new(
+                    "deadair_resident_memory_bytes",
+                    "Resident set size of the process.",
+                )?,
+            )?,
+            assigned_partitions: reg(
+                r,
+                IntGauge::new(
+                    "deadair_assigned_partitions",
+                    "Input partitions with an engine here.",
+                )?,
+            )?,
+        };
+        for reason in ["empty", "protobuf", "json"] {
+            m.decode_errors.with_label_values(&[reason]);
+        }
+        for reason in ["late", "non_finite", "unmatched"] {
+            m.samples_dropped.with_label_values(&[reason]);
+        }
+        Ok(m)
+    }
+
+    pub fn alert(&self, kind: AlertKind, state: AlertStatus) {
+        self.alert_events
+            .with_label_values(&[kind.as_str(), state.as_str()])
+            .inc();
+    }
+
+    /// Reads the resident set size from /proc (Linux); leaves the gauge alone elsewhere.
+    pub fn refresh_memory(&self) {
+        if let Some(rss) = resident_bytes() {
+            self.resident_memory.set(rss as i64);
+        }
+    }
+}
+
+/// Resident set size of this process, from `/proc/self/statm`.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// The text exposition of everything in `r`.
+pub fn render(r: &Registry) -> String {
+    use prometheus::Encoder;
+    let mut buf = Vec::new();
+    // Encoding into a Vec only fails on invalid metric families, which `Metrics::new` rules out.
+    let _ = prometheus::TextEncoder::new().encode(&r.gather(), &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_convention_and_render() {
+        let r = Registry::new();
+        let m = Metrics::new(&r).unwrap();
+        m.samples.inc_by(3);
+        m.alert(AlertKind::Absence, AlertStatus::Firing);
+        m.consumer_lag.with_label_values(&["metrics", "0"]).set(7);
+        m.refresh_memory();
+        let text = render(&r);
+        assert!(text.contains("deadair_samples_consumed_total 3"));
+        assert!(text.contains(r#"deadair_alert_events_total{kind="absence",state="firing"} 1"#));
+        assert!(text.contains(r#"deadair_decode_errors_total{reason="protobuf"} 0"#));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("deadair_"), "{line}");
+        }
+        assert!(resident_bytes().unwrap() > 0);
+    }
+}
