@@ -467,7 +467,7 @@ impl Engine {
                     v.score
                 ),
                 AlertStatus::Resolved => format!(
-                    "{series} is back to normal at {} (expected {}, score {:.4}) after {}",
+                    "{series} is no longer anomalous at {} (expected {}, score {:.4}) after {}",
                     num(value),
                     num(v.expected),
                     v.score,

@@ -22,6 +22,8 @@
 //! - [`kafka`]: the Kafka stage: consumer group in, engines per partition, alerts out,
 //!   offsets stored only behind delivered alerts, heartbeats, graceful shutdown.
 //! - [`proto`]: the prost-generated wire types.
+//! - [`synth`], [`demo`]: synthetic series, `deadair demo` (mock cluster + synthetic producer +
+//!   the real pipeline) and `deadair gen` (the synthetic producer against a real broker).
 //! - [`replay`]: the offline mode behind `deadair replay` (CSV/JSONL inputs merged by event
 //!   time, scores, alerts, plots).
 
@@ -30,6 +32,7 @@ pub mod alert;
 pub mod codec;
 pub mod config;
 pub mod decode;
+pub mod demo;
 pub mod detect;
 pub mod engine;
 pub mod http;
@@ -38,6 +41,7 @@ pub mod metrics;
 pub mod model;
 pub mod replay;
 pub mod series;
+pub mod synth;
 pub mod time;
 
 /// prost-generated types for `proto/deadair/v1/*.proto`.

@@ -50,6 +50,38 @@ enum Command {
         #[arg(required = true, value_name = "INPUT")]
         inputs: Vec<PathBuf>,
     },
+    /// Everything in-process: a Kafka mock cluster, a synthetic producer and the real pipeline;
+    /// prints alert events as they happen.
+    Demo {
+        /// Stop after this long (e.g. `40s`); runs until Ctrl-C otherwise.
+        #[arg(long)]
+        duration: Option<String>,
+        /// Address for /metrics, /healthz and /readyz ("" disables).
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        metrics_addr: String,
+    },
+    /// Produce synthetic samples to a real broker.
+    Gen {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        topic: String,
+        /// Number of series.
+        #[arg(long, default_value_t = 1000)]
+        series: usize,
+        /// Samples per second, all series together.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// How long to produce (e.g. `30s`).
+        #[arg(long, default_value = "10s")]
+        duration: String,
+        /// Samples per message.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Message format: proto or json.
+        #[arg(long, default_value = "proto")]
+        format: String,
+    },
     /// Consume metric samples from Kafka and emit alert events (until SIGTERM / Ctrl-C).
     Run {
         /// Run configuration (TOML; see README, "deadair run").
@@ -68,6 +100,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => run(&config),
+        Command::Demo {
+            duration,
+            metrics_addr,
+        } => demo(duration.as_deref(), &metrics_addr),
+        Command::Gen {
+            brokers,
+            topic,
+            series,
+            rate,
+            duration,
+            batch,
+            format,
+        } => gen(&brokers, &topic, series, rate, &duration, batch, &format),
         Command::Check { files } => {
             let mut ok = true;
             for f in &files {
@@ -205,14 +250,10 @@ fn run(config: &std::path::Path) -> ExitCode {
         },
         None => Model::default_model(),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("deadair run: cannot start the runtime: {e}");
+            eprintln!("deadair run: {e}");
             return ExitCode::from(1);
         }
     };
@@ -271,4 +312,71 @@ async fn shutdown_signal() {
         }
     }
     eprintln!("deadair run: shutting down");
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+fn parse_duration_arg(flag: &str, text: &str) -> Result<std::time::Duration, String> {
+    deadair::time::parse_duration(text)
+        .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64))
+        .map_err(|e| format!("{flag}: {e}"))
+}
+
+fn demo(duration: Option<&str>, metrics_addr: &str) -> ExitCode {
+    let result = (|| {
+        let duration = duration
+            .map(|d| parse_duration_arg("--duration", d))
+            .transpose()?;
+        runtime()?.block_on(deadair::demo::demo(
+            duration,
+            metrics_addr,
+            shutdown_signal(),
+            |line| println!("{line}"),
+        ))
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("deadair demo: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn gen(
+    brokers: &str,
+    topic: &str,
+    series: usize,
+    rate: f64,
+    duration: &str,
+    batch: usize,
+    format: &str,
+) -> ExitCode {
+    let result = (|| {
+        let duration = parse_duration_arg("--duration", duration)?;
+        let format = match format {
+            "proto" => deadair::config::InputFormat::Proto,
+            "json" => deadair::config::InputFormat::Json,
+            other => return Err(format!("--format: expected proto or json, found `{other}`")),
+        };
+        runtime()?.block_on(deadair::demo::gen(
+            brokers, topic, series, rate, duration, batch, format,
+        ))
+    })();
+    match result {
+        Ok((samples, messages)) => {
+            eprintln!("gen: produced {samples} samples in {messages} messages to {topic}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("deadair gen: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,0 +1,355 @@
+//! `deadair demo` (everything in-process: a librdkafka mock cluster, a synthetic producer, the
+//! real pipeline) and `deadair gen` (the synthetic producer against a real broker).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+use crate::config::{InputFormat, RunConfig};
+use crate::proto::{AlertEvent, Sample, SampleBatch};
+use crate::synth::{Event, Series, Synth};
+use crate::time::format_rfc3339;
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The demo's fleet: three sources with different cadences, a 20-minute "day", and a script of
+/// trouble relative to `now`: a spike, a level shift, one series going silent and coming back,
+/// and later a whole source going silent.
+pub fn demo_fleet(now: i64) -> Vec<Series> {
+    let s = 1_000;
+    let day = 20 * 60 * s;
+    let mut out = Vec::new();
+    let mut add = |mut series: Series| {
+        series.period_ms = day;
+        out.push(series);
+    };
+    for host in ["web-1", "web-2", "web-3"] {
+        let mut cpu = Series::new(
+            "cpu_usage_percent",
+            &[("instance", host), ("job", "api")],
+            s,
+            40.0,
+        );
+        if host == "web-1" {
+            cpu = cpu.with_event(Event::Spike {
+                at: now + 3 * s,
+                factor: 2.5,
+            });
+        }
+        add(cpu);
+        let mut req = Series::new(
+            "http_requests_per_second",
+            &[("instance", host), ("job", "api")],
+            s,
+            200.0,
+        );
+        if host == "web-2" {
+            req = req.with_event(Event::Silence {
+                from: now + 4 * s,
+                until: now + 16 * s,
+            });
+        }
+        add(req);
+    }
+    for host in ["db-1", "db-2"] {
+        let mut lat = Series::new(
+            "query_latency_ms",
+            &[("instance", host), ("job", "db")],
+            2 * s,
+            5.0,
+        );
+        if host == "db-1" {
+            lat = lat.with_event(Event::Shift {
+                at: now + 6 * s,
+                delta: 6.0,
+            });
+        }
+        add(lat);
+        add(Series::new(
+            "connections",
+            &[("instance", host), ("job", "db")],
+            2 * s,
+            50.0,
+        ));
+    }
+    for host in ["worker-1", "worker-2"] {
+        let q = Series::new(
+            "queue_depth",
+            &[("instance", host), ("job", "batch")],
+            2 * s,
+            100.0,
+        )
+        .with_event(Event::Silence {
+            from: now + 10 * s,
+            until: i64::MAX,
+        });
+        add(q);
+    }
+    out
+}
+
+/// Produces `samples` as `SampleBatch` messages of up to `batch` samples, keyed by `key`.
+async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    samples: &[Sample],
+    batch: usize,
+    format: InputFormat,
+) -> Result<u64, String> {
+    let mut messages = 0;
+    for chunk in samples.chunks(batch.max(1)) {
+        let payload = match format {
+            InputFormat::Proto => SampleBatch {
+                samples: chunk.to_vec(),
+            }
+            .encode_to_vec(),
+            InputFormat::Json => {
+                let items: Vec<serde_json::Value> = chunk
+                    .iter()
+                    .map(|s| serde_json::json!({"name": s.name, "labels": s.labels, "timestamp": s.timestamp, "value": s.value}))
+                    .collect();
+                serde_json::Value::Array(items).to_string().into_bytes()
+            }
+        };
+        let key = chunk[0].labels.get("job").cloned().unwrap_or_default();
+        loop {
+            match producer.send_result(FutureRecord::to(topic).key(&key).payload(&payload)) {
+                Ok(_) => break,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    _,
+                )) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => return Err(format!("cannot produce to {topic}: {e}")),
+            }
+        }
+        messages += 1;
+    }
+    Ok(messages)
+}
+
+/// One readable line for an alert event from the alert topic.
+pub fn event_line(e: &AlertEvent) -> String {
+    let t = e
+        .event_time
+        .as_ref()
+        .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+    format!(
+        "{} {:<8} {:<8} {}",
+        format_rfc3339(t),
+        match e.state() {
+            crate::proto::AlertState::Firing => "firing",
+            crate::proto::AlertState::Resolved => "resolved",
+            crate::proto::AlertState::Unspecified => "?",
+        },
+        e.kind()
+            .as_str_name()
+            .trim_start_matches("ALERT_KIND_")
+            .to_ascii_lowercase(),
+        e.summary
+    )
+}
+
+/// Runs the demo until `duration` elapses (or forever) or `stop` completes. Alert lines go to
+/// `print`.
+pub async fn demo(
+    duration: Option<Duration>,
+    metrics_addr: &str,
+    stop: impl std::future::Future<Output = ()>,
+    print: impl Fn(&str) + Send + Sync + 'static,
+) -> Result<(), String> {
+    let cluster = MockCluster::new(1).map_err(|e| format!("cannot start the mock cluster: {e}"))?;
+    let (samples_topic, alerts_topic) = ("deadair-samples", "deadair-alerts");
+    for t in [samples_topic, alerts_topic] {
+        cluster
+            .create_topic(t, 1, 1)
+            .map_err(|e| format!("cannot create {t}: {e}"))?;
+    }
+    let brokers = cluster.bootstrap_servers();
+    let text = format!(
+        "brokers = \"{brokers}\"\ngroup_id = \"deadair-demo\"\nalert_topic = \"{alerts_topic}\"\n\
+         heartbeat_interval = \"5s\"\nmetrics_addr = \"{metrics_addr}\"\n\
+         [[input]]\ntopic = \"{samples_topic}\"\nformat = \"proto\"\n"
+    );
+    let cfg = RunConfig::parse(&text, "demo", |_| None)?;
+    let print = Arc::new(print);
+    print(&format!(
+        "deadair demo: in-process Kafka mock cluster at {brokers}"
+    ));
+
+    let registry = prometheus::Registry::new();
+    let metrics = Arc::new(crate::metrics::Metrics::new(&registry).map_err(|e| e.to_string())?);
+    let health = Arc::new(crate::http::Health::default());
+    if !metrics_addr.is_empty() {
+        let listener = crate::http::bind(metrics_addr).await?;
+        tokio::spawn(crate::http::serve(listener, registry, health.clone()));
+        print(&format!(
+            "deadair demo: metrics on http://{metrics_addr}/metrics"
+        ));
+    }
+
+    // Seed one "day" (20 minutes) of history at once, then produce live.
+    let now = wall_ms();
+    let mut synth = Synth::new(demo_fleet(now), now - 20 * 60_000, 42);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "5")
+        .create()
+        .map_err(|e| format!("cannot create the demo producer: {e}"))?;
+    let mut buf = Vec::new();
+    synth.take_until(now, &mut buf);
+    produce(&producer, samples_topic, &buf, 100, InputFormat::Proto).await?;
+    print(&format!(
+        "deadair demo: seeded {} samples (one 20-minute \"day\") of history for {} series in 3 sources; now live. \
+         Scripted: a spike at +3s, a series silent from +4s to +16s, a level shift at +6s, source job=\"batch\" \
+         silent from +10s. Alert events:",
+        buf.len(),
+        synth.series.len()
+    ));
+
+    let (stop_pipeline, pipeline_stopped) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = tokio::spawn(async move {
+        crate::kafka::run(
+            &cfg,
+            Arc::new(crate::model::Model::default_model()),
+            metrics,
+            health,
+            async {
+                let _ = pipeline_stopped.await;
+            },
+        )
+        .await
+    });
+
+    let reader: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "deadair-demo-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .map_err(|e| format!("cannot create the alert reader: {e}"))?;
+    // assigned, not subscribed: the reader is no group member, so it closes without a broker
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(alerts_topic, 0, rdkafka::Offset::Beginning)
+        .map_err(|e| e.to_string())?;
+    reader.assign(&tpl).map_err(|e| e.to_string())?;
+    let printer = print.clone();
+    let history_events = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let in_history = history_events.clone();
+    let reader_task = tokio::spawn(async move {
+        loop {
+            let Ok(m) = reader.recv().await else { continue };
+            let Some(Ok(e)) = m.payload().map(AlertEvent::decode) else {
+                continue;
+            };
+            let t = e.event_time.as_ref().map_or(0, |t| t.seconds * 1000);
+            if e.kind() == crate::proto::AlertKind::Heartbeat {
+                continue;
+            }
+            if t < now - 1_000 {
+                // learning the seeded history: counted, not shown
+                in_history.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                printer(&event_line(&e));
+            }
+        }
+    });
+
+    let started = Instant::now();
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            _ = tick.tick() => {
+                if duration.is_some_and(|d| started.elapsed() >= d) {
+                    break;
+                }
+                buf.clear();
+                synth.take_until(wall_ms(), &mut buf);
+                produce(&producer, samples_topic, &buf, 100, InputFormat::Proto).await?;
+            }
+        }
+    }
+    let _ = producer.flush(Duration::from_secs(2));
+    let _ = stop_pipeline.send(());
+    let summary = pipeline.await.map_err(|e| e.to_string())??;
+    // give the reader a moment to print the last events
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    reader_task.abort();
+    let _ = reader_task.await;
+    print(&format!(
+        "deadair demo: done after {:.0}s: {} messages, {} samples, {} alert events ({} of them while learning the \
+         seeded history, not shown), {} offsets stored",
+        started.elapsed().as_secs_f64(),
+        summary.messages,
+        summary.samples,
+        summary.alerts,
+        history_events.load(std::sync::atomic::Ordering::Relaxed),
+        summary.offsets_stored
+    ));
+    // clients before the cluster they talk to
+    drop(producer);
+    drop(cluster);
+    Ok(())
+}
+
+/// `deadair gen`: a fleet of `series` synthetic series at `rate` samples/s in total, produced in
+/// real time to `topic` for `duration`, `batch` samples per message.
+pub async fn gen(
+    brokers: &str,
+    topic: &str,
+    series: usize,
+    rate: f64,
+    duration: Duration,
+    batch: usize,
+    format: InputFormat,
+) -> Result<(u64, u64), String> {
+    if series == 0 || rate <= 0.0 {
+        return Err("--series and --rate must be positive".into());
+    }
+    let cadence_ms = ((series as f64 / rate) * 1000.0).max(1.0) as i64;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "true")
+        .create()
+        .map_err(|e| format!("cannot create producer: {e}"))?;
+    let start = wall_ms();
+    let mut synth = Synth::fleet(series, cadence_ms, start, 7);
+    let (mut samples, mut messages) = (0u64, 0u64);
+    let started = Instant::now();
+    let mut last_report = started;
+    let mut buf = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while started.elapsed() < duration {
+        tick.tick().await;
+        buf.clear();
+        synth.take_until(wall_ms().min(start + duration.as_millis() as i64), &mut buf);
+        samples += buf.len() as u64;
+        messages += produce(&producer, topic, &buf, batch, format).await?;
+        if last_report.elapsed() >= Duration::from_secs(2) {
+            last_report = Instant::now();
+            eprintln!(
+                "gen: {samples} samples in {messages} messages ({:.0} samples/s)",
+                samples as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .map_err(|e| format!("flush: {e}"))?;
+    Ok((samples, messages))
+}
