@@ -98,7 +98,8 @@ pub fn demo_fleet(now: i64) -> Vec<Series> {
     out
 }
 
-/// Produces `samples` as `SampleBatch` messages of up to `batch` samples, keyed by `key`.
+/// Produces `samples` as messages of up to `batch` samples. Samples are grouped by their `job`
+/// label and each message is keyed by it, so a source's series always land in one partition.
 async fn produce(
     producer: &FutureProducer,
     topic: &str,
@@ -106,37 +107,46 @@ async fn produce(
     batch: usize,
     format: InputFormat,
 ) -> Result<u64, String> {
+    let mut by_job: std::collections::BTreeMap<&str, Vec<Sample>> =
+        std::collections::BTreeMap::new();
+    for s in samples {
+        by_job
+            .entry(s.labels.get("job").map_or("", String::as_str))
+            .or_default()
+            .push(s.clone());
+    }
     let mut messages = 0;
-    for chunk in samples.chunks(batch.max(1)) {
-        let payload = match format {
-            InputFormat::Proto => SampleBatch {
-                samples: chunk.to_vec(),
-            }
-            .encode_to_vec(),
-            InputFormat::Json => {
-                let items: Vec<serde_json::Value> = chunk
-                    .iter()
-                    .map(|s| serde_json::json!({"name": s.name, "labels": s.labels, "timestamp": s.timestamp, "value": s.value}))
-                    .collect();
-                serde_json::Value::Array(items).to_string().into_bytes()
-            }
-        };
-        let key = chunk[0].labels.get("job").cloned().unwrap_or_default();
-        loop {
-            match producer.send_result(FutureRecord::to(topic).key(&key).payload(&payload)) {
-                Ok(_) => break,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    _,
-                )) => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+    for (key, samples) in &by_job {
+        for chunk in samples.chunks(batch.max(1)) {
+            let payload = match format {
+                InputFormat::Proto => SampleBatch {
+                    samples: chunk.to_vec(),
                 }
-                Err((e, _)) => return Err(format!("cannot produce to {topic}: {e}")),
+                .encode_to_vec(),
+                InputFormat::Json => {
+                    let items: Vec<serde_json::Value> = chunk
+                        .iter()
+                        .map(|s| serde_json::json!({"name": s.name, "labels": s.labels, "timestamp": s.timestamp, "value": s.value}))
+                        .collect();
+                    serde_json::Value::Array(items).to_string().into_bytes()
+                }
+            };
+            loop {
+                match producer.send_result(FutureRecord::to(topic).key(*key).payload(&payload)) {
+                    Ok(_) => break,
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull,
+                        ),
+                        _,
+                    )) => {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => return Err(format!("cannot produce to {topic}: {e}")),
+                }
             }
+            messages += 1;
         }
-        messages += 1;
     }
     Ok(messages)
 }

@@ -118,7 +118,9 @@ pub fn producer(cfg: &RunConfig) -> Result<FutureProducer, KafkaError> {
     let mut c = client_config(cfg);
     c.set("enable.idempotence", "true")
         .set("acks", "all")
-        .set_default("linger.ms", "5");
+        .set_default("linger.ms", "5")
+        // bounded producer queue: 64 MiB of alerts at most (librdkafka's default is 1 GiB)
+        .set_default("queue.buffering.max.kbytes", "65536");
     for (k, v) in &cfg.librdkafka {
         c.set(k, v);
     }
@@ -301,6 +303,8 @@ pub async fn run(
                 metrics.messages.inc();
                 metrics.bytes.inc_by(msg.payload().map_or(0, |p| p.len() as u64));
                 health.last_loop_ms.store(wall_ms(), std::sync::atomic::Ordering::Relaxed);
+                // consuming means assigned: ready (also checked on every heartbeat tick)
+                health.ready.store(true, std::sync::atomic::Ordering::Relaxed);
                 let topic: Arc<str> = msg.topic().into();
                 let (partition, offset) = (msg.partition(), msg.offset());
                 samples.clear();

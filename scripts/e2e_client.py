@@ -1,0 +1,67 @@
+"""Independent Kafka client for deadair's end-to-end test (confluent-kafka, a current librdkafka).
+
+  produce BROKERS TOPIC   JSON samples of a scripted scenario: two series at a 10 s cadence for
+                          200 samples; web-b stops after 100, web-a spikes at 150
+  expect  BROKERS TOPIC   reads JSON alert events until web-b's absence fired, web-a's anomaly
+                          fired and resolved, and a heartbeat arrived (or fails after 90 s)
+"""
+import json, sys, time
+
+from confluent_kafka import Consumer, Producer
+
+T0 = 1767225600000  # 2026-01-01T00:00:00Z
+
+
+def noise(i):
+    return ((i * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF) >> 40) % 1000 / 500.0 - 1.0
+
+
+def produce(brokers, topic):
+    p = Producer({"bootstrap.servers": brokers, "enable.idempotence": True})
+    for i in range(200):
+        ts = T0 + i * 10000
+        a = 160.0 if i == 150 else 100.0 + noise(i)  # a spike on web-a
+        samples = [{"name": "cpu", "labels": {"host": "web-a", "job": "py"}, "timestamp": ts, "value": a}]
+        if i < 100:
+            samples.append({"name": "cpu", "labels": {"host": "web-b", "job": "py"}, "timestamp": ts, "value": 50.0 + noise(i + 1000)})
+        p.produce(topic, key="py", value=json.dumps(samples))
+        p.poll(0)
+    left = p.flush(30)
+    assert left == 0, f"{left} messages not delivered"
+    print(f"e2e_client: produced the scenario to {topic}")
+
+
+def expect(brokers, topic):
+    c = Consumer({"bootstrap.servers": brokers, "group.id": f"e2e-reader-{time.time()}", "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    seen = []
+
+    def has(kind, state, host):
+        return any(e["kind"] == kind and e["state"] == state and e["labels"].get("host") == host for e in seen)
+
+    def want():
+        return (has("absence", "firing", "web-b") and has("anomaly", "firing", "web-a")
+                and has("anomaly", "resolved", "web-a") and any(e["kind"] == "heartbeat" for e in seen))
+    deadline = time.time() + 90
+    while not want():
+        if time.time() > deadline:
+            print("e2e_client: expected alerts did not arrive; saw:")
+            for e in seen:
+                print("  ", e["event_time"], e["state"], e["kind"], e["labels"], e["summary"])
+            sys.exit(1)
+        m = c.poll(1.0)
+        if m is None or m.error():
+            continue
+        e = json.loads(m.value())
+        assert m.key().decode() == e["alert_id"], "alerts are keyed by alert_id"
+        seen.append(e)
+    c.close()
+    for e in seen:
+        if e["kind"] != "heartbeat":
+            print("e2e_client:", e["event_time"], e["state"], e["kind"], e["name"], e["labels"].get("host"))
+    print(f"e2e_client: expectations met ({len(seen)} events read)")
+
+
+if __name__ == "__main__":
+    cmd, brokers, topic = sys.argv[1:4]
+    {"produce": produce, "expect": expect}[cmd](brokers, topic)
