@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --release --locked --quiet
-BIN=target/release/deadair
+BIN="${CARGO_TARGET_DIR:-target}/release/deadair"
 PY=target/e2e-venv/bin/python
 PORT=19092; BROKERS=127.0.0.1:$PORT; MPORT=19464; PPORT=19090
 W=target/e2e; rm -rf "$W/prom"; mkdir -p "$W"
