@@ -12,15 +12,10 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::config::{InputFormat, RunConfig};
+use crate::kafka::wall_ms;
 use crate::proto::{AlertEvent, Sample, SampleBatch};
 use crate::synth::{Event, Series, Synth};
 use crate::time::format_rfc3339;
-
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// The demo's fleet: three sources with different cadences, a 20-minute "day", and a script of
 /// trouble relative to `now`: a spike, a level shift, one series going silent and coming back,

@@ -79,9 +79,7 @@ fn respond(
             crate::metrics::render(registry),
         ),
         "/healthz" => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
+            let now = crate::kafka::wall_ms();
             let age = now - health.last_loop_ms.load(Ordering::Relaxed);
             if age <= health.stall_ms.load(Ordering::Relaxed) {
                 ("200 OK", text, "ok\n".into())

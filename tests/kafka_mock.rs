@@ -80,61 +80,16 @@ async fn alerts_flow_and_offsets_follow_deliveries() {
     let brokers = cluster.bootstrap_servers();
     produce_scenario(&brokers, "samples").await;
 
-    let cfg = config(&brokers);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run_cfg = cfg.clone();
-    let registry = prometheus::Registry::new();
-    let metrics = Arc::new(deadair::metrics::Metrics::new(&registry).unwrap());
-    let health = Arc::new(deadair::http::Health::default());
-    let (m, h) = (metrics.clone(), health.clone());
-    let pipeline = tokio::spawn(async move {
-        deadair::kafka::run(
-            &run_cfg,
-            Arc::new(deadair::Model::default_model()),
-            m,
-            h,
-            async {
-                let _ = stopped.await;
-            },
-        )
-        .await
-    });
-
-    let reader: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "reader")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    reader.subscribe(&["alerts"]).unwrap();
+    let (pipeline, stop, registry) = start(config(&brokers));
+    let reader = reader(&brokers, "reader");
     let mut events: Vec<AlertEvent> = Vec::new();
-    let want = |ev: &[AlertEvent]| {
-        let has = |k: AlertKind, s: AlertState, host: &str| {
-            ev.iter().any(|e| {
-                e.kind() == k
-                    && e.state() == s
-                    && e.labels.get("host").map(String::as_str) == Some(host)
-            })
-        };
-        has(AlertKind::Absence, AlertState::Firing, "web-b")
-            && has(AlertKind::Anomaly, AlertState::Firing, "web-a")
-            && has(AlertKind::Anomaly, AlertState::Resolved, "web-a")
+    read_until(&reader, &mut events, 60, |ev| {
+        has(ev, AlertKind::Absence, AlertState::Firing, "web-b")
+            && has(ev, AlertKind::Anomaly, AlertState::Firing, "web-a")
+            && has(ev, AlertKind::Anomaly, AlertState::Resolved, "web-a")
             && ev.iter().any(|e| e.kind() == AlertKind::Heartbeat)
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !want(&events) {
-        let m = tokio::time::timeout_at(deadline, reader.recv())
-            .await
-            .expect("alerts within 60 s")
-            .unwrap();
-        let ev = AlertEvent::decode(m.payload().unwrap()).unwrap();
-        assert_eq!(
-            m.key(),
-            Some(ev.alert_id.as_bytes()),
-            "alerts are keyed by alert_id"
-        );
-        events.push(ev);
-    }
+    })
+    .await;
     let absence = events
         .iter()
         .find(|e| e.kind() == AlertKind::Absence)
@@ -199,7 +154,13 @@ async fn read_until(
             .unwrap_or_else(|_| panic!("expected alerts within {secs} s; got {events:?}"));
         // the reader sees broker outages too: skip its errors
         if let Ok(m) = m {
-            events.push(AlertEvent::decode(m.payload().unwrap()).unwrap());
+            let ev = AlertEvent::decode(m.payload().unwrap()).unwrap();
+            assert_eq!(
+                m.key(),
+                Some(ev.alert_id.as_bytes()),
+                "alerts are keyed by alert_id"
+            );
+            events.push(ev);
         }
     }
 }

@@ -54,7 +54,7 @@ pub struct RunSummary {
 }
 
 /// Wall-clock milliseconds, for `emitted_at` and heartbeats (never used by the engine).
-fn wall_ms() -> i64 {
+pub fn wall_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
