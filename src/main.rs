@@ -34,7 +34,7 @@ enum Command {
         /// Write every alert event as a JSON line to FILE.
         #[arg(long, value_name = "FILE")]
         alerts: Option<PathBuf>,
-        /// Write an SVG plot of one series to FILE.
+        /// Write a plot of one series to FILE (.svg or .png).
         #[arg(long, value_name = "FILE")]
         plot: Option<PathBuf>,
         /// The series to plot, as a selector: `cpu{host="a"}`.

@@ -32,7 +32,7 @@ pub struct Options {
     pub scores_dir: Option<PathBuf>,
     /// Write every alert event as one JSON line here.
     pub alerts: Option<PathBuf>,
-    /// Write an SVG plot of one series here.
+    /// Write a plot of one series here (`.svg` or `.png`).
     pub plot: Option<PathBuf>,
     /// Selector of the series to plot (required when the input has several series).
     pub series: Option<String>,
@@ -149,14 +149,24 @@ pub fn run(
     if opts.inputs.is_empty() {
         return Err(ReplayError::Usage("no input files given".into()));
     }
-    if let Some(p) = &opts.plot {
-        if p.extension().and_then(|e| e.to_str()) != Some("svg") {
-            return Err(ReplayError::Usage(format!(
-                "{}: plots are written as SVG; name the file *.svg",
-                p.display()
-            )));
-        }
-    }
+    let plot_format = match &opts.plot {
+        None => None,
+        Some(p) => match p
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("svg") => Some(false),
+            Some("png") => Some(true),
+            _ => {
+                return Err(ReplayError::Usage(format!(
+                    "{}: name the plot file *.svg or *.png",
+                    p.display()
+                )))
+            }
+        },
+    };
     let mut inputs = Vec::with_capacity(opts.inputs.len());
     for p in &opts.inputs {
         inputs.push(Input::open(p)?);
@@ -289,7 +299,12 @@ pub fn run(
             ));
         };
         let svg = plot::render_svg(&plot, &name, engine.model());
-        std::fs::write(p, svg).map_err(out_err(p))?;
+        let bytes = if plot_format == Some(true) {
+            plot::svg_to_png(&svg).map_err(ReplayError::Usage)?
+        } else {
+            svg.into_bytes()
+        };
+        std::fs::write(p, bytes).map_err(out_err(p))?;
     }
     let st = engine.stats();
     summary.series = engine.series_count();

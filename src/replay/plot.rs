@@ -3,7 +3,8 @@
 //! Top panel: the values (blue), the detectors' expected value (grey line) and normal band
 //! (shaded), firing episodes (red background; anomaly) and absences (orange background).
 //! Bottom panel: the anomaly score per sample with the rule's threshold (dashed).
-//! Plain SVG written by hand: no plotting dependency.
+//! The SVG is written by hand; `.png` output rasterises it with resvg (text needs a system
+//! font such as DejaVu Sans; without one the plot is drawn without its labels).
 
 use std::fmt::Write as _;
 
@@ -203,4 +204,39 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// Rasterises an SVG document to PNG bytes.
+pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
+    use resvg::{tiny_skia, usvg};
+    let mut opt = usvg::Options::default();
+    let db = opt.fontdb_mut();
+    db.load_system_fonts();
+    // map the SVG's generic `sans-serif` to a sans family that is installed (DejaVu Sans on
+    // Debian), else to any installed family
+    let family = {
+        let families: Vec<String> = db
+            .faces()
+            .filter_map(|f| f.families.first().map(|(n, _)| n.clone()))
+            .collect();
+        families
+            .iter()
+            .find(|n| n.as_str() == "DejaVu Sans")
+            .or_else(|| families.iter().find(|n| n.contains("Sans")))
+            .or_else(|| families.first())
+            .cloned()
+    };
+    if let Some(family) = family {
+        db.set_sans_serif_family(family.clone());
+        opt.font_family = family;
+    }
+    let tree =
+        usvg::Tree::from_str(svg, &opt).map_err(|e| format!("cannot render the plot: {e}"))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
+        .ok_or_else(|| "cannot render the plot: empty image".to_string())?;
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    pixmap
+        .encode_png()
+        .map_err(|e| format!("cannot encode the plot as PNG: {e}"))
 }
