@@ -33,8 +33,8 @@ use rdkafka::statistics::Statistics;
 use tokio::sync::mpsc;
 
 use crate::alert::{Alert, AlertKind, AlertStatus};
-use crate::config::{AlertFormat, RunConfig};
-use crate::decode::decode;
+use crate::config::{AlertFormat, InputFormat, RunConfig};
+use crate::decode::{decode, decode_proto_batch, SampleViews};
 use crate::engine::{Engine, Outcome, SampleRef};
 use crate::http::Health;
 use crate::metrics::Metrics;
@@ -308,23 +308,27 @@ pub async fn run(
                 let topic: Arc<str> = msg.topic().into();
                 let (partition, offset) = (msg.partition(), msg.offset());
                 samples.clear();
-                if let Some(format) = cfg.format_of(&topic) {
-                    if let Err(e) = decode(format, msg.payload().unwrap_or(&[]), &mut samples) {
-                        summary.decode_errors += 1;
-                        metrics.decode_errors.with_label_values(&[e.reason.as_str()]).inc();
-                        log.log("decode error", || format!("{topic}/{partition}@{offset}: {} ({})", e.reason.as_str(), e.detail));
+                let payload = msg.payload().unwrap_or(&[]);
+                let decoded = match cfg.format_of(&topic) {
+                    Some(InputFormat::Proto) => decode_proto_batch(payload),
+                    Some(InputFormat::Json) => {
+                        decode(InputFormat::Json, payload, &mut samples).map(|()| SampleViews::from_owned(&samples))
                     }
-                }
-                summary.samples += samples.len() as u64;
-                metrics.samples.inc_by(samples.len() as u64);
+                    None => Ok(SampleViews::default()),
+                };
+                let batch = decoded.unwrap_or_else(|e| {
+                    summary.decode_errors += 1;
+                    metrics.decode_errors.with_label_values(&[e.reason.as_str()]).inc();
+                    log.log("decode error", || format!("{topic}/{partition}@{offset}: {} ({})", e.reason.as_str(), e.detail));
+                    SampleViews::default()
+                });
+                summary.samples += batch.len() as u64;
+                metrics.samples.inc_by(batch.len() as u64);
                 let started = std::time::Instant::now();
                 let (engine, max_ts) = engines
                     .entry((topic.clone(), partition))
                     .or_insert_with(|| (Engine::new(model.clone()), i64::MIN));
-                let refs: Vec<SampleRef<'_, _>> = samples
-                    .iter()
-                    .map(|s| SampleRef { name: s.name.as_str(), labels: &s.labels, ts: s.timestamp, value: s.value })
-                    .collect();
+                let refs: Vec<SampleRef<'_, _>> = batch.refs().collect();
                 engine.ingest_batch(&refs, &mut alerts, &mut outcomes);
                 for o in outcomes.drain(..) {
                     let reason = match o {
@@ -335,7 +339,7 @@ pub async fn run(
                     };
                     metrics.samples_dropped.with_label_values(&[reason]).inc();
                 }
-                if let Some(newest) = samples.iter().map(|s| s.timestamp).max() {
+                if let Some(newest) = batch.newest() {
                     *max_ts = (*max_ts).max(newest);
                 }
                 if *max_ts != i64::MIN {
