@@ -24,6 +24,8 @@ pub struct Health {
 pub async fn serve(listener: TcpListener, registry: Registry, health: Arc<Health>) {
     loop {
         let Ok((mut conn, _)) = listener.accept().await else {
+            // e.g. out of file descriptors: back off instead of spinning
+            tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         let registry = registry.clone();
