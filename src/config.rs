@@ -137,6 +137,21 @@ impl RunConfig {
         if cfg.input.is_empty() {
             return Err(format!("{file}: at least one [[input]] topic is required"));
         }
+        const OWNED: [&str; 8] = [
+            "bootstrap.servers",
+            "group.id",
+            "enable.auto.offset.store",
+            "enable.auto.commit",
+            "enable.idempotence",
+            "acks",
+            "request.required.acks",
+            "partition.assignment.strategy",
+        ];
+        if let Some(k) = cfg.librdkafka.keys().find(|k| OWNED.contains(&k.as_str())) {
+            return Err(format!(
+                "{file}: [librdkafka] `{k}` is set by deadair (delivery guarantees depend on it); use the top-level keys for brokers and group"
+            ));
+        }
         if cfg.max_in_flight == 0 {
             return Err(format!("{file}: `max_in_flight` must be at least 1"));
         }
@@ -212,5 +227,12 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("c.toml:3:") && e.contains("avro"), "{e}");
         assert!(RunConfig::parse("brokers = \"x\"\ninput = []\n", "c.toml", |_| None).is_err());
+        let e = RunConfig::parse(
+            &format!("{MINIMAL}[librdkafka]\n\"enable.auto.commit\" = \"false\"\n"),
+            "c.toml",
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(e.contains("`enable.auto.commit` is set by deadair"), "{e}");
     }
 }

@@ -292,9 +292,13 @@ pub fn decode_proto_batch(payload: &[u8]) -> Result<SampleViews<'_>, DecodeError
     };
     while !w.done() {
         let key = w.varint()?;
-        if key >> 3 != 1 || key & 7 != 2 {
-            w.skip(key & 7)?;
-            continue;
+        match (key >> 3, key & 7) {
+            (1, 2) => {}
+            (1, _) => return Err(bad("SampleBatch.samples has the wrong wire type")),
+            (_, t) => {
+                w.skip(t)?;
+                continue;
+            }
         }
         let mut s = Wire {
             buf: w.bytes()?,
@@ -324,8 +328,17 @@ pub fn decode_proto_batch(payload: &[u8]) -> Result<SampleViews<'_>, DecodeError
                 }
                 (3, 0) => ts = s.varint()? as i64,
                 (4, 1) => value = f64::from_bits(s.fixed64()?),
+                (1..=4, _) => return Err(bad("a Sample field has the wrong wire type")),
                 (_, t) => s.skip(t)?,
             }
+        }
+        if name.is_empty() {
+            return Err(bad("a sample has no name"));
+        }
+        if !(-8.64e15..=8.64e15).contains(&(ts as f64)) {
+            return Err(bad(
+                "a sample timestamp is out of range (expected ms since 1970)",
+            ));
         }
         let labels = &mut out.labels[start..];
         if !labels.windows(2).all(|p| p[0].0 < p[1].0) {
@@ -355,7 +368,7 @@ mod view_tests {
         #[test]
         fn borrowed_decode_equals_prost(
             batch in proptest::collection::vec(
-                ("[a-z_]{0,12}", proptest::collection::btree_map("[a-z]{1,6}", "[ -~]{0,10}", 0..5), any::<i64>(), any::<f64>()),
+                ("[a-z_]{1,12}", proptest::collection::btree_map("[a-z]{1,6}", "[ -~]{0,10}", 0..5), -8_000_000_000_000_000i64..8_000_000_000_000_000, any::<f64>()),
                 0..20,
             )
         ) {

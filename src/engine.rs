@@ -371,9 +371,10 @@ impl Engine {
     fn fire_absence(&mut self, idx: u32, deadline: i64, out: &mut Vec<Alert>) {
         let st = &mut self.states[idx as usize];
         if st.absence.fire(deadline) == Transition::Fired {
-            // A silent series has no pending anomaly episode any more.
-            if st.anomaly.phase == crate::alert::Phase::Pending {
-                st.anomaly.resolve();
+            // A silent series has no anomaly episode any more: a pending one is dropped, a
+            // firing one is resolved (at the deadline) so that every firing gets its resolved.
+            if st.anomaly.resolve() == Transition::Resolved {
+                self.emit_anomaly(idx, Transition::Resolved, deadline, f64::NAN, None, out);
             }
             self.emit_absence(idx, AlertStatus::Firing, deadline, None, out);
         }
@@ -449,8 +450,14 @@ impl Engine {
         a.event_time = ts;
         a.started_at = st.anomaly.since;
         a.emitted_at = self.now.max(ts);
-        a.value = Some(value);
+        a.value = value.is_finite().then_some(value);
         let series = self.series.series(idx).display();
+        if verdict.is_none() {
+            a.summary = format!(
+                "{series} stopped reporting; its anomaly episode is closed after {} (see the absence alert)",
+                format_duration(ts - st.anomaly.since)
+            );
+        }
         if let Some((v, kind)) = verdict {
             a.expected = Some(v.expected);
             a.lower = Some(v.lower);

@@ -212,7 +212,9 @@ fn main() -> ExitCode {
 fn check_file(f: &std::path::Path) -> Result<String, String> {
     let text =
         std::fs::read_to_string(f).map_err(|e| format!("{}: cannot read: {e}", f.display()))?;
-    let is_run_config = text.lines().any(|l| l.trim() == "[[input]]");
+    let is_run_config = text
+        .lines()
+        .any(|l| l.trim_start().starts_with("[[input]]"));
     if !is_run_config {
         let m = Model::load(f).map_err(|e| e.to_string())?;
         return Ok(format!(

@@ -66,7 +66,7 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "deadair_samples_dropped_total",
-                        "Samples not learned from, by reason (late, non_finite, unmatched).",
+                        "Samples not learned from, by reason (late, non_finite, unmatched, future).",
                     ),
                     &["reason"],
                 )?,
@@ -153,7 +153,7 @@ impl Metrics {
         for reason in ["empty", "protobuf", "json"] {
             m.decode_errors.with_label_values(&[reason]);
         }
-        for reason in ["late", "non_finite", "unmatched"] {
+        for reason in ["late", "non_finite", "unmatched", "future"] {
             m.samples_dropped.with_label_values(&[reason]);
         }
         Ok(m)

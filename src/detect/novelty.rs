@@ -44,7 +44,7 @@ impl Params {
     /// `n` is the number of samples this series has already learned.
     #[inline]
     pub fn score_and_learn(&self, st: &mut State, n: u32, x: f64) -> Option<Verdict> {
-        let x32 = x as f32;
+        let x32 = x.clamp(f64::from(f32::MIN), f64::from(f32::MAX)) as f32;
         if n == 0 {
             *st = State { lo: x32, hi: x32 };
             return None;

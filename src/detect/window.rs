@@ -35,7 +35,8 @@ impl Window {
     /// Appends a value, evicting the oldest when full. `x` must not be NaN.
     #[inline]
     pub fn push(&mut self, x: f64) {
-        let x = x as f32;
+        // beyond f32's range a value would become infinite and poison the statistics
+        let x = x.clamp(f64::from(f32::MIN), f64::from(f32::MAX)) as f32;
         let slot = self.pos;
         let mut len = self.len as usize;
         if len == WINDOW_CAP {

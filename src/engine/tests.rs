@@ -380,3 +380,32 @@ proptest! {
         prop_assert_eq!(single.stats(), batched.stats());
     }
 }
+
+#[test]
+fn a_firing_anomaly_is_resolved_when_its_series_goes_silent() {
+    let mut e = Engine::new(mad_model(""));
+    let mut values = flat(30);
+    values.push(200.0); // fires at 300 s and the series then stops
+    let mut out = feed(&mut e, 0, &values);
+    assert_eq!(out.len(), 1);
+    e.advance(1_000 * S, &mut out);
+    let got: Vec<_> = out
+        .iter()
+        .map(|a| (a.kind, a.state, a.event_time / S))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (AlertKind::Anomaly, AlertStatus::Firing, 300),
+            (AlertKind::Anomaly, AlertStatus::Resolved, 330),
+            (AlertKind::Absence, AlertStatus::Firing, 330),
+        ]
+    );
+    assert_eq!(out[1].alert_id, out[0].alert_id);
+    assert_eq!(out[1].value, None);
+    assert!(
+        out[1].summary.contains("stopped reporting"),
+        "{}",
+        out[1].summary
+    );
+}

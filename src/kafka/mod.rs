@@ -53,6 +53,9 @@ pub struct RunSummary {
     pub delivery_retries: u64,
 }
 
+/// Samples stamped further than this ahead of wall time are dropped (`reason="future"`).
+pub const MAX_FUTURE_MS: i64 = 3_600_000;
+
 /// Wall-clock milliseconds, for `emitted_at` and heartbeats (never used by the engine).
 pub fn wall_ms() -> i64 {
     std::time::SystemTime::now()
@@ -69,9 +72,12 @@ fn client_config(cfg: &RunConfig) -> ClientConfig {
     c
 }
 
-/// Consumer context that turns librdkafka statistics into per-partition lag gauges.
+/// Consumer context: turns librdkafka statistics into per-partition lag gauges, and records
+/// revoked partitions so the main loop drops their engines (state does not yet move with a
+/// partition: see the open issue on state in Kafka).
 pub struct LagContext {
     metrics: Arc<Metrics>,
+    revoked: std::sync::Mutex<Vec<(String, i32)>>,
 }
 
 impl ClientContext for LagContext {
@@ -90,7 +96,33 @@ impl ClientContext for LagContext {
     }
 }
 
-impl ConsumerContext for LagContext {}
+impl ConsumerContext for LagContext {
+    fn pre_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
+            if let Ok(mut revoked) = self.revoked.lock() {
+                revoked.extend(
+                    tpl.elements()
+                        .iter()
+                        .map(|e| (e.topic().to_string(), e.partition())),
+                );
+            }
+        }
+    }
+}
+
+impl LagContext {
+    /// Partitions revoked since the last call.
+    fn take_revoked(&self) -> Vec<(String, i32)> {
+        self.revoked
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
+    }
+}
 
 pub type DeadairConsumer = StreamConsumer<LagContext>;
 
@@ -110,7 +142,10 @@ pub fn consumer(cfg: &RunConfig, metrics: Arc<Metrics>) -> Result<DeadairConsume
     for (k, v) in &cfg.librdkafka {
         c.set(k, v);
     }
-    c.create_with_context(LagContext { metrics })
+    c.create_with_context(LagContext {
+        metrics,
+        revoked: std::sync::Mutex::new(Vec::new()),
+    })
 }
 
 /// Creates the alert producer: idempotent, acks from all in-sync replicas.
@@ -280,11 +315,14 @@ pub async fn run(
             _ = heartbeat.tick() => {
                 summary.heartbeats += 1;
                 metrics.heartbeats.inc();
+                for (t, p) in consumer.context().take_revoked() {
+                    engines.remove(&(Arc::from(t.as_str()), p));
+                }
                 metrics.alert(AlertKind::Heartbeat, AlertStatus::Firing);
                 refresh_gauges(&metrics, &health, &consumer, &producer, &engines);
                 let mut parts: Vec<String> = engines.keys().map(|(t, p)| format!("{t}/{p}")).collect();
                 parts.sort();
-                let hb = heartbeat_event(&cfg.group_id, &instance, summary.heartbeats, &parts);
+                let hb = heartbeat_event(&cfg.group_id, &instance, &parts);
                 let payload = encode_alert(&hb, cfg.alert_format);
                 // not tied to any offset: fire and forget (librdkafka retries)
                 drop(enqueue(&producer, &cfg.alert_topic, &hb.alert_id, &payload, &mut log).await);
@@ -299,6 +337,9 @@ pub async fn run(
                         continue;
                     }
                 };
+                for (t, p) in consumer.context().take_revoked() {
+                    engines.remove(&(Arc::from(t.as_str()), p));
+                }
                 summary.messages += 1;
                 metrics.messages.inc();
                 metrics.bytes.inc_by(msg.payload().map_or(0, |p| p.len() as u64));
@@ -319,9 +360,18 @@ pub async fn run(
                 let batch = decoded.unwrap_or_else(|e| {
                     summary.decode_errors += 1;
                     metrics.decode_errors.with_label_values(&[e.reason.as_str()]).inc();
-                    log.log("decode error", || format!("{topic}/{partition}@{offset}: {} ({})", e.reason.as_str(), e.detail));
+                    log.log(decode_log_key(e.reason), || format!("{topic}/{partition}@{offset}: {} ({})", e.reason.as_str(), e.detail));
                     SampleViews::default()
                 });
+                let mut batch = batch;
+                // a timestamp far in the future would drag the partition clock with it
+                let horizon = wall_ms().saturating_add(MAX_FUTURE_MS);
+                let before = batch.len();
+                batch.samples.retain(|smp| smp.2 <= horizon);
+                if batch.len() < before {
+                    metrics.samples_dropped.with_label_values(&["future"]).inc_by((before - batch.len()) as u64);
+                    log.log("future timestamps", || format!("{topic}/{partition}@{offset}: {} samples more than 1h ahead of wall time dropped", before - batch.len()));
+                }
                 summary.samples += batch.len() as u64;
                 metrics.samples.inc_by(batch.len() as u64);
                 let started = std::time::Instant::now();
@@ -342,8 +392,10 @@ pub async fn run(
                 if let Some(newest) = batch.newest() {
                     *max_ts = (*max_ts).max(newest);
                 }
+                // samples at the newest instant may still come in the next message: the clock
+                // stops 1 ms short of it (the same rule as replay)
                 if *max_ts != i64::MIN {
-                    engine.advance(max_ts.saturating_sub(cfg.allowed_lateness), &mut alerts);
+                    engine.advance(max_ts.saturating_sub(cfg.allowed_lateness).saturating_sub(1), &mut alerts);
                 }
                 metrics.engine_batch.observe(started.elapsed().as_secs_f64());
                 let mut deliveries = Vec::with_capacity(alerts.len());
@@ -364,13 +416,17 @@ pub async fn run(
     // Graceful shutdown: stop fetching, let the committer drain, commit what it stored.
     drop(tx);
     let timeout = Duration::from_millis(cfg.shutdown_timeout as u64);
+    let abort = committer.abort_handle();
     match tokio::time::timeout(timeout, committer).await {
         Ok(Ok((stored, retries))) => {
             summary.offsets_stored = stored;
             summary.delivery_retries = retries;
         }
         Ok(Err(e)) => return Err(format!("committer failed: {e}")),
-        Err(_) => eprintln!("deadair: shutdown timeout: some alerts were not acknowledged; their offsets stay uncommitted"),
+        Err(_) => {
+            abort.abort();
+            eprintln!("deadair: shutdown timeout: some alerts were not acknowledged; their offsets stay uncommitted");
+        }
     }
     let _ = producer.flush(Duration::from_secs(1));
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
@@ -381,6 +437,14 @@ pub async fn run(
     }
     consumer.unsubscribe();
     Ok(summary)
+}
+
+fn decode_log_key(r: crate::decode::DecodeReason) -> &'static str {
+    match r {
+        crate::decode::DecodeReason::Empty => "decode error (empty)",
+        crate::decode::DecodeReason::Protobuf => "decode error (protobuf)",
+        crate::decode::DecodeReason::Json => "decode error (json)",
+    }
 }
 
 /// Gauges sampled once per heartbeat interval.
@@ -419,7 +483,9 @@ fn refresh_gauges(
 }
 
 /// deadair's liveness announcement: one firing `heartbeat` event per interval, per instance.
-pub fn heartbeat_event(group: &str, instance: &str, seq: u64, partitions: &[String]) -> Alert {
+/// Its `version` is the wall-clock ms of emission, so (alert_id, version) stays unique across
+/// restarts of an instance and a downstream de-duplication never drops a live heartbeat.
+pub fn heartbeat_event(group: &str, instance: &str, partitions: &[String]) -> Alert {
     let now = wall_ms();
     let id = crate::series::series_id(
         "deadair_heartbeat",
@@ -427,7 +493,7 @@ pub fn heartbeat_event(group: &str, instance: &str, seq: u64, partitions: &[Stri
     );
     Alert {
         alert_id: crate::alert::alert_id("deadair", AlertKind::Heartbeat, id),
-        version: seq,
+        version: now.max(0) as u64,
         kind: AlertKind::Heartbeat,
         state: AlertStatus::Firing,
         rule: Arc::from("deadair"),

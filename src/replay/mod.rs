@@ -174,6 +174,15 @@ pub fn run(
     let mut scores = Vec::new();
     if let Some(dir) = &opts.scores_dir {
         std::fs::create_dir_all(dir).map_err(out_err(dir))?;
+        let mut names = std::collections::HashSet::new();
+        for i in &inputs {
+            if !names.insert(i.path.file_name()) {
+                return Err(ReplayError::Usage(format!(
+                    "--scores: two inputs are named {:?}; their score files would overwrite each other",
+                    i.path.file_name().unwrap_or_default()
+                )));
+            }
+        }
         for i in &inputs {
             scores.push(ScoreFile::create(dir, i)?);
         }
