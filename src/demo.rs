@@ -102,20 +102,20 @@ async fn produce(
     batch: usize,
     format: InputFormat,
 ) -> Result<u64, String> {
-    let mut by_job: std::collections::BTreeMap<&str, Vec<Sample>> =
+    let mut by_job: std::collections::BTreeMap<&str, Vec<&Sample>> =
         std::collections::BTreeMap::new();
     for s in samples {
         by_job
             .entry(s.labels.get("job").map_or("", String::as_str))
             .or_default()
-            .push(s.clone());
+            .push(s);
     }
     let mut messages = 0;
     for (key, samples) in &by_job {
         for chunk in samples.chunks(batch.max(1)) {
             let payload = match format {
                 InputFormat::Proto => SampleBatch {
-                    samples: chunk.to_vec(),
+                    samples: chunk.iter().map(|s| (*s).clone()).collect(),
                 }
                 .encode_to_vec(),
                 InputFormat::Json => {

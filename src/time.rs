@@ -17,9 +17,8 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     if s.is_empty() {
         return Err("expected a timestamp, found an empty field".into());
     }
-    if s.as_bytes()[0].is_ascii_digit() && !s.contains(['-', ':'])
-        || s.starts_with('-') && !s[1..].contains(['-', ':'])
-    {
+    let unsigned = s.strip_prefix('-').unwrap_or(s);
+    if unsigned.starts_with(|c: char| c.is_ascii_digit()) && !unsigned.contains(['-', ':']) {
         return parse_epoch(s);
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {

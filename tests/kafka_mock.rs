@@ -64,6 +64,20 @@ async fn produce_range(brokers: &str, topic: &str, range: std::ops::Range<u64>) 
     }
 }
 
+/// A one-broker mock cluster with `input` and `alerts` topics, and its bootstrap servers.
+fn cluster(
+    input: &str,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+) {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(input, 1, 1).unwrap();
+    cluster.create_topic("alerts", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    (cluster, brokers)
+}
+
 fn config(brokers: &str) -> RunConfig {
     let text = format!(
         "brokers = \"{brokers}\"\ngroup_id = \"deadair-test\"\nalert_topic = \"alerts\"\nheartbeat_interval = \"1s\"\n\
@@ -74,10 +88,7 @@ fn config(brokers: &str) -> RunConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_flow_and_offsets_follow_deliveries() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("samples", 1, 1).unwrap();
-    cluster.create_topic("alerts", 1, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let (_cluster, brokers) = cluster("samples");
     produce_scenario(&brokers, "samples").await;
 
     let (pipeline, stop, registry) = start(config(&brokers));
@@ -212,10 +223,7 @@ fn start(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumption_resumes_by_itself_after_the_broker_goes_down_and_up() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("samples", 1, 1).unwrap();
-    cluster.create_topic("alerts", 1, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let (cluster, brokers) = cluster("samples");
     produce_range(&brokers, "samples", 0..120).await;
     let (pipeline, stop, registry) = start(config(&brokers));
     let reader = reader(&brokers, "reader-loss");
@@ -252,10 +260,7 @@ async fn consumption_resumes_by_itself_after_the_broker_goes_down_and_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_messages_are_counted_and_do_not_stop_the_pipeline() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("json-samples", 1, 1).unwrap();
-    cluster.create_topic("alerts", 1, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let (_cluster, brokers) = cluster("json-samples");
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .create()

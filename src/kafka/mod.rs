@@ -132,16 +132,13 @@ pub fn consumer(cfg: &RunConfig, metrics: Arc<Metrics>) -> Result<DeadairConsume
     c.set("group.id", &cfg.group_id)
         .set("enable.auto.offset.store", "false")
         .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("auto.offset.reset", "earliest")
+        .set_default("auto.commit.interval.ms", "1000")
+        .set_default("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "cooperative-sticky")
         // bounded fetch: at most ~64 MiB queued per consumer, 16 MiB per fetch
         .set_default("queued.max.messages.kbytes", "65536")
         .set_default("fetch.max.bytes", "16777216")
         .set_default("statistics.interval.ms", "5000");
-    for (k, v) in &cfg.librdkafka {
-        c.set(k, v);
-    }
     c.create_with_context(LagContext {
         metrics,
         revoked: std::sync::Mutex::new(Vec::new()),
@@ -156,9 +153,6 @@ pub fn producer(cfg: &RunConfig) -> Result<FutureProducer, KafkaError> {
         .set_default("linger.ms", "5")
         // bounded producer queue: 64 MiB of alerts at most (librdkafka's default is 1 GiB)
         .set_default("queue.buffering.max.kbytes", "65536");
-    for (k, v) in &cfg.librdkafka {
-        c.set(k, v);
-    }
     c.create()
 }
 
@@ -315,9 +309,7 @@ pub async fn run(
             _ = heartbeat.tick() => {
                 summary.heartbeats += 1;
                 metrics.heartbeats.inc();
-                for (t, p) in consumer.context().take_revoked() {
-                    engines.remove(&(Arc::from(t.as_str()), p));
-                }
+                drop_revoked(&consumer, &mut engines);
                 metrics.alert(AlertKind::Heartbeat, AlertStatus::Firing);
                 refresh_gauges(&metrics, &health, &consumer, &producer, &engines);
                 let mut parts: Vec<String> = engines.keys().map(|(t, p)| format!("{t}/{p}")).collect();
@@ -337,9 +329,7 @@ pub async fn run(
                         continue;
                     }
                 };
-                for (t, p) in consumer.context().take_revoked() {
-                    engines.remove(&(Arc::from(t.as_str()), p));
-                }
+                drop_revoked(&consumer, &mut engines);
                 summary.messages += 1;
                 metrics.messages.inc();
                 metrics.bytes.inc_by(msg.payload().map_or(0, |p| p.len() as u64));
@@ -357,13 +347,12 @@ pub async fn run(
                     }
                     None => Ok(SampleViews::default()),
                 };
-                let batch = decoded.unwrap_or_else(|e| {
+                let mut batch = decoded.unwrap_or_else(|e| {
                     summary.decode_errors += 1;
                     metrics.decode_errors.with_label_values(&[e.reason.as_str()]).inc();
                     log.log(decode_log_key(e.reason), || format!("{topic}/{partition}@{offset}: {} ({})", e.reason.as_str(), e.detail));
                     SampleViews::default()
                 });
-                let mut batch = batch;
                 // a timestamp far in the future would drag the partition clock with it
                 let horizon = wall_ms().saturating_add(MAX_FUTURE_MS);
                 let before = batch.len();
@@ -444,6 +433,13 @@ fn decode_log_key(r: crate::decode::DecodeReason) -> &'static str {
         crate::decode::DecodeReason::Empty => "decode error (empty)",
         crate::decode::DecodeReason::Protobuf => "decode error (protobuf)",
         crate::decode::DecodeReason::Json => "decode error (json)",
+    }
+}
+
+/// Drops the engines of partitions revoked since the last call.
+fn drop_revoked(consumer: &DeadairConsumer, engines: &mut HashMap<(Arc<str>, i32), (Engine, i64)>) {
+    for (t, p) in consumer.context().take_revoked() {
+        engines.remove(&(Arc::from(t.as_str()), p));
     }
 }
 
