@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # deadair's test command (README "Test it"; .ci/run calls exactly this).
 # Runs formatting and lint checks, every unit, property and integration test (including the
-# NAB replay test, which needs ../shared beside the project, and the mock-cluster Kafka tests),
-# builds the benchmarks, then the end-to-end test against a real broker (scripts/e2e.sh, which
-# installs tansu, promtool/prometheus and a confluent-kafka venv first if they are missing).
+# NAB replay test, which needs ../shared beside the project, the mock-cluster Kafka tests and
+# the real-broker clock test), builds the benchmarks, then the end-to-end test against a real
+# broker (scripts/e2e.sh). scripts/install-deps.sh first installs tansu, promtool/prometheus and
+# a confluent-kafka venv if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,15 @@ cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
+
+step "dependencies (scripts/install-deps.sh)"
+scripts/install-deps.sh
+
+step "broker for the integration tests (tansu on 127.0.0.1:19192)"
+scripts/broker.sh stop 19192
+scripts/broker.sh start 19192 memory://tansu/
+trap 'scripts/broker.sh stop 19192' EXIT
+export DEADAIR_TEST_BROKERS=127.0.0.1:19192
 
 step "cargo test"
 cargo test --locked

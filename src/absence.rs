@@ -12,6 +12,16 @@
 //! Until then the timeout is the conservative `max(initial, factor × largest interval seen)`,
 //! clamped to `ceiling`. Defaults: factor 3, floor 10s, ceiling 24h, initial 1h, min_intervals 4.
 //!
+//! ## Irregular series
+//! A series that reports when something happens (an event counter, a batch job) has no cadence
+//! to miss. With all 8 intervals kept, sorted `s0 <= ... <= s7`, the series is **irregular**
+//! while `s6 > irregular × s1` (default `irregular = 4`): the second-largest interval is more
+//! than 4 times the second-smallest. Dropping the extreme interval at each end keeps one late
+//! or doubled sample from deciding. Jitter of ±40 % gives a ratio under 2.4; exponential
+//! (Poisson) arrivals give about 6. It becomes regular again only below `irregular × 0.6`
+//! (hysteresis). The class is re-evaluated once per 8 intervals. An irregular series gets no
+//! learned dead-man's switch; a rule with a fixed `timeout` still applies one.
+//!
 //! ## Deadline queue
 //! `deadline = last event time + timeout`. Deadlines sit in a hashed timing wheel of
 //! [`WHEEL_SLOTS`] one-second slots (about 68 minutes ahead), with a min-heap for deadlines
@@ -39,6 +49,7 @@ pub struct Cadence {
     intervals: [u32; CADENCE_INTERVALS],
     len: u8,
     pos: u8,
+    irregular: bool,
 }
 
 impl Cadence {
@@ -80,6 +91,42 @@ impl Cadence {
         Some(i64::from(if n == CADENCE_INTERVALS { second } else { max }))
     }
 
+    /// Whether the series is currently classed irregular (see the module docs).
+    pub fn is_irregular(&self) -> bool {
+        self.irregular
+    }
+
+    /// Updates the irregular flag from the kept intervals.
+    #[inline]
+    fn classify(&mut self, ratio: f64) {
+        if ratio <= 0.0 || (self.len as usize) < CADENCE_INTERVALS {
+            self.irregular = false;
+            return;
+        }
+        // second-smallest and second-largest in one pass
+        let (mut lo, mut lo2, mut hi, mut hi2) = (u32::MAX, u32::MAX, 0u32, 0u32);
+        for &v in &self.intervals {
+            if v < lo {
+                lo2 = lo;
+                lo = v;
+            } else if v < lo2 {
+                lo2 = v;
+            }
+            if v > hi {
+                hi2 = hi;
+                hi = v;
+            } else if v > hi2 {
+                hi2 = v;
+            }
+        }
+        let spread = f64::from(hi2) / f64::from(lo2.max(1));
+        self.irregular = if self.irregular {
+            spread > ratio * 0.6
+        } else {
+            spread > ratio
+        };
+    }
+
     /// The largest interval kept.
     pub fn max(&self) -> Option<i64> {
         self.intervals[..self.len as usize]
@@ -88,12 +135,26 @@ impl Cadence {
             .map(|&v| i64::from(v))
     }
 
-    /// The timeout this series gets under `absence`, or `None` when absence is off.
+    /// Records an interval and returns the timeout the series now gets under `absence`
+    /// (`None`: no dead-man's switch, because absence is off or the series is irregular).
+    #[inline]
+    pub fn learn(&mut self, interval_ms: i64, absence: &Absence) -> Option<i64> {
+        self.observe(interval_ms);
+        // re-classified once per 8 intervals (each turn of the ring): cheap, and soon enough
+        if let (Absence::Auto(a), 0) = (absence, self.pos) {
+            self.classify(a.irregular);
+        }
+        self.timeout(absence)
+    }
+
+    /// The timeout this series gets under `absence`, or `None` when absence is off or the
+    /// series is irregular under a learned (`auto`) timeout.
     #[inline]
     pub fn timeout(&self, absence: &Absence) -> Option<i64> {
         match absence {
             Absence::Off => None,
             Absence::Fixed(ms) => Some(*ms),
+            Absence::Auto(_) if self.irregular => None,
             Absence::Auto(a) => Some(self.auto_timeout(a)),
         }
     }
@@ -228,7 +289,54 @@ mod tests {
             ceiling_ms: 86_400_000,
             initial_ms: 3_600_000,
             min_intervals: 4,
+            irregular: 4.0,
         })
+    }
+
+    #[test]
+    fn irregular_series_get_no_learned_switch_but_jitter_and_one_late_sample_do() {
+        let a = auto();
+        // a 10 s cadence with ±40 % jitter and one very late sample: regular
+        let mut c = Cadence::default();
+        for (i, j) in [
+            6_000, 14_000, 9_000, 12_000, 7_000, 13_500, 10_000, 90_000, 8_000,
+        ]
+        .iter()
+        .enumerate()
+        {
+            let t = c.learn(*j, &a);
+            assert!(t.is_some(), "interval {i}: regular");
+        }
+        assert!(!c.is_irregular());
+        // Poisson-like arrivals (mean 10 s): irregular, no learned switch
+        let mut e = Cadence::default();
+        let exp = [
+            1_200, 25_000, 3_000, 9_000, 31_000, 700, 14_000, 5_500, 2_000, 19_000,
+        ];
+        let got: Vec<_> = exp.iter().map(|&x| e.learn(x, &a)).collect();
+        assert!(e.is_irregular());
+        assert_eq!(got.last(), Some(&None));
+        // a fixed timeout still applies to it
+        assert_eq!(e.timeout(&Absence::Fixed(60_000)), Some(60_000));
+        // back to a steady cadence: regular again once the odd intervals roll out
+        for _ in 0..8 {
+            e.learn(10_000, &a);
+        }
+        assert!(!e.is_irregular());
+        assert_eq!(e.timeout(&a), Some(30_000));
+        // irregular = 0 turns the classification off
+        let off = Absence::Auto(AutoAbsence {
+            irregular: 0.0,
+            ..match a {
+                Absence::Auto(x) => x,
+                _ => unreachable!(),
+            }
+        });
+        let mut f = Cadence::default();
+        for &x in &exp {
+            f.learn(x, &off);
+        }
+        assert!(f.timeout(&off).is_some());
     }
 
     #[test]

@@ -199,6 +199,23 @@ impl AlertState {
     }
 }
 
+/// Where a series stands with its dead-man's switch (see `engine.rs`, "Correlated silence").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AbsencePhase {
+    /// Reporting (or never timed out).
+    #[default]
+    Live,
+    /// Timed out; its own event waits a short window to see whether its group goes silent.
+    Held,
+    /// Silent, covered by its group's `source_silent` event: no event of its own.
+    Covered,
+    /// Its group came back without it: gets a grace period before alerting on its own.
+    Straggler,
+    /// Silent, with its own firing absence event.
+    Firing,
+}
+
 /// State of one absence alert (16 bytes). Absence needs no `for`: the timeout is the delay.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AbsenceState {
@@ -206,33 +223,42 @@ pub struct AbsenceState {
     pub since: i64,
     /// Transitions emitted so far.
     pub version: u32,
-    pub firing: bool,
+    pub phase: AbsencePhase,
 }
 
 impl AbsenceState {
     pub fn is_firing(&self) -> bool {
-        self.firing
+        self.phase == AbsencePhase::Firing
+    }
+
+    /// Timed out and not yet back (any phase but `Live`).
+    pub fn is_silent(&self) -> bool {
+        self.phase != AbsencePhase::Live
     }
 
     /// Fires at `deadline`. No-op if already firing.
     pub fn fire(&mut self, deadline: i64) -> Transition {
-        if self.firing {
+        if self.phase == AbsencePhase::Firing {
             return Transition::None;
         }
-        self.firing = true;
-        self.since = deadline;
+        if self.phase == AbsencePhase::Live {
+            self.since = deadline;
+        }
+        self.phase = AbsencePhase::Firing;
         self.version += 1;
         Transition::Fired
     }
 
-    /// Resolves a firing absence. No-op otherwise.
+    /// Resolves a firing absence (any other phase just returns to `Live`, with no event).
     pub fn resolve(&mut self) -> Transition {
-        if !self.firing {
-            return Transition::None;
+        let was_firing = self.phase == AbsencePhase::Firing;
+        self.phase = AbsencePhase::Live;
+        if was_firing {
+            self.version += 1;
+            Transition::Resolved
+        } else {
+            Transition::None
         }
-        self.firing = false;
-        self.version += 1;
-        Transition::Resolved
     }
 }
 

@@ -8,6 +8,8 @@
 //! alert_format = "proto"              # or "json"
 //! heartbeat_interval = "10s"
 //! allowed_lateness = "0s"             # the engine clock trails the newest event time by this
+//! ingest_delay = "1s"                 # ...and wall time by this, while caught up (see clock.rs)
+//! lag_threshold = "60s"               # pipeline_lag fires when this far behind
 //! shutdown_timeout = "30s"
 //! max_in_flight = 10000               # messages awaiting alert delivery before fetching pauses
 //! metrics_addr = "127.0.0.1:9464"     # /metrics, /healthz, /readyz; "" disables
@@ -67,6 +69,12 @@ fn default_alert_topic() -> String {
 fn default_heartbeat() -> i64 {
     10_000
 }
+fn default_ingest_delay() -> i64 {
+    1_000
+}
+fn default_lag_threshold() -> i64 {
+    60_000
+}
 fn default_shutdown() -> i64 {
     30_000
 }
@@ -104,6 +112,17 @@ pub struct RunConfig {
     /// How far the engine clock trails the newest event time of a partition, ms.
     #[serde(default, deserialize_with = "check::duration")]
     pub allowed_lateness: i64,
+    /// While a partition is caught up, its clock trails wall time by this, ms: the time a
+    /// sample may take from its producer to deadair.
+    #[serde(default = "default_ingest_delay", deserialize_with = "check::duration")]
+    pub ingest_delay: i64,
+    /// Consumer lag (wall time minus the Kafka timestamp of the message being processed) beyond
+    /// which a `pipeline_lag` alert fires for the partition, ms.
+    #[serde(
+        default = "default_lag_threshold",
+        deserialize_with = "check::positive_duration"
+    )]
+    pub lag_threshold: i64,
     /// Upper bound on a graceful shutdown, ms.
     #[serde(
         default = "default_shutdown",

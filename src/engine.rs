@@ -29,7 +29,8 @@ use std::sync::Arc;
 
 use crate::absence::{Cadence, DeadlineQueue, NEVER};
 use crate::alert::{
-    alert_id, AbsenceState, Alert, AlertKind, AlertState, AlertStatus, Timing, Transition,
+    alert_id, AbsencePhase, AbsenceState, Alert, AlertKind, AlertState, AlertStatus, Timing,
+    Transition,
 };
 use crate::detect::{DetectorKind, DetectorState, Verdict};
 use crate::model::{Model, Rule};
@@ -129,6 +130,13 @@ pub struct Engine {
     /// Reused buffer for due deadline entries.
     due: Vec<(i64, u32)>,
     stats: EngineStats,
+    /// Correlated-silence groups (see `silence.rs`), the group of each series, and the groups
+    /// with absences held back.
+    groups: Vec<silence::Group>,
+    group_ids: std::collections::HashMap<u64, u32>,
+    group_of: Vec<u32>,
+    dirty: Vec<u32>,
+    scope: Option<String>,
 }
 
 impl Engine {
@@ -151,6 +159,11 @@ impl Engine {
             scratch: Vec::with_capacity(128),
             due: Vec::new(),
             stats: EngineStats::default(),
+            groups: Vec::new(),
+            group_ids: std::collections::HashMap::new(),
+            group_of: Vec::new(),
+            dirty: Vec::new(),
+            scope: None,
         }
     }
 
@@ -178,8 +191,9 @@ impl Engine {
 
     /// Heap bytes: (series state + deadline queue, label storage + index).
     pub fn memory_bytes(&self) -> (usize, usize) {
-        let state =
-            self.states.capacity() * Self::state_bytes_per_series() + self.deadlines.heap_bytes();
+        let state = self.states.capacity() * Self::state_bytes_per_series()
+            + self.group_of.capacity() * std::mem::size_of::<u32>()
+            + self.deadlines.heap_bytes();
         (state, self.series.label_bytes())
     }
 
@@ -296,19 +310,23 @@ impl Engine {
         let st = &mut self.states[idx as usize];
         let rule = &self.model.rules[st.rule as usize];
         let timing = self.timings[st.rule as usize];
-        if st.last_ts != i64::MIN {
-            st.cadence.observe(ts - st.last_ts);
-        }
+        let timeout = if st.last_ts != i64::MIN {
+            st.cadence.learn(ts - st.last_ts, &rule.absence)
+        } else {
+            st.cadence.timeout(&rule.absence)
+        };
         st.last_ts = ts;
 
         // Dead-man's switch: the series is back; push its deadline out.
-        let returned = st.absence.is_firing();
-        if let Some(timeout) = st.cadence.timeout(&rule.absence) {
+        let returned = st.absence.is_silent();
+        if let Some(timeout) = timeout {
             st.deadline = ts.saturating_add(timeout);
             if st.deadline < st.queued_at {
                 st.queued_at = st.deadline;
                 self.deadlines.push(st.deadline, idx);
             }
+        } else {
+            st.deadline = NEVER; // off, or an irregular series
         }
 
         // Detectors, then the anomaly alert with hysteresis.
@@ -331,8 +349,7 @@ impl Engine {
         };
 
         if returned {
-            st.absence.resolve();
-            self.emit_absence(idx, AlertStatus::Resolved, ts, Some(value), out);
+            self.series_returned(idx, ts, value, out);
         }
         if transition != Transition::None {
             self.emit_anomaly(idx, transition, ts, value, verdict, out);
@@ -355,6 +372,9 @@ impl Engine {
                 continue; // superseded by an earlier entry
             }
             st.queued_at = NEVER;
+            if st.deadline == NEVER {
+                continue; // absence turned off meanwhile (irregular series)
+            }
             if st.deadline > now {
                 st.queued_at = st.deadline;
                 self.deadlines.push(st.deadline, idx);
@@ -366,25 +386,73 @@ impl Engine {
         }
         due.clear();
         self.due = due;
+        self.settle_groups(false, out);
     }
 
+    /// End of input (replay): decides every absence still held back for its group now,
+    /// instead of waiting for the clock to pass the end of its window.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        self.settle_groups(true, out);
+    }
+
+    /// Names this engine's scope (e.g. `metrics/3` for an input partition): it becomes the
+    /// `partition` label and part of the identity of the engine's `source_silent` events, so
+    /// two partitions' groups never share an alert id.
+    pub fn set_scope(&mut self, scope: &str) {
+        self.scope = Some(scope.to_string());
+    }
+
+    /// A series passed its deadline (event time `deadline`) without a new sample.
     fn fire_absence(&mut self, idx: u32, deadline: i64, out: &mut Vec<Alert>) {
         let st = &mut self.states[idx as usize];
-        if st.absence.fire(deadline) == Transition::Fired {
-            // A silent series has no anomaly episode any more: a pending one is dropped, a
-            // firing one is resolved (at the deadline) so that every firing gets its resolved.
-            if st.anomaly.resolve() == Transition::Resolved {
-                self.emit_anomaly(idx, Transition::Resolved, deadline, f64::NAN, None, out);
+        if st.absence.is_silent() {
+            return;
+        }
+        // A silent series has no anomaly episode any more: a pending one is dropped, a
+        // firing one is resolved (at the deadline) so that every firing gets its resolved.
+        if st.anomaly.resolve() == Transition::Resolved {
+            self.emit_anomaly(idx, Transition::Resolved, deadline, f64::NAN, None, out);
+        }
+        if !self.hold_for_group(idx, deadline) {
+            let st = &mut self.states[idx as usize];
+            st.absence.fire(deadline);
+            let last = st.last_ts;
+            self.emit_absence(idx, AlertStatus::Firing, deadline, last, None, out);
+        }
+    }
+
+    /// A silent series reported again at `ts`.
+    fn series_returned(&mut self, idx: u32, ts: i64, value: f64, out: &mut Vec<Alert>) {
+        let st = &mut self.states[idx as usize];
+        let last_seen = st.absence.since; // only used by a firing summary; not here
+        match st.absence.phase {
+            AbsencePhase::Live => {}
+            AbsencePhase::Firing => {
+                st.absence.resolve();
+                self.group_member_back(idx);
+                self.emit_absence(idx, AlertStatus::Resolved, ts, last_seen, Some(value), out);
             }
-            self.emit_absence(idx, AlertStatus::Firing, deadline, None, out);
+            AbsencePhase::Held | AbsencePhase::Straggler => {
+                st.absence.phase = AbsencePhase::Live;
+                self.held_returned(idx, ts, value);
+            }
+            AbsencePhase::Covered => {
+                st.absence.phase = AbsencePhase::Live;
+                self.group_member_back(idx);
+                self.group_returned(idx, ts, out);
+            }
         }
     }
 
     fn add_series(&mut self, id: u64) -> u32 {
-        let series = SeriesRef::new(&self.scratch);
+        let scratch = std::mem::take(&mut self.scratch);
+        let series = SeriesRef::new(&scratch);
         let rule = self.model.rule_for(&series).map_or(NO_RULE, |r| r as u16);
-        let idx = self.series.insert(id, &self.scratch);
+        let group = self.group_for(&series, rule);
+        let idx = self.series.insert(id, &scratch);
+        self.scratch = scratch;
         self.states.push(SeriesState::new(rule));
+        self.group_of.push(group);
         idx
     }
 
@@ -486,11 +554,13 @@ impl Engine {
         out.push(a);
     }
 
+    /// `last_seen`: the series' last sample before the silence (for the summary).
     fn emit_absence(
         &mut self,
         idx: u32,
         status: AlertStatus,
         event_time: i64,
+        last_seen: i64,
         value: Option<f64>,
         out: &mut Vec<Alert>,
     ) {
@@ -513,13 +583,19 @@ impl Engine {
         };
         a.summary = match status {
             AlertStatus::Firing => {
-                let timeout = st.absence.since.saturating_sub(st.last_ts);
+                let timeout = st.absence.since.saturating_sub(last_seen);
                 format!(
                     "{series} has not reported since {} (timeout {}, {how})",
-                    format_rfc3339(st.last_ts),
+                    format_rfc3339(last_seen),
                     format_duration(timeout)
                 )
             }
+            // a replayed backlog can bring samples from before the deadline: late, not silent
+            AlertStatus::Resolved if event_time < st.absence.since => format!(
+                "{series} was late, not silent: data for {} arrived after its deadline {}",
+                format_rfc3339(event_time),
+                format_rfc3339(st.absence.since)
+            ),
             AlertStatus::Resolved => format!(
                 "{series} reported again at {} after {} of silence",
                 format_rfc3339(event_time),
@@ -549,5 +625,8 @@ fn num(v: f64) -> String {
     }
 }
 
+#[cfg(test)]
+mod scenarios;
+mod silence;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,8 @@
 //! - [`alert`]: alert events, stable alert ids, the alert state machine.
 //! - [`engine`]: one partition's engine tying the above together: `ingest(sample)` and
 //!   `advance(now)` in, alert events out. Synchronous, deterministic, offline-testable.
+//! - [`clock`]: a partition's two clocks (event time; wall time while caught up) and its
+//!   `pipeline_lag` alert.
 //! - [`codec`]: alert events to protobuf (`proto/deadair/v1`) and JSON; samples from JSON.
 //! - [`config`]: the `deadair run` configuration file.
 //! - [`decode`]: input messages (protobuf `SampleBatch`, JSON) to samples.
@@ -29,6 +31,7 @@
 
 pub mod absence;
 pub mod alert;
+pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod decode;

@@ -24,6 +24,7 @@ pub struct Metrics {
     pub consume_errors: IntCounter,
     pub producer_queue: IntGauge,
     pub consumer_lag: IntGaugeVec,
+    pub lag_seconds: IntGaugeVec,
     pub watermark_delay: IntGauge,
     pub engine_batch: Histogram,
     pub resident_memory: IntGauge,
@@ -114,6 +115,17 @@ impl Metrics {
                     Opts::new(
                         "deadair_consumer_lag_messages",
                         "Messages between the consumer position and the high watermark.",
+                    ),
+                    &["topic", "partition"],
+                )?,
+            )?,
+            lag_seconds: reg(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "deadair_consumer_lag_seconds",
+                        "Wall time minus the Kafka timestamp of the last message consumed \
+                         (0 when caught up).",
                     ),
                     &["topic", "partition"],
                 )?,

@@ -33,6 +33,7 @@ use rdkafka::statistics::Statistics;
 use tokio::sync::mpsc;
 
 use crate::alert::{Alert, AlertKind, AlertStatus};
+use crate::clock::{ClockConfig, PartitionClock};
 use crate::config::{AlertFormat, InputFormat, RunConfig};
 use crate::decode::{decode, decode_proto_batch, SampleViews};
 use crate::engine::{Engine, Outcome, SampleRef};
@@ -40,6 +41,12 @@ use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::model::Model;
 use ratelog::RateLimitedLog;
+
+/// Engine and clock of each assigned (topic, partition).
+type Engines = HashMap<(Arc<str>, i32), (Engine, PartitionClock)>;
+
+/// How often the wall clock is consulted (idle partitions, lag), ms.
+pub const CLOCK_TICK_MS: u64 = 250;
 
 /// What a run did (returned after a graceful shutdown).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -183,7 +190,8 @@ pub fn encode_alert(a: &Alert, format: AlertFormat) -> Vec<u8> {
 struct InFlight {
     topic: Arc<str>,
     partition: i32,
-    offset: i64,
+    /// `None` for alerts no message caused (clock ticks): nothing to store behind them.
+    offset: Option<i64>,
     deliveries: Vec<(DeliveryFuture, String, Vec<u8>)>,
 }
 
@@ -248,14 +256,15 @@ async fn committer(
                 fut = enqueue(&producer, &alert_topic, &key, &payload, &mut log).await;
             }
         }
-        match consumer.store_offset(&f.topic, f.partition, f.offset) {
+        let Some(offset) = f.offset else { continue };
+        match consumer.store_offset(&f.topic, f.partition, offset) {
             Ok(()) => {
                 stored += 1;
                 metrics.offsets_stored.inc();
             }
             // e.g. the partition was revoked meanwhile: its new owner re-reads from the last commit
             Err(e) => log.log("offset store", || {
-                format!("{}/{} offset {}: {e}", f.topic, f.partition, f.offset)
+                format!("{}/{} offset {offset}: {e}", f.topic, f.partition)
             }),
         }
     }
@@ -297,7 +306,14 @@ pub async fn run(
         .unwrap_or_else(|_| format!("deadair-{}", std::process::id()));
     let mut log = RateLimitedLog::new(5);
     let mut summary = RunSummary::default();
-    let mut engines: HashMap<(Arc<str>, i32), (Engine, i64)> = HashMap::new();
+    let mut engines: Engines = HashMap::new();
+    let clock_cfg = ClockConfig {
+        allowed_lateness: cfg.allowed_lateness,
+        ingest_delay: cfg.ingest_delay,
+        lag_threshold: cfg.lag_threshold,
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(CLOCK_TICK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut samples, mut alerts, mut outcomes) = (Vec::new(), Vec::new(), Vec::new());
     let mut heartbeat = tokio::time::interval(Duration::from_millis(cfg.heartbeat_interval as u64));
     tokio::pin!(shutdown);
@@ -318,6 +334,26 @@ pub async fn run(
                 let payload = encode_alert(&hb, cfg.alert_format);
                 // not tied to any offset: fire and forget (librdkafka retries)
                 drop(enqueue(&producer, &cfg.alert_topic, &hb.alert_id, &payload, &mut log).await);
+            }
+            _ = tick.tick() => {
+                // the wall clock: idle, caught-up partitions move on; lagging ones report it
+                drop_revoked(&consumer, &mut engines);
+                let wall = wall_ms();
+                for ((topic, partition), (engine, clock)) in engines.iter_mut() {
+                    let high = cached_high_watermark(&consumer, topic, *partition);
+                    let lag = clock.lag(high, wall);
+                    clock.step_lag(lag, wall, &cfg.group_id, &mut alerts);
+                    metrics.lag_seconds.with_label_values(&[&**topic, &partition.to_string()]).set(lag.behind_ms / 1000);
+                    engine.advance(clock.watermark(lag, wall), &mut alerts);
+                    if alerts.is_empty() {
+                        continue;
+                    }
+                    let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log).await;
+                    let f = InFlight { topic: topic.clone(), partition: *partition, offset: None, deliveries };
+                    if tx.send(f).await.is_err() {
+                        return Err("the committer stopped unexpectedly".into());
+                    }
+                }
             }
             m = consumer.recv() => {
                 let msg = match m {
@@ -364,9 +400,13 @@ pub async fn run(
                 summary.samples += batch.len() as u64;
                 metrics.samples.inc_by(batch.len() as u64);
                 let started = std::time::Instant::now();
-                let (engine, max_ts) = engines
+                let (engine, clock) = engines
                     .entry((topic.clone(), partition))
-                    .or_insert_with(|| (Engine::new(model.clone()), i64::MIN));
+                    .or_insert_with(|| {
+                        let mut engine = Engine::new(model.clone());
+                        engine.set_scope(&format!("{topic}/{partition}"));
+                        (engine, PartitionClock::new(clock_cfg, topic.clone(), partition))
+                    });
                 let refs: Vec<SampleRef<'_, _>> = batch.refs().collect();
                 engine.ingest_batch(&refs, &mut alerts, &mut outcomes);
                 for o in outcomes.drain(..) {
@@ -378,24 +418,20 @@ pub async fn run(
                     };
                     metrics.samples_dropped.with_label_values(&[reason]).inc();
                 }
-                if let Some(newest) = batch.newest() {
-                    *max_ts = (*max_ts).max(newest);
+                clock.consumed(offset, msg.timestamp().to_millis(), batch.newest());
+                // a backlog can be consumed between two ticks: an old message reports lag now
+                if !clock.lag_firing()
+                    && msg.timestamp().to_millis().is_some_and(|t| wall_ms() - t > cfg.lag_threshold)
+                {
+                    let wall = wall_ms();
+                    let lag = clock.lag(cached_high_watermark(&consumer, &topic, partition), wall);
+                    clock.step_lag(lag, wall, &cfg.group_id, &mut alerts);
                 }
-                // samples at the newest instant may still come in the next message: the clock
-                // stops 1 ms short of it (the same rule as replay)
-                if *max_ts != i64::MIN {
-                    engine.advance(max_ts.saturating_sub(cfg.allowed_lateness).saturating_sub(1), &mut alerts);
-                }
+                // event time only here; wall time joins on the clock tick when caught up
+                engine.advance(clock.event_watermark(), &mut alerts);
                 metrics.engine_batch.observe(started.elapsed().as_secs_f64());
-                let mut deliveries = Vec::with_capacity(alerts.len());
-                for a in alerts.drain(..) {
-                    summary.alerts += 1;
-                    metrics.alert(a.kind, a.state);
-                    let payload = encode_alert(&a, cfg.alert_format);
-                    let fut = enqueue(&producer, &cfg.alert_topic, &a.alert_id, &payload, &mut log).await;
-                    deliveries.push((fut, a.alert_id, payload));
-                }
-                if tx.send(InFlight { topic, partition, offset, deliveries }).await.is_err() {
+                let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log).await;
+                if tx.send(InFlight { topic, partition, offset: Some(offset), deliveries }).await.is_err() {
                     return Err("the committer stopped unexpectedly".into());
                 }
             }
@@ -428,6 +464,26 @@ pub async fn run(
     Ok(summary)
 }
 
+/// Encodes and enqueues `alerts` (drained), returning their delivery futures.
+async fn send_alerts(
+    producer: &FutureProducer,
+    cfg: &RunConfig,
+    metrics: &Metrics,
+    summary: &mut RunSummary,
+    alerts: &mut Vec<Alert>,
+    log: &mut RateLimitedLog,
+) -> Vec<(DeliveryFuture, String, Vec<u8>)> {
+    let mut deliveries = Vec::with_capacity(alerts.len());
+    for a in alerts.drain(..) {
+        summary.alerts += 1;
+        metrics.alert(a.kind, a.state);
+        let payload = encode_alert(&a, cfg.alert_format);
+        let fut = enqueue(producer, &cfg.alert_topic, &a.alert_id, &payload, log).await;
+        deliveries.push((fut, a.alert_id, payload));
+    }
+    deliveries
+}
+
 fn decode_log_key(r: crate::decode::DecodeReason) -> &'static str {
     match r {
         crate::decode::DecodeReason::Empty => "decode error (empty)",
@@ -436,8 +492,29 @@ fn decode_log_key(r: crate::decode::DecodeReason) -> &'static str {
     }
 }
 
+/// The high watermark librdkafka last saw for a partition (from its fetch responses; no
+/// broker round trip), or `None` when it does not know it yet.
+fn cached_high_watermark(consumer: &DeadairConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid for the consumer's lifetime, the topic is a
+    // NUL-terminated string that outlives the call, and rd_kafka_get_watermark_offsets only
+    // reads librdkafka's cached state (thread-safe, non-blocking) into the two out-parameters.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
 /// Drops the engines of partitions revoked since the last call.
-fn drop_revoked(consumer: &DeadairConsumer, engines: &mut HashMap<(Arc<str>, i32), (Engine, i64)>) {
+fn drop_revoked(consumer: &DeadairConsumer, engines: &mut Engines) {
     for (t, p) in consumer.context().take_revoked() {
         engines.remove(&(Arc::from(t.as_str()), p));
     }
@@ -449,7 +526,7 @@ fn refresh_gauges(
     health: &Health,
     consumer: &DeadairConsumer,
     producer: &FutureProducer,
-    engines: &HashMap<(Arc<str>, i32), (Engine, i64)>,
+    engines: &Engines,
 ) {
     let now = wall_ms();
     health

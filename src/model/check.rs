@@ -153,3 +153,27 @@ pub fn span<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         )))
     }
 }
+
+/// Minimum group size for correlated silence: >= 2.
+pub fn min_series<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let v = i64::deserialize(d)?;
+    if (2..=i64::from(u32::MAX)).contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(D::Error::custom(format!(
+            "expected at least 2 series, found {v}"
+        )))
+    }
+}
+
+/// Irregularity ratio: 0 (off) or > 1.
+pub fn irregular<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = number(d)?;
+    if v == 0.0 || (v > 1.0 && v.is_finite()) {
+        Ok(v)
+    } else {
+        Err(D::Error::custom(format!(
+            "expected 0 (off) or a ratio above 1, found {v}"
+        )))
+    }
+}

@@ -24,6 +24,59 @@ pub const DEFAULT_MODEL_TOML: &str = include_str!("../../models/default.toml");
 #[derive(Debug, Clone)]
 pub struct Model {
     pub rules: Vec<Rule>,
+    /// Correlated-silence grouping (the `[silence]` table).
+    pub silence: Silence,
+}
+
+/// The `[silence]` table: how per-series absences collapse into one `source_silent` event.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Silence {
+    /// A series' group is named by the first of these labels it has (`job="api"`); series
+    /// with none of them form one group per input partition.
+    #[serde(default = "default_group_by")]
+    pub group_by: Vec<String>,
+    /// Fraction of a group's series that must be silent together.
+    #[serde(
+        default = "default_silence_ratio",
+        deserialize_with = "check::open_unit"
+    )]
+    pub ratio: f64,
+    /// ...and at least this many of them.
+    #[serde(default = "default_min_series", deserialize_with = "check::min_series")]
+    pub min_series: u32,
+    /// Longest a timed-out series' own event is held back to see whether its group goes
+    /// silent with it, ms (a series is held one of its reporting intervals, at most this;
+    /// "0s" turns grouping off).
+    #[serde(
+        default = "default_silence_window",
+        deserialize_with = "check::duration"
+    )]
+    pub window: i64,
+}
+
+fn default_group_by() -> Vec<String> {
+    vec!["job".into(), "instance".into(), "host".into()]
+}
+fn default_silence_ratio() -> f64 {
+    0.5
+}
+fn default_min_series() -> u32 {
+    3
+}
+fn default_silence_window() -> i64 {
+    60_000
+}
+
+impl Default for Silence {
+    fn default() -> Self {
+        Self {
+            group_by: default_group_by(),
+            ratio: default_silence_ratio(),
+            min_series: default_min_series(),
+            window: default_silence_window(),
+        }
+    }
 }
 
 /// One validated rule.
@@ -69,6 +122,8 @@ pub struct AutoAbsence {
     pub ceiling_ms: i64,
     pub initial_ms: i64,
     pub min_intervals: usize,
+    /// Irregularity ratio (see `absence.rs`); 0 treats every series as regular.
+    pub irregular: f64,
 }
 
 impl Rule {
@@ -105,6 +160,8 @@ impl std::error::Error for ModelError {}
 struct RawModel {
     #[serde(default)]
     rule: Vec<toml::Spanned<RawRule>>,
+    #[serde(default)]
+    silence: Silence,
 }
 
 fn selector<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Matcher>, D::Error> {
@@ -202,6 +259,12 @@ struct RawAbsence {
         deserialize_with = "check::intervals"
     )]
     min_intervals: usize,
+    #[serde(default = "default_irregular", deserialize_with = "check::irregular")]
+    irregular: f64,
+}
+
+fn default_irregular() -> f64 {
+    4.0
 }
 
 impl Default for RawAbsence {
@@ -213,6 +276,7 @@ impl Default for RawAbsence {
             ceiling: default_ceiling(),
             initial: default_initial(),
             min_intervals: default_min_intervals(),
+            irregular: default_irregular(),
         }
     }
 }
@@ -235,6 +299,7 @@ impl RawAbsence {
                     ceiling_ms: self.ceiling,
                     initial_ms: self.initial,
                     min_intervals: self.min_intervals,
+                    irregular: self.irregular,
                 }))
             }
             other => match crate::time::parse_duration(other) {
@@ -338,7 +403,18 @@ impl Model {
                 "too many rules (at most 65534)".into(),
             ));
         }
-        Ok(Model { rules })
+        if raw.silence.group_by.iter().any(|l| l.is_empty()) {
+            return Err(error_at(
+                text,
+                file,
+                0,
+                "[silence] `group_by` must not contain an empty label name".into(),
+            ));
+        }
+        Ok(Model {
+            rules,
+            silence: raw.silence,
+        })
     }
 
     /// Reads and validates a model file.
@@ -434,6 +510,20 @@ mod tests {
 
         let e = err("[[rule]]\nname = \"a\"\n[rule.detectors.mad]\nwindow = 500\n");
         assert_eq!((e.line, e.key.as_deref()), (4, Some("window")), "{e}");
+    }
+
+    #[test]
+    fn silence_table_defaults_and_errors() {
+        let m = Model::default_model();
+        assert_eq!(m.silence, Silence::default());
+        let e = err("[[rule]]\nname = \"a\"\n[silence]\nratio = 1.5\n");
+        assert_eq!((e.line, e.key.as_deref()), (4, Some("ratio")), "{e}");
+        let e = err("[[rule]]\nname = \"a\"\n[silence]\nmin_series = 1\n");
+        assert_eq!((e.line, e.key.as_deref()), (4, Some("min_series")), "{e}");
+        let e = err("[[rule]]\nname = \"a\"\n[silence]\nwindw = \"5s\"\n");
+        assert!(e.message.contains("windw"), "{e}");
+        let e = err("[[rule]]\nname = \"a\"\n[rule.absence]\nirregular = 0.5\n");
+        assert_eq!((e.line, e.key.as_deref()), (4, Some("irregular")), "{e}");
     }
 
     #[test]

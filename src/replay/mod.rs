@@ -286,6 +286,8 @@ pub fn run(
     if let Some(last) = summary.last_ts {
         engine.advance(last, &mut alerts);
     }
+    // absences still held back for their group's decision are decided now
+    engine.finish(&mut alerts);
     flush_alerts(&mut alerts, &mut alerts_out, &mut on_alert, &mut plot)?;
 
     for mut sf in scores {

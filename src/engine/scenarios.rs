@@ -1,0 +1,407 @@
+//! Absence scenarios (issue "absence that knows its clocks"), deterministic, at engine level.
+//! Each test states the alerts expected and checks the alerts seen and their event times.
+
+use super::*;
+use crate::clock::{ClockConfig, Lag, PartitionClock};
+
+const S: i64 = 1_000;
+const T0: i64 = 1_700_000_000_000;
+
+/// One sample of the scenario input.
+#[derive(Clone, Debug)]
+struct Smp {
+    ts: i64,
+    job: String,
+    instance: String,
+    value: f64,
+}
+
+/// Deterministic noise in [-1, 1).
+fn noise(i: u64) -> f64 {
+    ((i.wrapping_mul(2_654_435_761) >> 16) % 1000) as f64 / 500.0 - 1.0
+}
+
+/// `n` series of `job`, one sample every `every` ms from `from` until before `to`; series `k`
+/// is offset by `k × spread / n` ms (sources report at different phases).
+fn source(job: &str, n: usize, every: i64, spread: i64, from: i64, to: i64) -> Vec<Smp> {
+    let mut v = Vec::new();
+    for k in 0..n {
+        let mut ts = from + (k as i64 * spread) / n as i64;
+        while ts < to {
+            v.push(Smp {
+                ts,
+                job: job.into(),
+                instance: format!("{job}-{k}"),
+                value: 50.0 + noise(ts as u64 ^ k as u64),
+            });
+            ts += every;
+        }
+    }
+    v
+}
+
+fn engine() -> Engine {
+    Engine::new(Arc::new(Model::default_model()))
+}
+
+fn ingest(e: &mut Engine, s: &Smp, out: &mut Vec<Alert>) {
+    e.ingest(
+        "up",
+        &[("instance", s.instance.as_str()), ("job", s.job.as_str())],
+        s.ts,
+        s.value,
+        out,
+    );
+}
+
+/// Replays samples in event-time order with the replay clock rule (advance to ts - 1 before
+/// each sample), then advances to `end`.
+fn replay(e: &mut Engine, mut input: Vec<Smp>, end: i64) -> Vec<Alert> {
+    input.sort_by_key(|s| s.ts);
+    let mut out = Vec::new();
+    for s in &input {
+        e.advance(s.ts - 1, &mut out);
+        ingest(e, s, &mut out);
+    }
+    e.advance(end, &mut out);
+    out
+}
+
+fn count(alerts: &[Alert], kind: AlertKind, state: AlertStatus) -> usize {
+    alerts
+        .iter()
+        .filter(|a| a.kind == kind && a.state == state)
+        .count()
+}
+
+fn label<'a>(a: &'a Alert, k: &str) -> Option<&'a str> {
+    a.labels
+        .iter()
+        .find(|(lk, _)| lk == k)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn correlated_silence_collapses_a_source_and_spares_the_others() {
+    // api: 300 series every 10 s, phases spread over the whole interval; they stop at 600 s.
+    // db: 300 series the same, all along. 297 api series come back at 1800 s; 3 never do.
+    let mut input = source("api", 300, 10 * S, 10 * S, T0, T0 + 600 * S);
+    input.extend(source("db", 300, 10 * S, 10 * S, T0, T0 + 2400 * S));
+    let back: Vec<Smp> = source("api", 300, 10 * S, 10 * S, T0 + 1800 * S, T0 + 2400 * S)
+        .into_iter()
+        .filter(|s| !["api-7", "api-8", "api-9"].contains(&s.instance.as_str()))
+        .collect();
+    input.extend(back);
+    let mut e = engine();
+    let alerts = replay(&mut e, input, T0 + 2400 * S);
+
+    let silent: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::SourceSilent)
+        .collect();
+    // expected: one firing and one resolved source_silent for api, nothing for db, and the
+    // 3 api series that never came back alert on their own after their group resolved
+    assert_eq!(silent.len(), 2, "{silent:#?}");
+    let (fire, resolve) = (silent[0], silent[1]);
+    assert_eq!((fire.state, fire.version), (AlertStatus::Firing, 1));
+    assert_eq!((resolve.state, resolve.version), (AlertStatus::Resolved, 2));
+    assert_eq!(fire.alert_id, resolve.alert_id);
+    assert_eq!(label(fire, "job"), Some("api"));
+    // api's first series (phase 0) last reported at 590 s; learned timeout 3 × 10 s
+    assert_eq!(
+        fire.event_time,
+        T0 + 620 * S,
+        "starts at the first member's deadline"
+    );
+    assert!(fire.value.unwrap() >= 150.0, "at least half of 300 silent");
+    assert!(
+        fire.summary.contains("of 300 series of job=\"api\""),
+        "{}",
+        fire.summary
+    );
+    assert_eq!(
+        resolve.event_time,
+        T0 + 1800 * S,
+        "the first returning sample"
+    );
+    assert!(
+        !alerts.iter().any(|a| label(a, "job") == Some("db")),
+        "db untouched"
+    );
+
+    let own: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::Absence)
+        .collect();
+    let mut who: Vec<&str> = own.iter().filter_map(|a| label(a, "instance")).collect();
+    who.sort();
+    assert_eq!(who, ["api-7", "api-8", "api-9"], "{own:#?}");
+    for a in &own {
+        assert_eq!(a.state, AlertStatus::Firing);
+        // each keeps its own silence start (its deadline), emitted after its grace period
+        assert!(a.started_at < T0 + 640 * S && a.started_at >= T0 + 620 * S);
+        assert!(a.emitted_at >= T0 + 1830 * S);
+    }
+    // (anomalies are another matter: the default model's novelty detector may flag the noise)
+}
+
+#[test]
+fn a_lone_silence_in_a_large_group_alerts_on_its_own_at_its_deadline() {
+    let mut input = source("db", 50, 10 * S, 10 * S, T0, T0 + 1200 * S);
+    input.retain(|s| !(s.instance == "db-3" && s.ts >= T0 + 600 * S));
+    let mut e = engine();
+    let alerts = replay(&mut e, input, T0 + 1200 * S);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!((a.kind, a.state), (AlertKind::Absence, AlertStatus::Firing));
+    assert_eq!(label(a, "instance"), Some("db-3"));
+    // db-3 (phase 0.6 s) last reported at 590.6 s; timeout 3 × 10 s
+    assert_eq!(a.event_time, T0 + 620_600);
+    // held one reporting interval (10 s) to see whether its group follows
+    assert!(a.emitted_at >= T0 + 630_600 && a.emitted_at <= T0 + 631_600);
+}
+
+#[test]
+fn catch_up_after_downtime_raises_no_false_absence() {
+    // deadair is down from 300 s to 900 s while 100 series keep sending every 10 s; one of
+    // them (app-5) truly stops at 500 s. On restart the engine starts empty at the committed
+    // position (300 s) and consumes the backlog as fast as it can: the clock follows event
+    // time only (lagging), so nothing can fire for deadair's own downtime.
+    let mut input = source("app", 100, 10 * S, 10 * S, T0 + 300 * S, T0 + 1200 * S);
+    input.retain(|s| !(s.instance == "app-5" && s.ts >= T0 + 500 * S));
+    input.sort_by_key(|s| s.ts);
+    let mut e = engine();
+    let mut clock = PartitionClock::new(
+        ClockConfig {
+            allowed_lateness: 0,
+            ingest_delay: S,
+            lag_threshold: 60 * S,
+        },
+        Arc::from("metrics"),
+        0,
+    );
+    let total = input.len() as i64;
+    let wall = T0 + 1200 * S; // the backlog is consumed at wall time 1200 s
+    let mut out = Vec::new();
+    for (offset, s) in input.iter().enumerate() {
+        clock.consumed(offset as i64, Some(s.ts), Some(s.ts));
+        ingest(&mut e, s, &mut out);
+        e.advance(clock.event_watermark(), &mut out);
+        if offset % 1000 == 0 {
+            // a clock tick mid-backlog: lagging, so wall time must not count
+            let lag = clock.lag(Some(total), wall);
+            assert!(lag.messages.unwrap() > 0);
+            e.advance(clock.watermark(lag, wall), &mut out);
+            clock.step_lag(lag, wall, "g", &mut out);
+        }
+    }
+    let lag = clock.lag(Some(total), wall);
+    assert_eq!(
+        lag,
+        Lag {
+            messages: Some(0),
+            behind_ms: 0
+        }
+    );
+    clock.step_lag(lag, wall, "g", &mut out);
+    e.advance(clock.watermark(lag, wall), &mut out);
+
+    let absences: Vec<&Alert> = out
+        .iter()
+        .filter(|a| a.kind == AlertKind::Absence)
+        .collect();
+    assert_eq!(
+        absences.len(),
+        1,
+        "only the series that truly stopped: {absences:#?}"
+    );
+    let a = absences[0];
+    assert_eq!(label(a, "instance"), Some("app-5"));
+    // app-5 (phase 0.5 s) last reported at 490.5 s; learned timeout 30 s
+    assert_eq!(
+        a.event_time,
+        T0 + 520_500,
+        "event-time start, not restart time"
+    );
+    assert_eq!(
+        count(&out, AlertKind::SourceSilent, AlertStatus::Firing),
+        0,
+        "{out:#?}"
+    );
+    // the backlog was 15 minutes behind: one pipeline_lag episode
+    assert_eq!(count(&out, AlertKind::PipelineLag, AlertStatus::Firing), 1);
+    assert_eq!(
+        count(&out, AlertKind::PipelineLag, AlertStatus::Resolved),
+        1
+    );
+}
+
+#[test]
+fn wall_clock_detects_a_silent_partition_only_while_caught_up() {
+    // one partition carrying one source of 20 series every second; the source stops at 60 s
+    // and nothing else arrives on the partition.
+    let input = source("edge", 20, S, 500, T0, T0 + 60 * S);
+    let cfg = ClockConfig {
+        allowed_lateness: 0,
+        ingest_delay: S,
+        lag_threshold: 60 * S,
+    };
+    let run = |caught_up_from: i64| {
+        let mut sorted = input.clone();
+        sorted.sort_by_key(|s| s.ts);
+        let mut e = engine();
+        let mut clock = PartitionClock::new(cfg, Arc::from("metrics"), 0);
+        let mut out = Vec::new();
+        for (offset, s) in sorted.iter().enumerate() {
+            clock.consumed(offset as i64, Some(s.ts), Some(s.ts));
+            ingest(&mut e, s, &mut out);
+            e.advance(clock.event_watermark(), &mut out);
+        }
+        let last = sorted.len() as i64;
+        // wall-clock ticks every 250 ms from 60 s to 200 s
+        let mut wall = T0 + 60 * S;
+        while wall < T0 + 200 * S {
+            // before `caught_up_from` librdkafka reports more messages than consumed
+            let high = if wall < caught_up_from {
+                last + 10
+            } else {
+                last
+            };
+            let lag = clock.lag(Some(high), wall);
+            e.advance(clock.watermark(lag, wall), &mut out);
+            if !out.is_empty() {
+                return (out, wall);
+            }
+            wall += 250;
+        }
+        (out, wall)
+    };
+    // caught up all along: fires once wall - ingest_delay passes the group's deadlines
+    let (out, at) = run(0);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let a = &out[0];
+    assert_eq!(
+        (a.kind, a.state),
+        (AlertKind::SourceSilent, AlertStatus::Firing)
+    );
+    // edge-0 last reported at 59 s; learned timeout = floor 10 s
+    assert_eq!(a.event_time, T0 + 69 * S);
+    // 20 series with phases over 0.5 s: silent ≥ 10 by 69.25 s; +1 s ingest delay, +1 tick
+    let delay = at - a.event_time;
+    assert!(
+        (S..=S + 500).contains(&delay),
+        "detected {delay} ms after the deadline"
+    );
+
+    // lagging until 150 s (deadair behind its input): nothing may fire before it catches up
+    let (out, at) = run(T0 + 150 * S);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].event_time, T0 + 69 * S, "the same event-time start");
+    assert_eq!(
+        at,
+        T0 + 150 * S,
+        "fired at the first caught-up tick, not before"
+    );
+}
+
+#[test]
+fn a_source_returning_with_a_backlog_resolves_in_event_time_without_anomalies() {
+    // 20 series of `agent` every 10 s; at 3000 s their network goes down. The other source's
+    // event time moves the clock past their deadlines: the group fires. At 3600 s the agents
+    // reconnect and replay their buffer (3000 s .. 3600 s, old timestamps arriving at once),
+    // then run live again.
+    let mut e = engine();
+    let mut input = source("agent", 20, 10 * S, 2 * S, T0, T0 + 3000 * S);
+    input.extend(source("other", 20, 10 * S, 2 * S, T0, T0 + 3600 * S));
+    let mut out = replay(&mut e, input, T0 + 3600 * S);
+    assert_eq!(
+        count(&out, AlertKind::SourceSilent, AlertStatus::Firing),
+        1,
+        "{out:#?}"
+    );
+    let fired = out
+        .iter()
+        .find(|a| a.kind == AlertKind::SourceSilent)
+        .cloned();
+    let fired = fired.unwrap();
+    assert_eq!(
+        fired.event_time,
+        T0 + 3020 * S,
+        "agent-0's deadline: 2990 s + 30 s"
+    );
+    out.clear();
+    // the buffered wave: 60 samples per series in a burst, in per-series order
+    let mut wave = source("agent", 20, 10 * S, 2 * S, T0 + 3000 * S, T0 + 3600 * S);
+    wave.sort_by_key(|s| s.ts);
+    for s in &wave {
+        ingest(&mut e, s, &mut out);
+    }
+    let live = source("agent", 20, 10 * S, 2 * S, T0 + 3600 * S, T0 + 4200 * S);
+    let mut rest = live;
+    rest.extend(source(
+        "other",
+        20,
+        10 * S,
+        2 * S,
+        T0 + 3600 * S,
+        T0 + 4200 * S,
+    ));
+    out.extend(replay(&mut e, rest, T0 + 4200 * S));
+    // expected: one resolved for the group at the first replayed sample, which is before the
+    // group's start (late, not silent); no anomaly from the burst; nothing else
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let r = &out[0];
+    assert_eq!(
+        (r.kind, r.state),
+        (AlertKind::SourceSilent, AlertStatus::Resolved)
+    );
+    assert_eq!(r.alert_id, fired.alert_id);
+    assert_eq!(r.event_time, T0 + 3000 * S);
+    assert_eq!(
+        e.stats().late,
+        0,
+        "every replayed sample was accepted in event time"
+    );
+}
+
+#[test]
+fn irregular_series_get_no_learned_switch_but_regular_ones_do() {
+    // `events` reports at Poisson-like times (mean 30 s); `steady` every 10 s with ±3 s jitter
+    // and one sample 90 s late. Both stop at 3000 s.
+    let mut e = engine();
+    let mut out = Vec::new();
+    let mut t = T0;
+    let mut samples = Vec::new();
+    for i in 0..100u64 {
+        // exponential inter-arrival from deterministic uniform noise
+        let u = (noise(i * 7 + 3) + 1.0) / 2.0;
+        t += (-(1.0 - u * 0.999).ln() * 30_000.0) as i64 + 1;
+        if t >= T0 + 3000 * S {
+            break;
+        }
+        samples.push(("events", t));
+    }
+    let mut t = T0;
+    let mut i = 0u64;
+    while t < T0 + 3000 * S {
+        samples.push(("steady", t));
+        t += 10 * S + (noise(i) * 3000.0) as i64 + if i == 150 { 20 * S } else { 0 };
+        i += 1;
+    }
+    samples.sort_by_key(|s| s.1);
+    for &(name, ts) in &samples {
+        e.advance(ts - 1, &mut out);
+        e.ingest(name, &[("job", "x")], ts, 1.0, &mut out);
+    }
+    e.advance(T0 + 9000 * S, &mut out);
+    let absent: Vec<&str> = out
+        .iter()
+        .filter(|a| a.kind == AlertKind::Absence && a.state == AlertStatus::Firing)
+        .map(|a| a.name.as_str())
+        .collect();
+    // `steady`'s one late sample (a 30 s gap) stays within its timeout (≈ 3 × 13 s): only its
+    // real stop fires; `events` never does
+    assert_eq!(absent, ["steady"], "{out:#?}");
+    let idx = e.series_index("events", &[("job", "x")]).unwrap();
+    assert!(e.states[idx as usize].cadence.is_irregular());
+}
