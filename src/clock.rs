@@ -49,6 +49,8 @@ pub struct PartitionClock {
     last_message_ts: i64,
     /// Offset of the last consumed message (-1 before the first).
     last_offset: i64,
+    /// Wall ms when the partition was last seen caught up (`i64::MIN`: never).
+    caught_up_at: i64,
     lag: AbsenceState,
 }
 
@@ -70,6 +72,7 @@ impl PartitionClock {
             newest_event: i64::MIN,
             last_message_ts: i64::MIN,
             last_offset: -1,
+            caught_up_at: i64::MIN,
             lag: AbsenceState::default(),
         }
     }
@@ -91,14 +94,22 @@ impl PartitionClock {
     }
 
     /// The lag, given the broker's high watermark (`None` or negative: unknown) and wall time.
-    pub fn lag(&self, high_watermark: Option<i64>, wall: i64) -> Lag {
+    ///
+    /// Seconds behind count from the later of the last consumed message's timestamp and the
+    /// last time the partition was seen caught up: on a sparse partition, a message that has
+    /// just arrived and is not read yet is not minutes of lag.
+    pub fn lag(&mut self, high_watermark: Option<i64>, wall: i64) -> Lag {
         let messages = high_watermark
             .filter(|&h| h >= 0 && self.last_offset >= 0)
             .map(|h| (h - (self.last_offset + 1)).max(0));
+        if messages == Some(0) {
+            self.caught_up_at = wall;
+        }
+        let since = self.last_message_ts.max(self.caught_up_at);
         let behind_ms = match messages {
             Some(0) => 0,
-            _ if self.last_message_ts == i64::MIN => 0,
-            _ => (wall - self.last_message_ts).max(0),
+            _ if since == i64::MIN => 0,
+            _ => (wall - since).max(0),
         };
         Lag {
             messages,
@@ -146,6 +157,24 @@ impl PartitionClock {
 
     pub fn lag_firing(&self) -> bool {
         self.lag.is_firing()
+    }
+
+    /// The partition was revoked from this instance: a firing `pipeline_lag` is resolved (its
+    /// new owner reports its own lag).
+    pub fn revoked(&mut self, wall: i64, group: &str, out: &mut Vec<Alert>) {
+        if self.lag.resolve() == Transition::Resolved {
+            let lag = Lag {
+                messages: None,
+                behind_ms: 0,
+            };
+            let mut a = self.lag_event(AlertStatus::Resolved, lag, wall, group);
+            a.summary = format!(
+                "deadair group {group}: {}/{} was revoked from this instance while lagging; its \
+                 new owner reports its own lag",
+                self.topic, self.partition
+            );
+            out.push(a);
+        }
     }
 
     fn lag_event(&self, state: AlertStatus, lag: Lag, wall: i64, group: &str) -> Alert {
@@ -263,7 +292,8 @@ mod tests {
         c.consumed(0, Some(wall - 600 * S), Some(wall - 600 * S));
         let lag = c.lag(Some(10_000), wall);
         c.step_lag(lag, wall, "g", &mut out);
-        c.step_lag(c.lag(Some(10_000), wall + S), wall + S, "g", &mut out);
+        let lag = c.lag(Some(10_000), wall + S);
+        c.step_lag(lag, wall + S, "g", &mut out);
         assert_eq!(out.len(), 1, "one firing per episode");
         let a = out[0].clone();
         assert_eq!(
@@ -283,22 +313,14 @@ mod tests {
         );
         // still behind in messages but within the threshold: resolved
         c.consumed(9_000, Some(wall + 100 * S), Some(wall + 100 * S));
-        c.step_lag(
-            c.lag(Some(10_000), wall + 130 * S),
-            wall + 130 * S,
-            "g",
-            &mut out,
-        );
+        let lag = c.lag(Some(10_000), wall + 130 * S);
+        c.step_lag(lag, wall + 130 * S, "g", &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!((out[1].state, out[1].version), (AlertStatus::Resolved, 2));
         assert_eq!(out[1].alert_id, a.alert_id);
         // caught up, and a small lag never fires
-        c.step_lag(
-            c.lag(Some(9_001), wall + 131 * S),
-            wall + 131 * S,
-            "g",
-            &mut out,
-        );
+        let lag = c.lag(Some(9_001), wall + 131 * S);
+        c.step_lag(lag, wall + 131 * S, "g", &mut out);
         assert_eq!(out.len(), 2);
     }
 }

@@ -413,7 +413,7 @@ impl Engine {
         if st.anomaly.resolve() == Transition::Resolved {
             self.emit_anomaly(idx, Transition::Resolved, deadline, f64::NAN, None, out);
         }
-        if !self.hold_for_group(idx, deadline) {
+        if !self.hold_for_group(idx, deadline, out) {
             let st = &mut self.states[idx as usize];
             st.absence.fire(deadline);
             let last = st.last_ts;

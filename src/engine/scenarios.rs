@@ -405,3 +405,53 @@ fn irregular_series_get_no_learned_switch_but_regular_ones_do() {
     let idx = e.series_index("events", &[("job", "x")]).unwrap();
     assert!(e.states[idx as usize].cadence.is_irregular());
 }
+
+#[test]
+fn a_held_episode_is_decided_before_the_same_series_goes_silent_again() {
+    // `a` reports every 20 s, then is silent from 200 s (deadline 260 s, held one 20 s
+    // interval), returns at 261 s with 1 s samples until 268 s (its learned timeout drops to
+    // 10 s, the floor) and is silent again (deadline 278 s). `b`, `c`, `d` keep the clock going
+    // and make the group collapsible. Events of `a` must alternate firing/resolved with
+    // increasing versions, in event-time order. (The irregular check is off: the sudden
+    // change from 20 s to 1 s would otherwise class `a` irregular, with no switch at all.)
+    let text = crate::model::DEFAULT_MODEL_TOML.replace("irregular = 4.0", "irregular = 0");
+    assert!(text.contains("irregular = 0"));
+    let mut e = Engine::new(Arc::new(Model::parse(&text, "test").unwrap()));
+    let mut out = Vec::new();
+    let mut input: Vec<(i64, &str)> = Vec::new();
+    for t in (0..=200).step_by(20) {
+        input.push((t, "a"));
+    }
+    for t in 261..=268 {
+        input.push((t, "a"));
+    }
+    input.push((290, "a"));
+    for t in 0..=295 {
+        for who in ["b", "c", "d"] {
+            input.push((t, who));
+        }
+    }
+    input.sort();
+    for &(t, who) in &input {
+        let ts = T0 + t * S;
+        e.advance(ts - 1, &mut out);
+        e.ingest("up", &[("instance", who), ("job", "g")], ts, 1.0, &mut out);
+    }
+    e.advance(T0 + 295 * S, &mut out); // before a's next deadline (300 s)
+    e.finish(&mut out);
+    let a: Vec<(AlertStatus, u64, i64)> = out
+        .iter()
+        .filter(|x| x.kind == AlertKind::Absence && label(x, "instance") == Some("a"))
+        .map(|x| (x.state, x.version, (x.event_time - T0) / S))
+        .collect();
+    assert_eq!(
+        a,
+        [
+            (AlertStatus::Firing, 1, 260),
+            (AlertStatus::Resolved, 2, 261),
+            (AlertStatus::Firing, 3, 278),
+            (AlertStatus::Resolved, 4, 290),
+        ],
+        "{out:#?}"
+    );
+}

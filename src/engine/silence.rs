@@ -118,8 +118,19 @@ impl Engine {
 
     /// Puts a timed-out series on hold (or under its group's firing event). Returns false when
     /// the series should fire on its own right away.
-    pub(super) fn hold_for_group(&mut self, idx: u32, deadline: i64) -> bool {
+    pub(super) fn hold_for_group(&mut self, idx: u32, deadline: i64, out: &mut Vec<Alert>) -> bool {
         let g = self.group_of[idx as usize];
+        // An earlier episode of this series that already ended but is still held is decided
+        // now, so its firing/resolved pair comes before this new episode's events.
+        let group = &mut self.groups[g as usize];
+        if let Some(k) = group
+            .held
+            .iter()
+            .position(|h| h.idx == idx && !h.straggler && h.returned != crate::absence::NEVER)
+        {
+            let h = group.held.swap_remove(k);
+            self.release(g, h, out);
+        }
         let collapsible = self.collapsible(g);
         let window = self.model.silence.window;
         let group = &mut self.groups[g as usize];

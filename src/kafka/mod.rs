@@ -85,10 +85,35 @@ fn client_config(cfg: &RunConfig) -> ClientConfig {
 pub struct LagContext {
     metrics: Arc<Metrics>,
     revoked: std::sync::Mutex<Vec<(String, i32)>>,
+    /// Wall ms until which the cached high watermarks are not trusted (a broker error was
+    /// reported recently: fetches may have stopped, so "caught up" may be stale).
+    distrust_until: std::sync::atomic::AtomicI64,
 }
 
+/// How long after a client error the cached high watermarks are not trusted, ms.
+const DISTRUST_MS: i64 = 10_000;
+
 impl ClientContext for LagContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // counted and logged where consumption sees it; here it only stops the wall clock
+        let _ = (error, reason);
+        self.distrust_until.store(
+            wall_ms() + DISTRUST_MS,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     fn stats(&self, stats: Statistics) {
+        if stats
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state != "UP")
+        {
+            self.distrust_until.store(
+                wall_ms() + DISTRUST_MS,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 // -1 is librdkafka's "unknown" and the internal partition -1 is not an input
@@ -149,6 +174,7 @@ pub fn consumer(cfg: &RunConfig, metrics: Arc<Metrics>) -> Result<DeadairConsume
     c.create_with_context(LagContext {
         metrics,
         revoked: std::sync::Mutex::new(Vec::new()),
+        distrust_until: std::sync::atomic::AtomicI64::new(0),
     })
 }
 
@@ -325,7 +351,7 @@ pub async fn run(
             _ = heartbeat.tick() => {
                 summary.heartbeats += 1;
                 metrics.heartbeats.inc();
-                drop_revoked(&consumer, &mut engines);
+                drop_revoked(&consumer, &mut engines, &cfg.group_id, &mut alerts);
                 metrics.alert(AlertKind::Heartbeat, AlertStatus::Firing);
                 refresh_gauges(&metrics, &health, &consumer, &producer, &engines);
                 let mut parts: Vec<String> = engines.keys().map(|(t, p)| format!("{t}/{p}")).collect();
@@ -337,7 +363,7 @@ pub async fn run(
             }
             _ = tick.tick() => {
                 // the wall clock: idle, caught-up partitions move on; lagging ones report it
-                drop_revoked(&consumer, &mut engines);
+                drop_revoked(&consumer, &mut engines, &cfg.group_id, &mut alerts);
                 let wall = wall_ms();
                 for ((topic, partition), (engine, clock)) in engines.iter_mut() {
                     let high = cached_high_watermark(&consumer, topic, *partition);
@@ -354,6 +380,14 @@ pub async fn run(
                         return Err("the committer stopped unexpectedly".into());
                     }
                 }
+                // events of no current partition (a revoked partition's resolved lag)
+                if !alerts.is_empty() {
+                    let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log).await;
+                    let f = InFlight { topic: Arc::from(""), partition: -1, offset: None, deliveries };
+                    if tx.send(f).await.is_err() {
+                        return Err("the committer stopped unexpectedly".into());
+                    }
+                }
             }
             m = consumer.recv() => {
                 let msg = match m {
@@ -365,7 +399,7 @@ pub async fn run(
                         continue;
                     }
                 };
-                drop_revoked(&consumer, &mut engines);
+                drop_revoked(&consumer, &mut engines, &cfg.group_id, &mut alerts);
                 summary.messages += 1;
                 metrics.messages.inc();
                 metrics.bytes.inc_by(msg.payload().map_or(0, |p| p.len() as u64));
@@ -493,8 +527,16 @@ fn decode_log_key(r: crate::decode::DecodeReason) -> &'static str {
 }
 
 /// The high watermark librdkafka last saw for a partition (from its fetch responses; no
-/// broker round trip), or `None` when it does not know it yet.
+/// broker round trip), or `None` when it does not know it yet, or when a client error was
+/// reported in the last 10 s (fetches may have stopped, so the cached value may be stale).
 fn cached_high_watermark(consumer: &DeadairConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let distrust = consumer
+        .context()
+        .distrust_until
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if wall_ms() < distrust {
+        return None;
+    }
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid for the consumer's lifetime, the topic is a
@@ -513,10 +555,18 @@ fn cached_high_watermark(consumer: &DeadairConsumer, topic: &str, partition: i32
         .then_some(high)
 }
 
-/// Drops the engines of partitions revoked since the last call.
-fn drop_revoked(consumer: &DeadairConsumer, engines: &mut Engines) {
+/// Drops the engines of partitions revoked since the last call; a `pipeline_lag` firing on
+/// one is resolved (pushed to `alerts`), since this instance no longer reads the partition.
+fn drop_revoked(
+    consumer: &DeadairConsumer,
+    engines: &mut Engines,
+    group: &str,
+    alerts: &mut Vec<Alert>,
+) {
     for (t, p) in consumer.context().take_revoked() {
-        engines.remove(&(Arc::from(t.as_str()), p));
+        if let Some((_, mut clock)) = engines.remove(&(Arc::from(t.as_str()), p)) {
+            clock.revoked(wall_ms(), group, alerts);
+        }
     }
 }
 
