@@ -98,10 +98,18 @@ impl PartitionClock {
     /// Seconds behind count from the later of the last consumed message's timestamp and the
     /// last time the partition was seen caught up: on a sparse partition, a message that has
     /// just arrived and is not read yet is not minutes of lag.
-    pub fn lag(&mut self, high_watermark: Option<i64>, wall: i64) -> Lag {
-        let messages = high_watermark
-            .filter(|&h| h >= 0 && self.last_offset >= 0)
-            .map(|h| (h - (self.last_offset + 1)).max(0));
+    ///
+    /// `unread` is used while nothing has been consumed on the partition since it was assigned
+    /// (no offset of ours to compare): messages the broker holds beyond the group's committed
+    /// position, as librdkafka's statistics report them (0 for an empty partition).
+    pub fn lag(&mut self, high_watermark: Option<i64>, unread: Option<i64>, wall: i64) -> Lag {
+        let messages = if self.last_offset < 0 {
+            unread.filter(|&m| m >= 0)
+        } else {
+            high_watermark
+                .filter(|&h| h >= 0)
+                .map(|h| (h - (self.last_offset + 1)).max(0))
+        };
         if messages == Some(0) {
             self.caught_up_at = wall;
         }
@@ -259,17 +267,17 @@ mod tests {
         c.consumed(41, Some(wall - 500 * S), Some(wall - 500 * S));
         assert_eq!(c.event_watermark(), wall - 502 * S - 1);
         // high watermark 100: 58 messages behind, wall time ignored
-        let lag = c.lag(Some(100), wall);
+        let lag = c.lag(Some(100), None, wall);
         assert_eq!(lag.messages, Some(58));
         assert_eq!(lag.behind_ms, 500 * S);
         assert_eq!(c.watermark(lag, wall), wall - 502 * S - 1);
         // unknown high watermark (just assigned): ignored too
-        let lag = c.lag(None, wall);
+        let lag = c.lag(None, None, wall);
         assert_eq!(lag.messages, None);
         assert_eq!(c.watermark(lag, wall), wall - 502 * S - 1);
         // caught up: wall time minus the ingest delay
         c.consumed(99, Some(wall - 500 * S), Some(wall - 500 * S));
-        let lag = c.lag(Some(100), wall);
+        let lag = c.lag(Some(100), None, wall);
         assert_eq!(
             lag,
             Lag {
@@ -280,7 +288,7 @@ mod tests {
         assert_eq!(c.watermark(lag, wall), wall - S);
         // and the event clock still wins when it is ahead (a producer with a fast clock)
         c.consumed(100, None, Some(wall + 10 * S));
-        let lag = c.lag(Some(101), wall);
+        let lag = c.lag(Some(101), None, wall);
         assert_eq!(c.watermark(lag, wall), wall + 8 * S - 1);
     }
 
@@ -290,9 +298,9 @@ mod tests {
         let mut out = Vec::new();
         let wall = 1_000_000 * S;
         c.consumed(0, Some(wall - 600 * S), Some(wall - 600 * S));
-        let lag = c.lag(Some(10_000), wall);
+        let lag = c.lag(Some(10_000), None, wall);
         c.step_lag(lag, wall, "g", &mut out);
-        let lag = c.lag(Some(10_000), wall + S);
+        let lag = c.lag(Some(10_000), None, wall + S);
         c.step_lag(lag, wall + S, "g", &mut out);
         assert_eq!(out.len(), 1, "one firing per episode");
         let a = out[0].clone();
@@ -313,14 +321,70 @@ mod tests {
         );
         // still behind in messages but within the threshold: resolved
         c.consumed(9_000, Some(wall + 100 * S), Some(wall + 100 * S));
-        let lag = c.lag(Some(10_000), wall + 130 * S);
+        let lag = c.lag(Some(10_000), None, wall + 130 * S);
         c.step_lag(lag, wall + 130 * S, "g", &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!((out[1].state, out[1].version), (AlertStatus::Resolved, 2));
         assert_eq!(out[1].alert_id, a.alert_id);
         // caught up, and a small lag never fires
-        let lag = c.lag(Some(9_001), wall + 131 * S);
+        let lag = c.lag(Some(9_001), None, wall + 131 * S);
         c.step_lag(lag, wall + 131 * S, "g", &mut out);
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn a_partition_with_nothing_consumed_uses_the_unread_count() {
+        let mut c = clock();
+        let wall = 1_000_000 * S;
+        // assigned, nothing read yet, nothing to read: caught up (wall time counts)
+        let lag = c.lag(Some(500), Some(0), wall);
+        assert_eq!(lag.messages, Some(0));
+        assert_eq!(c.watermark(lag, wall), wall - S);
+        // unknown: behind
+        assert_eq!(c.lag(Some(500), None, wall).messages, None);
+        // once something is consumed, our own offset decides
+        c.consumed(499, Some(wall), Some(wall));
+        assert_eq!(c.lag(Some(500), Some(7), wall).messages, Some(0));
+    }
+
+    #[test]
+    fn sparse_partitions_do_not_fake_lag_and_revoking_resolves_it() {
+        let mut c = clock();
+        let mut out = Vec::new();
+        let wall = 1_000_000 * S;
+        c.consumed(10, Some(wall), Some(wall));
+        // ticks every 250 ms find it caught up...
+        let mut t = wall;
+        while t < wall + 120 * S {
+            let lag = c.lag(Some(11), None, t);
+            c.step_lag(lag, t, "g", &mut out);
+            t += 250;
+        }
+        // ...then a message arrives at +120 s (two minutes after the last one), and a tick
+        // sees it before it is read: 250 ms behind, not two minutes
+        let lag = c.lag(Some(12), None, t);
+        assert_eq!(
+            lag,
+            Lag {
+                messages: Some(1),
+                behind_ms: 250
+            }
+        );
+        c.step_lag(lag, t, "g", &mut out);
+        assert!(out.is_empty());
+        // a real backlog on a partition later revoked: resolved at the revoke
+        let mut c = clock();
+        c.consumed(11, Some(wall - 600 * S), Some(wall));
+        let lag = c.lag(Some(5_000), None, wall + 121 * S);
+        c.step_lag(lag, wall + 121 * S, "g", &mut out);
+        c.revoked(wall + 122 * S, "g", &mut out);
+        let states: Vec<_> = out.iter().map(|a| (a.state, a.version)).collect();
+        assert_eq!(
+            states,
+            [(AlertStatus::Firing, 1), (AlertStatus::Resolved, 2)]
+        );
+        assert!(out[1].summary.contains("revoked"), "{}", out[1].summary);
+        c.revoked(wall + 123 * S, "g", &mut out);
+        assert_eq!(out.len(), 2, "nothing to resolve twice");
     }
 }

@@ -18,6 +18,10 @@
 //! topic = "metrics"
 //! format = "proto"                    # deadair.v1.SampleBatch; or "json"
 //!
+//! [inventory]                         # optional: series expected to report
+//! topic = "deadair-inventory"         # compacted; co-partitioned with `input` (see below)
+//! input = "metrics"                   # the input topic it describes (default: the first)
+//!
 //! [librdkafka]                        # passed through to both clients
 //! "fetch.max.bytes" = "52428800"
 //! ```
@@ -48,6 +52,18 @@ pub enum AlertFormat {
     Proto,
     /// The JSON form of `AlertEvent`.
     Json,
+}
+
+/// The expected-series topic: compacted, with as many partitions as its input topic. A record
+/// in partition `p`, keyed by the series (`name{label="value",...}`), says the series is
+/// expected on input partition `p`; a tombstone (empty value) retires it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    pub topic: String,
+    /// The input topic it is co-partitioned with (default: the first `[[input]]`).
+    #[serde(default)]
+    pub input: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -135,6 +151,9 @@ pub struct RunConfig {
     /// Address of the HTTP endpoint for /metrics, /healthz and /readyz ("" disables it).
     #[serde(default = "default_metrics_addr")]
     pub metrics_addr: String,
+    /// Expected series (optional).
+    #[serde(default)]
+    pub inventory: Option<Inventory>,
     /// Extra librdkafka properties for both clients.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
@@ -171,6 +190,14 @@ impl RunConfig {
                 "{file}: [librdkafka] `{k}` is set by deadair (delivery guarantees depend on it); use the top-level keys for brokers and group"
             ));
         }
+        if let Some(inv) = &mut cfg.inventory {
+            let input = inv.input.get_or_insert_with(|| cfg.input[0].topic.clone());
+            if !cfg.input.iter().any(|i| &i.topic == input) {
+                return Err(format!(
+                    "{file}: [inventory] `input` names `{input}`, which is not an [[input]] topic"
+                ));
+            }
+        }
         if cfg.max_in_flight == 0 {
             return Err(format!("{file}: `max_in_flight` must be at least 1"));
         }
@@ -195,6 +222,11 @@ impl RunConfig {
             }
         }
         Ok(cfg)
+    }
+
+    /// The input topic the inventory describes, if an inventory is configured.
+    pub fn inventory_input(&self) -> Option<&str> {
+        self.inventory.as_ref().and_then(|i| i.input.as_deref())
     }
 
     pub fn format_of(&self, topic: &str) -> Option<InputFormat> {
@@ -253,5 +285,23 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("`enable.auto.commit` is set by deadair"), "{e}");
+        let e = RunConfig::parse(
+            &format!("{MINIMAL}[inventory]\ntopic = \"inv\"\ninput = \"nope\"\n"),
+            "c.toml",
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(e.contains("`nope`, which is not an [[input]] topic"), "{e}");
+        let c = RunConfig::parse(
+            &format!("{MINIMAL}[inventory]\ntopic = \"inv\"\n"),
+            "c.toml",
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.inventory_input(),
+            Some("m"),
+            "defaults to the first input"
+        );
     }
 }

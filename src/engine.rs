@@ -116,6 +116,8 @@ pub struct EngineStats {
     pub unmatched: u64,
     pub alerts_firing: u64,
     pub alerts_resolved: u64,
+    /// Series retired (silent beyond `retention`, or a tombstone).
+    pub retired: u64,
 }
 
 /// One partition's engine.
@@ -302,7 +304,8 @@ impl Engine {
         // A gap longer than the timeout is a silence even if the clock never passed its deadline
         // (a backlog or a batch delivers both sides of it): fire it at its deadline, in event
         // time, and let this sample resolve it below.
-        if ts > st.deadline {
+        if ts > st.deadline && self.has_switch(idx) {
+            let st = &mut self.states[idx as usize];
             let deadline = st.deadline;
             st.deadline = NEVER;
             self.fire_absence(idx, deadline, out);
@@ -317,16 +320,13 @@ impl Engine {
         };
         st.last_ts = ts;
 
-        // Dead-man's switch: the series is back; push its deadline out.
+        // Dead-man's switch: the series is back; push its deadline out. Without a switch (off,
+        // or an irregular series) the deadline is the retirement at `retention`.
         let returned = st.absence.is_silent();
-        if let Some(timeout) = timeout {
-            st.deadline = ts.saturating_add(timeout);
-            if st.deadline < st.queued_at {
-                st.queued_at = st.deadline;
-                self.deadlines.push(st.deadline, idx);
-            }
-        } else {
-            st.deadline = NEVER; // off, or an irregular series
+        st.deadline = ts.saturating_add(timeout.unwrap_or(rule.retention_ms));
+        if st.deadline < st.queued_at {
+            st.queued_at = st.deadline;
+            self.deadlines.push(st.deadline, idx);
         }
 
         // Detectors, then the anomaly alert with hysteresis.
@@ -373,7 +373,7 @@ impl Engine {
             }
             st.queued_at = NEVER;
             if st.deadline == NEVER {
-                continue; // absence turned off meanwhile (irregular series)
+                continue;
             }
             if st.deadline > now {
                 st.queued_at = st.deadline;
@@ -382,7 +382,20 @@ impl Engine {
             }
             let deadline = st.deadline;
             st.deadline = NEVER;
+            if st.absence.is_silent() || !self.has_switch(idx) {
+                // silent for `retention` (or no sample for it, without a switch): retired
+                self.retire(idx, deadline, out);
+                continue;
+            }
             self.fire_absence(idx, deadline, out);
+            // next: retirement, `retention` after the silence started
+            let retention = self.model.rules[self.states[idx as usize].rule as usize].retention_ms;
+            let st = &mut self.states[idx as usize];
+            if st.absence.is_silent() {
+                st.deadline = deadline.saturating_add(retention);
+                st.queued_at = st.deadline;
+                self.deadlines.push(st.deadline, idx);
+            }
         }
         due.clear();
         self.due = due;
@@ -400,6 +413,97 @@ impl Engine {
     /// two partitions' groups never share an alert id.
     pub fn set_scope(&mut self, scope: &str) {
         self.scope = Some(scope.to_string());
+    }
+
+    /// Whether the series currently has a dead-man's switch (a rule timeout, and for `auto` a
+    /// regular cadence).
+    fn has_switch(&self, idx: u32) -> bool {
+        let st = &self.states[idx as usize];
+        st.rule != NO_RULE
+            && st
+                .cadence
+                .timeout(&self.model.rules[st.rule as usize].absence)
+                .is_some()
+    }
+
+    /// Registers a series the inventory expects (a no-op if the engine knows it): unless it
+    /// reports, its absence fires at `at` + its rule's initial (or fixed) timeout.
+    pub fn expect<L: LabelSet + ?Sized>(&mut self, name: &str, labels: &L, at: i64) -> bool {
+        encode_canonical(name, labels, &mut self.scratch);
+        let id = hash_canonical(&self.scratch);
+        if self.series.get(id).is_some() {
+            return false;
+        }
+        let idx = self.add_series(id);
+        let st = &self.states[idx as usize];
+        if st.rule == NO_RULE {
+            return true;
+        }
+        if let Some(timeout) = st
+            .cadence
+            .timeout(&self.model.rules[st.rule as usize].absence)
+        {
+            let st = &mut self.states[idx as usize];
+            st.deadline = at.saturating_add(timeout);
+            st.queued_at = st.deadline;
+            self.deadlines.push(st.deadline, idx);
+        }
+        true
+    }
+
+    /// The inventory no longer expects a series (a tombstone): it is retired now, at `at`.
+    pub fn unexpect<L: LabelSet + ?Sized>(
+        &mut self,
+        name: &str,
+        labels: &L,
+        at: i64,
+        out: &mut Vec<Alert>,
+    ) -> bool {
+        encode_canonical(name, labels, &mut self.scratch);
+        match self.series.get(hash_canonical(&self.scratch)) {
+            Some(idx) => {
+                self.retire(idx, at, out);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Retires a series at `at`: a firing absence or anomaly gets its final resolved event,
+    /// its group forgets it, and its state and labels are freed for reuse.
+    fn retire(&mut self, idx: u32, at: i64, out: &mut Vec<Alert>) {
+        let st = &mut self.states[idx as usize];
+        if st.rule == NO_RULE && st.last_ts == i64::MIN && st.deadline == NEVER {
+            // an unmatched series: nothing but its identity to free
+            self.series.remove(idx);
+            return;
+        }
+        let last_seen = st.last_ts;
+        if st.anomaly.resolve() == Transition::Resolved {
+            self.emit_anomaly(idx, Transition::Resolved, at, f64::NAN, None, out);
+        }
+        let st = &mut self.states[idx as usize];
+        let phase = st.absence.phase;
+        match phase {
+            AbsencePhase::Firing => {
+                st.absence.resolve();
+                self.emit_absence(idx, AlertStatus::Resolved, at, last_seen, None, out);
+                if let Some(a) = out.last_mut() {
+                    a.summary = format!(
+                        "{} retired after {} of silence (retention); its state is freed",
+                        self.series.series(idx).display(),
+                        format_duration(at - a.started_at)
+                    );
+                }
+            }
+            AbsencePhase::Live => {}
+            AbsencePhase::Held | AbsencePhase::Covered | AbsencePhase::Straggler => {}
+        }
+        self.forget_in_group(idx, phase, out);
+        self.stats.retired += 1;
+        self.series.remove(idx);
+        self.states[idx as usize] = SeriesState::new(NO_RULE);
+        self.group_of[idx as usize] = u32::MAX;
     }
 
     /// A series passed its deadline (event time `deadline`) without a new sample.
@@ -451,8 +555,14 @@ impl Engine {
         let group = self.group_for(&series, rule);
         let idx = self.series.insert(id, &scratch);
         self.scratch = scratch;
-        self.states.push(SeriesState::new(rule));
-        self.group_of.push(group);
+        if (idx as usize) < self.states.len() {
+            // a retired series' slot
+            self.states[idx as usize] = SeriesState::new(rule);
+            self.group_of[idx as usize] = group;
+        } else {
+            self.states.push(SeriesState::new(rule));
+            self.group_of.push(group);
+        }
         idx
     }
 
@@ -583,12 +693,17 @@ impl Engine {
         };
         a.summary = match status {
             AlertStatus::Firing => {
-                let timeout = st.absence.since.saturating_sub(last_seen);
-                format!(
-                    "{series} has not reported since {} (timeout {}, {how})",
-                    format_rfc3339(last_seen),
-                    format_duration(timeout)
-                )
+                if last_seen == i64::MIN {
+                    // an inventory series that never reported
+                    format!("{series} has not reported since it was expected (inventory)")
+                } else {
+                    let timeout = st.absence.since.saturating_sub(last_seen);
+                    format!(
+                        "{series} has not reported since {} (timeout {}, {how})",
+                        format_rfc3339(last_seen),
+                        format_duration(timeout)
+                    )
+                }
             }
             // a replayed backlog can bring samples from before the deadline: late, not silent
             AlertStatus::Resolved if event_time < st.absence.since => format!(

@@ -40,6 +40,10 @@ enum Command {
         /// The series to plot, as a selector: `cpu{host="a"}`.
         #[arg(long, value_name = "SELECTOR")]
         series: Option<String>,
+        /// Expected series, one per line (`up{job="api",instance="a:9100"}`; `#` comments): a
+        /// series listed here that never reports gets an absence alert.
+        #[arg(long, value_name = "FILE")]
+        inventory: Option<PathBuf>,
         /// Skip (and count) bad input lines instead of stopping at the first.
         #[arg(long)]
         skip_bad: bool,
@@ -136,6 +140,7 @@ fn main() -> ExitCode {
             alerts,
             plot,
             series,
+            inventory,
             skip_bad,
             quiet,
             inputs,
@@ -157,6 +162,7 @@ fn main() -> ExitCode {
                 alerts,
                 plot,
                 series,
+                inventory,
                 skip_bad,
                 progress: true,
             };

@@ -206,6 +206,47 @@ impl IdIndex {
         self.len += 1;
     }
 
+    /// Removes `id` (backward-shift deletion: no tombstones, so lookups stay as short as if
+    /// it had never been inserted). Returns its dense index.
+    pub fn remove(&mut self, id: SeriesId) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.mask();
+        let mut i = id as usize & mask;
+        loop {
+            let s = self.slots[i];
+            if s.idx1 == 0 {
+                return None;
+            }
+            if s.key == id {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        let removed = self.slots[i].idx1 - 1;
+        // shift later members of the probe run back into the hole when their home allows it
+        let mut hole = i;
+        let mut j = (i + 1) & mask;
+        while self.slots[j].idx1 != 0 {
+            let home = self.slots[j].key as usize & mask;
+            // move j into the hole unless its home lies cyclically in (hole, j]
+            let between = if hole <= j {
+                hole < home && home <= j
+            } else {
+                hole < home || home <= j
+            };
+            if !between {
+                self.slots[hole] = self.slots[j];
+                hole = j;
+            }
+            j = (j + 1) & mask;
+        }
+        self.slots[hole] = Slot::default();
+        self.len -= 1;
+        Some(removed)
+    }
+
     fn place(&mut self, id: SeriesId, idx1: u32) {
         let mask = self.mask();
         let mut i = id as usize & mask;
@@ -265,6 +306,8 @@ pub struct SeriesTable {
     index: IdIndex,
     ids: Vec<SeriesId>,
     keys: Vec<Box<[u8]>>,
+    /// Dense indexes of removed series, reused by the next inserts.
+    free: Vec<u32>,
 }
 
 impl SeriesTable {
@@ -278,8 +321,15 @@ impl SeriesTable {
         self.index.get(id)
     }
 
-    /// Adds a series (its id must not be present) and returns its dense index.
+    /// Adds a series (its id must not be present) and returns its dense index: a removed
+    /// series' index if one is free, else the next one.
     pub fn insert(&mut self, id: SeriesId, canonical: &[u8]) -> u32 {
+        if let Some(idx) = self.free.pop() {
+            self.index.insert(id, idx);
+            self.ids[idx as usize] = id;
+            self.keys[idx as usize] = canonical.into();
+            return idx;
+        }
         let idx = self.ids.len() as u32;
         self.index.insert(id, idx);
         self.ids.push(id);
@@ -287,7 +337,23 @@ impl SeriesTable {
         idx
     }
 
+    /// Removes a series: its labels are freed and its index is reused by a later insert.
+    pub fn remove(&mut self, idx: u32) {
+        let id = self.ids[idx as usize];
+        if self.index.get(id) == Some(idx) {
+            self.index.remove(id);
+            self.keys[idx as usize] = Box::default();
+            self.free.push(idx);
+        }
+    }
+
+    /// Series currently in the table.
     pub fn len(&self) -> usize {
+        self.ids.len() - self.free.len()
+    }
+
+    /// Dense indexes handed out so far (live or free): the length of per-series arrays.
+    pub fn capacity_used(&self) -> usize {
         self.ids.len()
     }
 
@@ -315,7 +381,7 @@ impl SeriesTable {
         let ids = self.ids.capacity() * std::mem::size_of::<SeriesId>();
         let keys = self.keys.capacity() * std::mem::size_of::<Box<[u8]>>()
             + self.keys.iter().map(|k| k.len()).sum::<usize>();
-        index + ids + keys
+        index + ids + keys + self.free.capacity() * std::mem::size_of::<u32>()
     }
 }
 
@@ -373,6 +439,51 @@ mod tests {
         );
         assert_eq!(ix.len(), 10_002);
         assert!(ix.heap_bytes() <= 32 * 10_002 * 16 / 10);
+    }
+
+    proptest::proptest! {
+        /// Inserts and removals in any order: the index answers like a HashMap.
+        #[test]
+        fn index_removal_matches_a_map(
+            ops in proptest::collection::vec((0u64..64, proptest::bool::ANY), 1..400)
+        ) {
+            let mut ix = IdIndex::default();
+            let mut model = std::collections::HashMap::new();
+            for (n, &(k, insert)) in ops.iter().enumerate() {
+                // few distinct low bits: long probe runs that wrap around
+                let key = (k << 32) | (k % 3);
+                if insert && !model.contains_key(&key) {
+                    ix.insert(key, n as u32);
+                    model.insert(key, n as u32);
+                } else if !insert {
+                    proptest::prop_assert_eq!(ix.remove(key), model.remove(&key));
+                }
+                for (&mk, &mv) in &model {
+                    proptest::prop_assert_eq!(ix.get(mk), Some(mv));
+                }
+                proptest::prop_assert_eq!(ix.len(), model.len());
+            }
+        }
+    }
+
+    #[test]
+    fn removed_series_free_their_index_for_reuse() {
+        let mut t = SeriesTable::new();
+        let mut buf = Vec::new();
+        let mut add = |t: &mut SeriesTable, name: &str| {
+            encode_canonical(name, &[("job", "x")], &mut buf);
+            let id = hash_canonical(&buf);
+            (id, t.insert(id, &buf))
+        };
+        let (a, ia) = add(&mut t, "a");
+        let (b, ib) = add(&mut t, "b");
+        t.remove(ia);
+        assert_eq!((t.len(), t.get(a), t.get(b)), (1, None, Some(ib)));
+        let (c, ic) = add(&mut t, "c");
+        assert_eq!(ic, ia, "index reused");
+        assert_eq!(t.get(c), Some(ic));
+        assert_eq!(t.series(ic).name(), "c");
+        assert_eq!(t.capacity_used(), 2);
     }
 
     #[test]

@@ -105,20 +105,21 @@ async fn produce(brokers: String, topic: String, fleet: Arc<Mutex<Fleet>>, until
 type Pipeline = tokio::task::JoinHandle<Result<deadair::kafka::RunSummary, String>>;
 
 fn start(cfg: RunConfig) -> (Pipeline, tokio::sync::oneshot::Sender<()>) {
+    start_with(cfg, deadair::Model::default_model())
+}
+
+fn start_with(
+    cfg: RunConfig,
+    model: deadair::Model,
+) -> (Pipeline, tokio::sync::oneshot::Sender<()>) {
     let registry = prometheus::Registry::new();
     let metrics = Arc::new(deadair::metrics::Metrics::new(&registry).unwrap());
     let health = Arc::new(deadair::http::Health::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let pipeline = tokio::spawn(async move {
-        deadair::kafka::run(
-            &cfg,
-            Arc::new(deadair::Model::default_model()),
-            metrics,
-            health,
-            async {
-                let _ = stopped.await;
-            },
-        )
+        deadair::kafka::run(&cfg, Arc::new(model), metrics, health, async {
+            let _ = stopped.await;
+        })
         .await
     });
     (pipeline, stop)
@@ -305,6 +306,160 @@ async fn restart_backlog_and_a_live_stop_against_a_real_broker() {
         assert!(
             lag.contains(&(p.clone(), AlertState::Resolved)),
             "pipeline_lag on {p} resolved: {lag:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inventory_topic_alerts_on_series_that_never_report() {
+    let Some(brokers) = brokers() else { return };
+    let run_id = wall_ms();
+    let (input, alerts, inv) = (
+        format!("inv-in-{run_id}"),
+        format!("inv-alerts-{run_id}"),
+        format!("inv-{run_id}"),
+    );
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let topics = [
+        NewTopic::new(&input, 2, TopicReplication::Fixed(1)),
+        NewTopic::new(&alerts, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&inv, 2, TopicReplication::Fixed(1)),
+    ];
+    for r in admin
+        .create_topics(&topics, &AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    // partition 0 expects i-0 (reports) and ghost-0 (never does); partition 1 expects ghost-1
+    // and receives nothing at all
+    let expect = [
+        (0, r#"queue_depth{instance="i-0",job="inv"}"#),
+        (0, r#"queue_depth{instance="ghost-0",job="inv"}"#),
+        (1, r#"queue_depth{instance="ghost-1",job="inv"}"#),
+    ];
+    for (p, key) in expect {
+        producer
+            .send(
+                FutureRecord::to(&inv).partition(p).key(key).payload("1"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+    }
+    // expected series get the rule's initial timeout: 10 s here instead of the default 1 h
+    let text = deadair::model::DEFAULT_MODEL_TOML.replace("initial = \"1h\"", "initial = \"10s\"");
+    assert!(text.contains("initial = \"10s\""));
+    let model = deadair::Model::parse(&text, "test").unwrap();
+    let cfg = RunConfig::parse(
+        &format!(
+            "brokers = \"{brokers}\"\ngroup_id = \"inv-{run_id}\"\nalert_topic = \"{alerts}\"\n\
+             heartbeat_interval = \"1s\"\nshutdown_timeout = \"10s\"\n\
+             [[input]]\ntopic = \"{input}\"\nformat = \"proto\"\n[inventory]\ntopic = \"{inv}\"\n"
+        ),
+        "test",
+        |_| None,
+    )
+    .unwrap();
+    let seen = read_alerts(&brokers, &alerts);
+    let (pipeline, stopper) = start_with(cfg, model);
+    let started = wall_ms();
+    // i-0 reports every 500 ms on partition 0
+    let sender = {
+        let (brokers, input) = (brokers.clone(), input.clone());
+        tokio::spawn(async move {
+            let p: FutureProducer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .create()
+                .unwrap();
+            loop {
+                let s = Sample {
+                    name: "queue_depth".into(),
+                    labels: [
+                        ("job".into(), "inv".into()),
+                        ("instance".into(), "i-0".into()),
+                    ]
+                    .into(),
+                    timestamp: wall_ms(),
+                    value: 1.0,
+                };
+                let payload = SampleBatch { samples: vec![s] }.encode_to_vec();
+                let rec = FutureRecord::to(&input)
+                    .partition(0)
+                    .key("inv")
+                    .payload(&payload);
+                p.send(rec, Duration::from_secs(5)).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(EVERY)).await;
+            }
+        })
+    };
+    let absence = |who: &str, state: AlertState| {
+        seen.lock().unwrap().iter().find_map(|(at, e)| {
+            (e.kind() == AlertKind::Absence && label(e, "instance") == who && e.state() == state)
+                .then(|| (*at, e.clone()))
+        })
+    };
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(40);
+    while absence("ghost-0", AlertState::Firing).is_none()
+        || absence("ghost-1", AlertState::Firing).is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "expected series never alerted; seen: {:#?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // a tombstone retires ghost-1: its absence resolves
+    producer
+        .send(
+            FutureRecord::<str, [u8]>::to(&inv)
+                .partition(1)
+                .key(expect[2].1),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    while absence("ghost-1", AlertState::Resolved).is_none() {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "tombstone did not retire ghost-1; seen: {:#?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop(pipeline, stopper).await;
+    sender.abort();
+
+    let (at0, g0) = absence("ghost-0", AlertState::Firing).unwrap();
+    let (at1, _) = absence("ghost-1", AlertState::Firing).unwrap();
+    let (_, r1) = absence("ghost-1", AlertState::Resolved).unwrap();
+    eprintln!(
+        "inventory: ghost-0 absent {} ms and ghost-1 (a partition with no input) {} ms after \
+         deadair started (initial timeout {TIMEOUT_MS} ms)",
+        at0 - started,
+        at1 - started
+    );
+    assert!(g0.summary.contains("inventory"), "{}", g0.summary);
+    assert!(r1.summary.contains("retired"), "{}", r1.summary);
+    assert!(
+        absence("i-0", AlertState::Firing).is_none(),
+        "the reporting series is not absent"
+    );
+    for at in [at0, at1] {
+        assert!(
+            at - started >= TIMEOUT_MS && at - started <= TIMEOUT_MS + 8_000,
+            "expected series alerted {} ms after start",
+            at - started
         );
     }
 }

@@ -336,3 +336,71 @@ fn check_accepts_the_shipped_model_and_names_what_is_wrong() {
     let o = deadair(&["replay", "--model", s(&d.join("value.toml")), s(&shipped)]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn inventory_series_that_never_report_are_absent_and_bad_lines_are_named() {
+    let dir = tmpdir("inventory");
+    let (a, _) = scenario();
+    std::fs::write(dir.join("a.jsonl"), a).unwrap();
+    let model =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/models/default.toml"))
+            .unwrap()
+            .replace("initial = \"1h\"", "initial = \"5m\"");
+    assert!(model.contains("initial = \"5m\""));
+    std::fs::write(dir.join("model.toml"), model).unwrap();
+    std::fs::write(
+        dir.join("inv.txt"),
+        "# what should be reporting\ncpu{host=\"web-a\",job=\"api\"}\n\ncpu{job=\"api\", host=\"web-c\"}\n",
+    )
+    .unwrap();
+    let out = dir.join("alerts.jsonl");
+    let o = deadair(&[
+        "replay",
+        "-q",
+        "--model",
+        s(&dir.join("model.toml")),
+        "--inventory",
+        s(&dir.join("inv.txt")),
+        "--alerts",
+        s(&out),
+        s(&dir.join("a.jsonl")),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = alerts(&out);
+    let absent: Vec<_> = brief(&got)
+        .into_iter()
+        .filter(|b| b.0 == "absence")
+        .collect();
+    // web-c never reports: absent from the first timestamp + its initial timeout (5 min);
+    // web-a reports all along
+    assert_eq!(
+        absent,
+        [(
+            "absence".to_string(),
+            "firing".to_string(),
+            "web-c".to_string(),
+            "2026-01-01T00:05:00.000Z".to_string()
+        )]
+    );
+    let c = got.iter().find(|v| v["labels"]["host"] == "web-c").unwrap();
+    assert!(c["summary"].as_str().unwrap().contains("inventory"), "{c}");
+
+    std::fs::write(
+        dir.join("bad.txt"),
+        "cpu{host=\"a\"}\ncpu{host=~\"web-.*\"}\n",
+    )
+    .unwrap();
+    let o = deadair(&[
+        "replay",
+        "-q",
+        "--inventory",
+        s(&dir.join("bad.txt")),
+        s(&dir.join("a.jsonl")),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.txt:2:") && err.contains("not an exact series"),
+        "{err}"
+    );
+}

@@ -189,13 +189,13 @@ fn catch_up_after_downtime_raises_no_false_absence() {
         e.advance(clock.event_watermark(), &mut out);
         if offset % 1000 == 0 {
             // a clock tick mid-backlog: lagging, so wall time must not count
-            let lag = clock.lag(Some(total), wall);
+            let lag = clock.lag(Some(total), None, wall);
             assert!(lag.messages.unwrap() > 0);
             e.advance(clock.watermark(lag, wall), &mut out);
             clock.step_lag(lag, wall, "g", &mut out);
         }
     }
-    let lag = clock.lag(Some(total), wall);
+    let lag = clock.lag(Some(total), None, wall);
     assert_eq!(
         lag,
         Lag {
@@ -267,7 +267,7 @@ fn wall_clock_detects_a_silent_partition_only_while_caught_up() {
             } else {
                 last
             };
-            let lag = clock.lag(Some(high), wall);
+            let lag = clock.lag(Some(high), None, wall);
             e.advance(clock.watermark(lag, wall), &mut out);
             if !out.is_empty() {
                 return (out, wall);
@@ -454,4 +454,72 @@ fn a_held_episode_is_decided_before_the_same_series_goes_silent_again() {
         ],
         "{out:#?}"
     );
+}
+
+#[test]
+fn inventory_expectations_tombstones_and_retention() {
+    // retention 2 h; `a` and `b` report every 10 s, `c` is expected but never reports
+    let text =
+        crate::model::DEFAULT_MODEL_TOML.replace("retention = \"24h\"", "retention = \"2h\"");
+    assert!(text.contains("retention = \"2h\""));
+    let mut e = Engine::new(Arc::new(Model::parse(&text, "test").unwrap()));
+    let mut out = Vec::new();
+    let labels = |i: &'static str| [("instance", i), ("job", "inv")];
+    for i in ["a", "b", "c"] {
+        assert!(e.expect("up", &labels(i), T0));
+    }
+    assert!(!e.expect("up", &labels("a"), T0), "already known");
+    let feed = |e: &mut Engine, out: &mut Vec<Alert>, who: &[&'static str], from: i64, to: i64| {
+        let mut t = from;
+        while t < to {
+            e.advance(T0 + t * S - 1, out);
+            for &i in who {
+                e.ingest("up", &labels(i), T0 + t * S, 1.0, out);
+            }
+            t += 10;
+        }
+    };
+    // `b` stops at 1000 s; `c` never reports
+    feed(&mut e, &mut out, &["a", "b"], 0, 1000);
+    feed(&mut e, &mut out, &["a"], 1000, 4000);
+    let brief = |out: &[Alert]| -> Vec<(String, AlertStatus, i64)> {
+        out.iter()
+            .filter(|x| x.kind == AlertKind::Absence)
+            .map(|x| {
+                let who = label(x, "instance").unwrap_or("").to_string();
+                (who, x.state, (x.event_time - T0) / S)
+            })
+            .collect()
+    };
+    // c: absent at its initial timeout (1 h after it was expected); b: at 990 s + 30 s
+    assert_eq!(
+        brief(&out),
+        [
+            ("b".to_string(), AlertStatus::Firing, 1020),
+            ("c".to_string(), AlertStatus::Firing, 3600)
+        ]
+    );
+    assert!(out.iter().any(|x| x.summary.contains("inventory")));
+    out.clear();
+    // a tombstone for `c`: retired now, with its final resolved event
+    assert!(e.unexpect("up", &labels("c"), T0 + 4000 * S, &mut out));
+    assert_eq!(
+        brief(&out),
+        [("c".to_string(), AlertStatus::Resolved, 4000)]
+    );
+    assert!(out[0].summary.contains("retired"), "{}", out[0].summary);
+    assert_eq!(e.series_count(), 2);
+    out.clear();
+    // `b` silent for its retention (2 h after its deadline): retired, with a final resolved
+    feed(&mut e, &mut out, &["a"], 4000, 8300);
+    assert_eq!(
+        brief(&out),
+        [("b".to_string(), AlertStatus::Resolved, 1020 + 7200)]
+    );
+    assert_eq!((e.series_count(), e.stats().retired), (1, 2));
+    // a retired series that reports again is a new series: nothing to resolve, fresh state
+    out.clear();
+    feed(&mut e, &mut out, &["a", "b"], 8300, 8400);
+    assert!(brief(&out).is_empty(), "{out:#?}");
+    assert_eq!(e.series_count(), 2);
 }

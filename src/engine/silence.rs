@@ -167,6 +167,38 @@ impl Engine {
         true
     }
 
+    /// A retired series leaves its group: entries dropped (an ended episode still held is
+    /// decided first), counts adjusted. `phase` is its absence phase before retirement.
+    pub(super) fn forget_in_group(&mut self, idx: u32, phase: AbsencePhase, out: &mut Vec<Alert>) {
+        let g = self.group_of[idx as usize];
+        if g == u32::MAX {
+            return;
+        }
+        let held = std::mem::take(&mut self.groups[g as usize].held);
+        let mut keep = Vec::with_capacity(held.len());
+        for h in held {
+            if h.idx != idx {
+                keep.push(h);
+            } else if !h.straggler && h.returned != crate::absence::NEVER {
+                self.release(g, h, out);
+            }
+        }
+        let rule = self.states[idx as usize].rule;
+        let counts = rule != NO_RULE && self.model.rules[rule as usize].absence != Absence::Off;
+        let group = &mut self.groups[g as usize];
+        group.held = keep;
+        group.covered.retain(|&c| c != idx);
+        if matches!(
+            phase,
+            AbsencePhase::Held | AbsencePhase::Covered | AbsencePhase::Firing
+        ) {
+            group.silent = group.silent.saturating_sub(1);
+        }
+        if counts {
+            group.members = group.members.saturating_sub(1);
+        }
+    }
+
     /// A silent member (Held, Covered or Firing) is back: one fewer silent.
     pub(super) fn group_member_back(&mut self, idx: u32) {
         let g = self.group_of[idx as usize];

@@ -88,6 +88,8 @@ pub struct LagContext {
     /// Wall ms until which the cached high watermarks are not trusted (a broker error was
     /// reported recently: fetches may have stopped, so "caught up" may be stale).
     distrust_until: std::sync::atomic::AtomicI64,
+    /// Messages beyond the group's position per (topic, partition), from the statistics.
+    unread: std::sync::Mutex<HashMap<(String, i32), i64>>,
 }
 
 /// How long after a client error the cached high watermarks are not trusted, ms.
@@ -114,10 +116,14 @@ impl ClientContext for LagContext {
                 std::sync::atomic::Ordering::Relaxed,
             );
         }
+        let mut unread = self.unread.lock().ok();
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 // -1 is librdkafka's "unknown" and the internal partition -1 is not an input
                 if *partition >= 0 && p.consumer_lag >= 0 {
+                    if let Some(u) = unread.as_mut() {
+                        u.insert((topic.clone(), *partition), p.consumer_lag);
+                    }
                     self.metrics
                         .consumer_lag
                         .with_label_values(&[topic.as_str(), &partition.to_string()])
@@ -175,6 +181,7 @@ pub fn consumer(cfg: &RunConfig, metrics: Arc<Metrics>) -> Result<DeadairConsume
         metrics,
         revoked: std::sync::Mutex::new(Vec::new()),
         distrust_until: std::sync::atomic::AtomicI64::new(0),
+        unread: std::sync::Mutex::new(HashMap::new()),
     })
 }
 
@@ -333,6 +340,11 @@ pub async fn run(
     let mut log = RateLimitedLog::new(5);
     let mut summary = RunSummary::default();
     let mut engines: Engines = HashMap::new();
+    let mut expected: Expected = HashMap::new();
+    let inventory = match &cfg.inventory {
+        Some(inv) => Some(inventory_consumer(cfg, &inv.topic)?),
+        None => None,
+    };
     let clock_cfg = ClockConfig {
         allowed_lateness: cfg.allowed_lateness,
         ingest_delay: cfg.ingest_delay,
@@ -361,13 +373,62 @@ pub async fn run(
                 // not tied to any offset: fire and forget (librdkafka retries)
                 drop(enqueue(&producer, &cfg.alert_topic, &hb.alert_id, &payload, &mut log).await);
             }
+            m = next_inventory(inventory.as_ref()) => {
+                let msg = match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        metrics.consume_errors.inc();
+                        log.log("inventory consume error", || e.to_string());
+                        continue;
+                    }
+                };
+                let p = msg.partition();
+                let key = msg.key().and_then(|k| std::str::from_utf8(k).ok()).unwrap_or("");
+                let series = match crate::model::parse_series(key) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        metrics.decode_errors.with_label_values(&["inventory"]).inc();
+                        log.log("inventory record", || format!("{}/{p}@{}: key must name one series: {e}", msg.topic(), msg.offset()));
+                        continue;
+                    }
+                };
+                let engine = cfg.inventory_input().and_then(|t| engines.get_mut(&(Arc::from(t), p)));
+                let tombstone = msg.payload().is_none_or(|v| v.is_empty());
+                if tombstone {
+                    expected.entry(p).or_default().remove(key);
+                    if let Some((engine, _)) = engine {
+                        let at = if engine.now() == i64::MIN { wall_ms() } else { engine.now() };
+                        engine.unexpect(&series.0, series.1.as_slice(), at, &mut alerts);
+                    }
+                } else {
+                    if let Some((engine, _)) = engine {
+                        let at = if engine.now() == i64::MIN { wall_ms() } else { engine.now() };
+                        engine.expect(&series.0, series.1.as_slice(), at);
+                    }
+                    expected.entry(p).or_default().insert(key.to_string(), series);
+                }
+                if !alerts.is_empty() {
+                    let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log).await;
+                    let f = InFlight { topic: Arc::from(""), partition: -1, offset: None, deliveries };
+                    if tx.send(f).await.is_err() {
+                        return Err("the committer stopped unexpectedly".into());
+                    }
+                }
+            }
             _ = tick.tick() => {
                 // the wall clock: idle, caught-up partitions move on; lagging ones report it
                 drop_revoked(&consumer, &mut engines, &cfg.group_id, &mut alerts);
                 let wall = wall_ms();
+                // with an inventory, every assigned partition of its input has an engine, so a
+                // partition where nothing ever reports still alerts on its expected series
+                if let (Some(input), Ok(assigned)) = (cfg.inventory_input(), consumer.assignment()) {
+                    for e in assigned.elements().iter().filter(|e| e.topic() == input) {
+                        engine_for(&mut engines, (Arc::from(input), e.partition()), &model, clock_cfg, cfg, &expected);
+                    }
+                }
                 for ((topic, partition), (engine, clock)) in engines.iter_mut() {
-                    let high = cached_high_watermark(&consumer, topic, *partition);
-                    let lag = clock.lag(high, wall);
+                    let (high, unread) = cached_lag(&consumer, topic, *partition);
+                    let lag = clock.lag(high, unread, wall);
                     clock.step_lag(lag, wall, &cfg.group_id, &mut alerts);
                     metrics.lag_seconds.with_label_values(&[&**topic, &partition.to_string()]).set(lag.behind_ms / 1000);
                     engine.advance(clock.watermark(lag, wall), &mut alerts);
@@ -434,13 +495,7 @@ pub async fn run(
                 summary.samples += batch.len() as u64;
                 metrics.samples.inc_by(batch.len() as u64);
                 let started = std::time::Instant::now();
-                let (engine, clock) = engines
-                    .entry((topic.clone(), partition))
-                    .or_insert_with(|| {
-                        let mut engine = Engine::new(model.clone());
-                        engine.set_scope(&format!("{topic}/{partition}"));
-                        (engine, PartitionClock::new(clock_cfg, topic.clone(), partition))
-                    });
+                let (engine, clock) = engine_for(&mut engines, (topic.clone(), partition), &model, clock_cfg, cfg, &expected);
                 let refs: Vec<SampleRef<'_, _>> = batch.refs().collect();
                 engine.ingest_batch(&refs, &mut alerts, &mut outcomes);
                 for o in outcomes.drain(..) {
@@ -458,7 +513,8 @@ pub async fn run(
                     && msg.timestamp().to_millis().is_some_and(|t| wall_ms() - t > cfg.lag_threshold)
                 {
                     let wall = wall_ms();
-                    let lag = clock.lag(cached_high_watermark(&consumer, &topic, partition), wall);
+                    let (high, unread) = cached_lag(&consumer, &topic, partition);
+                    let lag = clock.lag(high, unread, wall);
                     clock.step_lag(lag, wall, &cfg.group_id, &mut alerts);
                 }
                 // event time only here; wall time joins on the clock tick when caught up
@@ -498,6 +554,77 @@ pub async fn run(
     Ok(summary)
 }
 
+/// Expected series per inventory partition (= input partition), by record key.
+type Expected = HashMap<i32, HashMap<String, crate::replay::ExpectedSeries>>;
+
+/// The engine and clock of a partition, created on first use; an engine for the inventory's
+/// input topic starts by expecting the inventory's series of its partition (from `wall`).
+fn engine_for<'a>(
+    engines: &'a mut Engines,
+    key: (Arc<str>, i32),
+    model: &Arc<Model>,
+    clock_cfg: ClockConfig,
+    cfg: &RunConfig,
+    expected: &Expected,
+) -> &'a mut (Engine, PartitionClock) {
+    engines.entry(key.clone()).or_insert_with(|| {
+        let (topic, partition) = key;
+        let mut engine = Engine::new(model.clone());
+        engine.set_scope(&format!("{topic}/{partition}"));
+        if cfg.inventory_input() == Some(&*topic) {
+            let at = wall_ms();
+            for (name, labels) in expected
+                .get(&partition)
+                .into_iter()
+                .flat_map(|m| m.values())
+            {
+                engine.expect(name, labels.as_slice(), at);
+            }
+        }
+        (engine, PartitionClock::new(clock_cfg, topic, partition))
+    })
+}
+
+/// The inventory reader: assigned every partition of the inventory topic from the beginning
+/// (no group: each instance holds the whole, compacted inventory).
+fn inventory_consumer(cfg: &RunConfig, topic: &str) -> Result<StreamConsumer, String> {
+    let c: StreamConsumer = client_config(cfg)
+        .set("group.id", format!("{}-inventory", cfg.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .create()
+        .map_err(|e| format!("cannot create the inventory consumer: {e}"))?;
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| format!("inventory topic `{topic}`: {e}"))?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for t in md.topics() {
+        if let Some(e) = t.error() {
+            return Err(format!("inventory topic `{topic}`: {e:?}"));
+        }
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+                .map_err(|e| format!("inventory topic `{topic}`: {e}"))?;
+        }
+    }
+    if tpl.count() == 0 {
+        return Err(format!("inventory topic `{topic}` has no partitions"));
+    }
+    c.assign(&tpl)
+        .map_err(|e| format!("inventory topic `{topic}`: {e}"))?;
+    Ok(c)
+}
+
+/// The next inventory record, or never when there is no inventory.
+async fn next_inventory(
+    c: Option<&StreamConsumer>,
+) -> rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>> {
+    match c {
+        Some(c) => c.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Encodes and enqueues `alerts` (drained), returning their delivery futures.
 async fn send_alerts(
     producer: &FutureProducer,
@@ -526,18 +653,26 @@ fn decode_log_key(r: crate::decode::DecodeReason) -> &'static str {
     }
 }
 
-/// The high watermark librdkafka last saw for a partition (from its fetch responses; no
-/// broker round trip), or `None` when it does not know it yet, or when a client error was
-/// reported in the last 10 s (fetches may have stopped, so the cached value may be stale).
-fn cached_high_watermark(consumer: &DeadairConsumer, topic: &str, partition: i32) -> Option<i64> {
-    let distrust = consumer
-        .context()
-        .distrust_until
-        .load(std::sync::atomic::Ordering::Relaxed);
-    if wall_ms() < distrust {
-        return None;
+/// What librdkafka last saw of a partition, without a broker round trip: the high watermark
+/// (from fetch responses) and the messages beyond the group's position (0 for an empty
+/// partition; else from the statistics). Both `None` while unknown, or when a client error was
+/// reported in the last 10 s (fetches may have stopped, so cached values may be stale).
+fn cached_lag(
+    consumer: &DeadairConsumer,
+    topic: &str,
+    partition: i32,
+) -> (Option<i64>, Option<i64>) {
+    let ctx = consumer.context();
+    if wall_ms()
+        < ctx
+            .distrust_until
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return (None, None);
     }
-    let topic = std::ffi::CString::new(topic).ok()?;
+    let Ok(ctopic) = std::ffi::CString::new(topic) else {
+        return (None, None);
+    };
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid for the consumer's lifetime, the topic is a
     // NUL-terminated string that outlives the call, and rd_kafka_get_watermark_offsets only
@@ -545,14 +680,24 @@ fn cached_high_watermark(consumer: &DeadairConsumer, topic: &str, partition: i32
     let err = unsafe {
         rdkafka::bindings::rd_kafka_get_watermark_offsets(
             consumer.client().native_ptr(),
-            topic.as_ptr(),
+            ctopic.as_ptr(),
             partition,
             &mut low,
             &mut high,
         )
     };
-    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
-        .then_some(high)
+    if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || high < 0 {
+        return (None, None);
+    }
+    let unread = if low == high {
+        Some(0)
+    } else {
+        ctx.unread
+            .lock()
+            .ok()
+            .and_then(|u| u.get(&(topic.to_string(), partition)).copied())
+    };
+    (Some(high), unread)
 }
 
 /// Drops the engines of partitions revoked since the last call; a `pipeline_lag` firing on

@@ -40,6 +40,31 @@ impl Matcher {
 
 /// Parses a selector: `{}` (everything), `metric_name`, `metric{...}` or `{...}` with terms
 /// separated by commas. Values are double-quoted with `\"` and `\\` escapes.
+/// Parses one exact series, `name{label="value", ...}` (the selector syntax with `=` only), into
+/// its name and labels sorted by key.
+pub fn parse_series(text: &str) -> Result<(String, Vec<(String, String)>), String> {
+    let mut name = None;
+    let mut labels = Vec::new();
+    for m in parse_selector(text)? {
+        match m.op {
+            MatchOp::Equal(v) if m.label == "__name__" => name = Some(v),
+            MatchOp::Equal(v) => labels.push((m.label, v)),
+            _ => {
+                return Err(format!(
+                    "`{}` is not an exact series: only `label=\"value\"` terms are allowed",
+                    text.trim()
+                ))
+            }
+        }
+    }
+    let name = name.ok_or_else(|| format!("`{}` has no metric name", text.trim()))?;
+    labels.sort();
+    if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(format!("label `{}` appears twice", w[0].0));
+    }
+    Ok((name, labels))
+}
+
 pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
     let s = text.trim();
     let (name, body) = match s.find('{') {
@@ -148,6 +173,29 @@ fn parse_quoted(s: &str) -> Option<(String, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_series_parse_and_refuse_matchers() {
+        let (name, labels) = parse_series(r#"up{job="api", instance="a:1"}"#).unwrap();
+        assert_eq!(name, "up");
+        assert_eq!(
+            labels,
+            [
+                ("instance".into(), "a:1".into()),
+                ("job".into(), "api".into())
+            ]
+        );
+        assert_eq!(parse_series("up").unwrap().1, []);
+        assert!(parse_series(r#"up{job=~"a.*"}"#)
+            .unwrap_err()
+            .contains("not an exact series"));
+        assert!(parse_series(r#"{job="a"}"#)
+            .unwrap_err()
+            .contains("no metric name"));
+        assert!(parse_series(r#"up{a="1",a="2"}"#)
+            .unwrap_err()
+            .contains("twice"));
+    }
     use crate::series::{encode_canonical, SeriesRef};
 
     fn matches(sel: &str, name: &str, labels: &[(&str, &str)]) -> bool {

@@ -15,7 +15,7 @@ use serde::{de::Error as _, Deserialize, Deserializer};
 
 use crate::detect::{score_to_z, DetectorSet};
 use crate::series::SeriesRef;
-pub use matcher::{parse_selector, MatchOp, Matcher};
+pub use matcher::{parse_selector, parse_series, MatchOp, Matcher};
 
 /// The shipped default model, compiled in.
 pub const DEFAULT_MODEL_TOML: &str = include_str!("../../models/default.toml");
@@ -99,6 +99,10 @@ pub struct Rule {
     /// Likelihood post-processing of the statistical detectors' score, if configured.
     pub likelihood: Option<crate::detect::likelihood::Params>,
     pub absence: Absence,
+    /// A series silent this long is retired (its state freed; a firing absence gets a final
+    /// resolved event), ms: counted from its absence deadline, or from its last sample when it
+    /// has no dead-man's switch.
+    pub retention_ms: i64,
     /// Extra labels added to this rule's alert events.
     pub labels: Vec<(String, String)>,
     pub annotations: Vec<(String, String)>,
@@ -261,6 +265,15 @@ struct RawAbsence {
     min_intervals: usize,
     #[serde(default = "default_irregular", deserialize_with = "check::irregular")]
     irregular: f64,
+    #[serde(
+        default = "default_retention",
+        deserialize_with = "check::positive_duration"
+    )]
+    retention: i64,
+}
+
+fn default_retention() -> i64 {
+    86_400_000
 }
 
 fn default_irregular() -> f64 {
@@ -277,6 +290,7 @@ impl Default for RawAbsence {
             initial: default_initial(),
             min_intervals: default_min_intervals(),
             irregular: default_irregular(),
+            retention: default_retention(),
         }
     }
 }
@@ -333,6 +347,7 @@ impl RawRule {
         for r in checks.into_iter().flatten() {
             r?;
         }
+        let retention_ms = self.absence.retention;
         let absence = self.absence.build()?;
         if d.is_empty() && absence == Absence::Off {
             return Err(
@@ -357,6 +372,7 @@ impl RawRule {
             detectors: self.detectors,
             likelihood: self.likelihood,
             absence,
+            retention_ms,
             labels: self.labels.into_iter().collect(),
             annotations: self.annotations.into_iter().collect(),
         })

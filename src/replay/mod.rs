@@ -36,6 +36,8 @@ pub struct Options {
     pub plot: Option<PathBuf>,
     /// Selector of the series to plot (required when the input has several series).
     pub series: Option<String>,
+    /// Expected-series file (see [`read_inventory`]).
+    pub inventory: Option<PathBuf>,
     /// Count and skip bad lines instead of stopping at the first.
     pub skip_bad: bool,
     /// Print progress to stderr on long runs.
@@ -200,6 +202,10 @@ pub fn run(
     let mut plot = plot::PlotData::default();
 
     let mut engine = Engine::new(opts.model.clone());
+    let expected = match &opts.inventory {
+        Some(path) => read_inventory(path)?,
+        None => Vec::new(),
+    };
     let mut summary = Summary {
         inputs: inputs.len(),
         ..Summary::default()
@@ -213,6 +219,13 @@ pub fn run(
             heap.push(Reverse((r.ts, i)));
         }
         heads.push(head);
+    }
+
+    // the inventory's series are expected from the first timestamp of the input on
+    if let Some(Reverse((first, _))) = heap.peek() {
+        for (name, labels) in &expected {
+            engine.expect(name, labels.as_slice(), *first);
+        }
     }
 
     let started = Instant::now();
@@ -324,6 +337,28 @@ pub fn run(
     summary.late = st.late;
     summary.non_finite = st.non_finite;
     Ok(summary)
+}
+
+/// One expected series: name and labels sorted by key.
+pub type ExpectedSeries = (String, Vec<(String, String)>);
+
+/// Reads an expected-series file: one exact series per line (`name{label="value",...}`),
+/// blank lines and `#` comments ignored. Errors name the file and line.
+pub fn read_inventory(path: &std::path::Path) -> Result<Vec<ExpectedSeries>, ReplayError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ReplayError::Usage(format!("--inventory {}: cannot read: {e}", path.display()))
+    })?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let series = crate::model::parse_series(line)
+            .map_err(|e| ReplayError::Usage(format!("{}:{}: {e}", path.display(), n + 1)))?;
+        out.push(series);
+    }
+    Ok(out)
 }
 
 fn next_good(
