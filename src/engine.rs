@@ -94,6 +94,8 @@ pub enum Outcome {
     NonFinite,
     /// No rule governs this series.
     Unmatched,
+    /// A new series beyond a cardinality limit: refused, no state kept (see `limits.rs`).
+    Refused,
 }
 
 impl Outcome {
@@ -118,6 +120,8 @@ pub struct EngineStats {
     pub alerts_resolved: u64,
     /// Series retired (silent beyond `retention`, or a tombstone).
     pub retired: u64,
+    /// Samples of new series refused by a cardinality limit.
+    pub refused: u64,
 }
 
 /// One partition's engine.
@@ -139,6 +143,8 @@ pub struct Engine {
     group_of: Vec<u32>,
     dirty: Vec<u32>,
     scope: Option<String>,
+    /// The partition-wide `cardinality_limit` alert.
+    limit: AbsenceState,
 }
 
 impl Engine {
@@ -166,6 +172,7 @@ impl Engine {
             group_of: Vec::new(),
             dirty: Vec::new(),
             scope: None,
+            limit: AbsenceState::default(),
         }
     }
 
@@ -227,7 +234,10 @@ impl Engine {
         let id = hash_canonical(&self.scratch);
         let idx = match self.series.get(id) {
             Some(i) => i,
-            None => self.add_series(id),
+            None => match self.add_series(id, ts, out) {
+                Some(i) => i,
+                None => return self.refused(),
+            },
         };
         self.ingest_at(idx, ts, value, out)
     }
@@ -277,7 +287,13 @@ impl Engine {
                 Some(ix) => ix,
                 None => {
                     encode_canonical(s.name, s.labels, &mut self.scratch);
-                    self.add_series(id)
+                    match self.add_series(id, s.ts, out) {
+                        Some(ix) => ix,
+                        None => {
+                            outcomes.push(self.refused());
+                            continue;
+                        }
+                    }
                 }
             };
             outcomes.push(self.ingest_at(idx, s.ts, s.value, out));
@@ -428,13 +444,22 @@ impl Engine {
 
     /// Registers a series the inventory expects (a no-op if the engine knows it): unless it
     /// reports, its absence fires at `at` + its rule's initial (or fixed) timeout.
-    pub fn expect<L: LabelSet + ?Sized>(&mut self, name: &str, labels: &L, at: i64) -> bool {
+    pub fn expect<L: LabelSet + ?Sized>(
+        &mut self,
+        name: &str,
+        labels: &L,
+        at: i64,
+        out: &mut Vec<Alert>,
+    ) -> bool {
         encode_canonical(name, labels, &mut self.scratch);
         let id = hash_canonical(&self.scratch);
         if self.series.get(id).is_some() {
             return false;
         }
-        let idx = self.add_series(id);
+        let Some(idx) = self.add_series(id, at, out) else {
+            self.refused();
+            return false;
+        };
         let st = &self.states[idx as usize];
         if st.rule == NO_RULE {
             return true;
@@ -502,8 +527,10 @@ impl Engine {
         self.forget_in_group(idx, phase, out);
         self.stats.retired += 1;
         self.series.remove(idx);
+        let g = self.group_of[idx as usize];
         self.states[idx as usize] = SeriesState::new(NO_RULE);
         self.group_of[idx as usize] = u32::MAX;
+        self.limits_after_retire(g, at, out);
     }
 
     /// A series passed its deadline (event time `deadline`) without a new sample.
@@ -548,10 +575,23 @@ impl Engine {
         }
     }
 
-    fn add_series(&mut self, id: u64) -> u32 {
+    /// A sample of a series refused by a cardinality limit.
+    fn refused(&mut self) -> Outcome {
+        self.stats.samples += 1;
+        self.stats.refused += 1;
+        Outcome::Refused
+    }
+
+    /// Adds the series whose canonical form is in `scratch`, unless a cardinality limit
+    /// refuses it (`at`: event time of the sample that brought it).
+    fn add_series(&mut self, id: u64, at: i64, out: &mut Vec<Alert>) -> Option<u32> {
         let scratch = std::mem::take(&mut self.scratch);
         let series = SeriesRef::new(&scratch);
         let rule = self.model.rule_for(&series).map_or(NO_RULE, |r| r as u16);
+        if !self.admit(&series, rule, at, out) {
+            self.scratch = scratch;
+            return None;
+        }
         let group = self.group_for(&series, rule);
         let idx = self.series.insert(id, &scratch);
         self.scratch = scratch;
@@ -563,7 +603,7 @@ impl Engine {
             self.states.push(SeriesState::new(rule));
             self.group_of.push(group);
         }
-        idx
+        Some(idx)
     }
 
     fn base_alert(
@@ -740,6 +780,7 @@ fn num(v: f64) -> String {
     }
 }
 
+mod limits;
 #[cfg(test)]
 mod scenarios;
 mod silence;

@@ -223,20 +223,25 @@ fn start(
     tokio::sync::oneshot::Sender<()>,
     prometheus::Registry,
 ) {
+    start_with(cfg, deadair::Model::default_model())
+}
+
+fn start_with(
+    cfg: RunConfig,
+    model: deadair::Model,
+) -> (
+    Pipeline,
+    tokio::sync::oneshot::Sender<()>,
+    prometheus::Registry,
+) {
     let registry = prometheus::Registry::new();
     let metrics = Arc::new(deadair::metrics::Metrics::new(&registry).unwrap());
     let health = Arc::new(deadair::http::Health::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let pipeline = tokio::spawn(async move {
-        deadair::kafka::run(
-            &cfg,
-            Arc::new(deadair::Model::default_model()),
-            metrics,
-            health,
-            async {
-                let _ = stopped.await;
-            },
-        )
+        deadair::kafka::run(&cfg, Arc::new(model), metrics, health, async {
+            let _ = stopped.await;
+        })
         .await
     });
     (pipeline, stop, registry)
@@ -357,4 +362,146 @@ async fn bad_messages_are_counted_and_do_not_stop_the_pipeline() {
         "{text}"
     );
     assert!(text.contains("deadair_offsets_stored_total 241"), "{text}");
+}
+
+/// The JSON samples of `good`: 5 series every 10 s for 600 s; `good-3` stops at 300 s.
+fn good_source() -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    for i in 0..60i64 {
+        let ts = t0() + i * 10_000;
+        let samples: Vec<String> = (0..5)
+            .filter(|k| !(*k == 3 && i >= 30))
+            .map(|k| {
+                format!(
+                    r#"{{"name":"up","labels":{{"job":"good","instance":"good-{k}"}},"timestamp":{ts},"value":{}}}"#,
+                    1.0 + noise(i as u64 * 5 + k) * 0.01
+                )
+            })
+            .collect();
+        out.push((ts, format!("[{}]", samples.join(",")).into_bytes()));
+    }
+    out
+}
+
+/// Runs `good` (and, when `abuse`, an abusive producer on the same partition) through deadair
+/// and returns the alert events.
+async fn run_with_abuser(abuse: bool) -> (Vec<AlertEvent>, String) {
+    let (_cluster, brokers) = cluster("mixed");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("message.max.bytes", "10000000")
+        .create()
+        .unwrap();
+    let send = |payload: Vec<u8>| {
+        let producer = producer.clone();
+        async move {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to("mixed").payload(&payload),
+                    Duration::from_secs(5),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    for (i, (ts, payload)) in good_source().into_iter().enumerate() {
+        send(payload).await;
+        if !abuse {
+            continue;
+        }
+        // the abuser: garbage, a truncated array, and an exploding set of new series, some of
+        // it in one 2 MB message
+        send(b"\x00\x01garbage".to_vec()).await;
+        send(br#"[{"name":"up","labels":{"job":"spam"}"#.to_vec()).await;
+        let n = if i == 10 { 20_000 } else { 200 };
+        let spam: Vec<String> = (0..n)
+            .map(|k| {
+                format!(
+                    r#"{{"name":"up","labels":{{"job":"spam","id":"{i}-{k}"}},"timestamp":{ts},"value":{k}}}"#
+                )
+            })
+            .collect();
+        send(format!("[{}]", spam.join(",")).into_bytes()).await;
+    }
+    let text = format!(
+        "brokers = \"{brokers}\"\ngroup_id = \"deadair-abuse\"\nalert_topic = \"alerts\"\n\
+         [[input]]\ntopic = \"mixed\"\nformat = \"json\"\n"
+    );
+    let model = deadair::model::DEFAULT_MODEL_TOML.replace(
+        "max_series_per_source = 100000",
+        "max_series_per_source = 1000",
+    );
+    let model = deadair::Model::parse(&model, "test").unwrap();
+    let (pipeline, stop, registry) =
+        start_with(RunConfig::parse(&text, "test", |_| None).unwrap(), model);
+    let reader = reader(&brokers, "reader-abuse");
+    let mut events = Vec::new();
+    read_until(&reader, &mut events, 60, |ev| {
+        has_instance(ev, AlertKind::Absence, "good-3")
+            && (!abuse || ev.iter().any(|e| e.kind() == AlertKind::CardinalityLimit))
+    })
+    .await;
+    // a little longer: anything else that would fire has its chance
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), reader.recv()).await {
+        events.push(AlertEvent::decode(m.payload().unwrap()).unwrap());
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), pipeline)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    (events, deadair::metrics::render(&registry))
+}
+
+fn has_instance(ev: &[AlertEvent], k: AlertKind, instance: &str) -> bool {
+    ev.iter()
+        .any(|e| e.kind() == k && e.labels.get("instance").map(String::as_str) == Some(instance))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abusive_producer_is_contained_and_other_sources_alerts_are_unchanged() {
+    let good = |ev: &[AlertEvent]| -> Vec<(i32, i32, String, i64)> {
+        let mut v: Vec<_> = ev
+            .iter()
+            .filter(|e| e.labels.get("job").map(String::as_str) == Some("good"))
+            .map(|e| {
+                (
+                    e.kind,
+                    e.state,
+                    e.labels.get("instance").cloned().unwrap_or_default(),
+                    e.event_time.unwrap().seconds,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (clean, _) = run_with_abuser(false).await;
+    let (abused, metrics) = run_with_abuser(true).await;
+    assert_eq!(good(&abused), good(&clean), "good's alerts unchanged");
+    assert!(!good(&clean).is_empty());
+    // one cardinality_limit for the spam source (never one per sample), nothing else for it
+    let limits: Vec<&AlertEvent> = abused
+        .iter()
+        .filter(|e| e.kind() == AlertKind::CardinalityLimit)
+        .collect();
+    assert_eq!(limits.len(), 1, "{limits:#?}");
+    assert_eq!(limits[0].labels["job"], "spam");
+    assert!(abused.iter().all(|e| e.kind() == AlertKind::Heartbeat
+        || e.kind() == AlertKind::CardinalityLimit
+        || e.labels.get("job").map(String::as_str) == Some("good")));
+    // refusals and bad messages are counted
+    let refused = 60 * 200 + 20_000 - 200 - 1000;
+    assert!(
+        metrics.contains(&format!(
+            r#"deadair_samples_dropped_total{{reason="cardinality"}} {refused}"#
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"deadair_decode_errors_total{reason="json"} 120"#),
+        "{metrics}"
+    );
 }

@@ -404,3 +404,52 @@ fn inventory_series_that_never_report_are_absent_and_bad_lines_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_job_going_silent_gives_one_source_silent_event_in_replay() {
+    // 300 series of job `api` and 300 of job `db`, every 10 s (phases spread over the interval)
+    // for 20 minutes; `api` stops after 10 minutes.
+    let dir = tmpdir("silence");
+    let mut text = String::new();
+    for i in 0..120i64 {
+        for (job, until) in [("api", 60), ("db", 120)] {
+            if i >= until {
+                continue;
+            }
+            for k in 0..300i64 {
+                let ts = T0 + i * 10_000 + k * 33;
+                writeln!(
+                    text,
+                    r#"{{"name":"up","labels":{{"job":"{job}","instance":"{job}-{k}"}},"timestamp":{ts},"value":1}}"#
+                )
+                .unwrap();
+            }
+        }
+    }
+    std::fs::write(dir.join("fleet.jsonl"), text).unwrap();
+    let out = dir.join("alerts.jsonl");
+    let o = deadair(&[
+        "replay",
+        "-q",
+        "--alerts",
+        s(&out),
+        s(&dir.join("fleet.jsonl")),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = alerts(&out);
+    let kinds: Vec<(&str, &str, &str)> = got
+        .iter()
+        .map(|v| {
+            (
+                v["kind"].as_str().unwrap(),
+                v["state"].as_str().unwrap(),
+                v["labels"]["job"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    // one firing event for the 300 api series, nothing for db
+    assert_eq!(kinds, [("source_silent", "firing", "api")], "{got:#?}");
+    assert_eq!(got[0]["annotations"]["group_series"], "300");
+    // api-0 last reported at 590 s; learned timeout 30 s
+    assert_eq!(got[0]["event_time"], "2026-01-01T00:10:20.000Z");
+}

@@ -466,9 +466,9 @@ fn inventory_expectations_tombstones_and_retention() {
     let mut out = Vec::new();
     let labels = |i: &'static str| [("instance", i), ("job", "inv")];
     for i in ["a", "b", "c"] {
-        assert!(e.expect("up", &labels(i), T0));
+        assert!(e.expect("up", &labels(i), T0, &mut out));
     }
-    assert!(!e.expect("up", &labels("a"), T0), "already known");
+    assert!(!e.expect("up", &labels("a"), T0, &mut out), "already known");
     let feed = |e: &mut Engine, out: &mut Vec<Alert>, who: &[&'static str], from: i64, to: i64| {
         let mut t = from;
         while t < to {
@@ -522,4 +522,84 @@ fn inventory_expectations_tombstones_and_retention() {
     feed(&mut e, &mut out, &["a", "b"], 8300, 8400);
     assert!(brief(&out).is_empty(), "{out:#?}");
     assert_eq!(e.series_count(), 2);
+}
+
+#[test]
+fn a_cardinality_explosion_is_refused_once_per_source_and_other_sources_are_untouched() {
+    let text = crate::model::DEFAULT_MODEL_TOML
+        .replace("max_series = 1000000", "max_series = 300")
+        .replace(
+            "max_series_per_source = 100000",
+            "max_series_per_source = 100",
+        );
+    assert!(text.contains("max_series = 300") && text.contains("max_series_per_source = 100\n"));
+    let model = Arc::new(Model::parse(&text, "test").unwrap());
+    // the good source: 20 series every 10 s for 1200 s; api-3 stops at 600 s
+    let mut good = source("api", 20, 10 * S, 10 * S, T0, T0 + 1200 * S);
+    good.retain(|s| !(s.instance == "api-3" && s.ts >= T0 + 600 * S));
+    // the abuser: every 10 s, 50 brand-new series of job `spam`, and 50 series each with a
+    // brand-new job (so no per-source limit can catch them: the partition limit does)
+    let mut spam = Vec::new();
+    for t in 0..120i64 {
+        for k in 0..50 {
+            let ts = T0 + t * 10 * S + 5;
+            spam.push(Smp {
+                ts,
+                job: "spam".into(),
+                instance: format!("spam-{t}-{k}"),
+                value: 1.0,
+            });
+            spam.push(Smp {
+                ts,
+                job: format!("job-{t}-{k}"),
+                instance: "x".into(),
+                value: 1.0,
+            });
+        }
+    }
+    let api_events = |alerts: &[Alert]| -> Vec<(AlertKind, AlertStatus, String, i64)> {
+        alerts
+            .iter()
+            .filter(|a| label(a, "job") == Some("api"))
+            .map(|a| {
+                let who = label(a, "instance").unwrap_or("").to_string();
+                (a.kind, a.state, who, a.event_time)
+            })
+            .collect()
+    };
+    let mut alone = Engine::new(model.clone());
+    let expected = replay(&mut alone, good.clone(), T0 + 1200 * S);
+    let mut e = Engine::new(model);
+    let mut input = good;
+    input.extend(spam);
+    let seen = replay(&mut e, input, T0 + 1200 * S);
+
+    // the good source's alerts are exactly those of a run without the abuser
+    assert_eq!(api_events(&seen), api_events(&expected));
+    assert_eq!(
+        api_events(&expected).len(),
+        1,
+        "api-3's absence: {expected:#?}"
+    );
+    // one cardinality_limit for the `spam` source, one for the partition; never per sample
+    let limits: Vec<(AlertStatus, Option<&str>)> = seen
+        .iter()
+        .filter(|a| a.kind == AlertKind::CardinalityLimit)
+        .map(|a| (a.state, label(a, "job")))
+        .collect();
+    assert_eq!(
+        limits,
+        [
+            (AlertStatus::Firing, Some("spam")),
+            (AlertStatus::Firing, None)
+        ],
+        "{seen:#?}"
+    );
+    // 20 api + 100 spam + 180 single-series jobs = the partition limit of 300
+    assert_eq!(e.series_count(), 300);
+    assert_eq!(e.stats().refused, 120 * 100 - 280);
+    // nothing else fired for the abuser
+    assert!(seen
+        .iter()
+        .all(|a| a.kind == AlertKind::CardinalityLimit || label(a, "job") == Some("api")));
 }

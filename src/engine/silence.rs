@@ -44,12 +44,16 @@ const EXAMPLES: usize = 3;
 #[derive(Debug, Default)]
 pub(super) struct Group {
     /// `(label, value)` naming the group; `None` for the partition-wide group.
-    label: Option<(String, String)>,
-    id: u64,
+    pub(super) label: Option<(String, String)>,
+    pub(super) id: u64,
     /// Rule of the first member (gives the event its severity).
     rule: u16,
     /// Members that can go absent.
     members: u32,
+    /// All series of the group (for the per-source series limit).
+    pub(super) series: u32,
+    /// The group's `cardinality_limit` alert.
+    pub(super) limit: AbsenceState,
     /// Members timed out and not back (Held, Covered or Firing; not Stragglers).
     silent: u32,
     state: AbsenceState,
@@ -77,30 +81,38 @@ impl Engine {
         if rule == NO_RULE {
             return u32::MAX;
         }
-        let found = self
-            .model
-            .silence
-            .group_by
-            .iter()
-            .find_map(|k| series.label(k).map(|v| (k.as_str(), v)));
-        let id = match found {
-            Some(kv) => crate::series::series_id("source", &[kv]),
-            None => crate::series::series_id("source", &[] as &[(&str, &str)]),
-        };
+        let (id, found) = self.source_of(series);
         let next = self.groups.len() as u32;
         let g = *self.group_ids.entry(id).or_insert(next);
         if g == next {
             self.groups.push(Group {
-                label: found.map(|(k, v)| (k.to_string(), v.to_string())),
+                label: found.map(|(i, v)| (self.model.silence.group_by[i].clone(), v.to_string())),
                 id,
                 rule,
                 ..Group::default()
             });
         }
+        let group = &mut self.groups[g as usize];
+        group.series += 1;
         if self.model.rules[rule as usize].absence != Absence::Off {
-            self.groups[g as usize].members += 1;
+            group.members += 1;
         }
         g
+    }
+
+    /// The source of a series: the id of its group and the label naming it (as an index into
+    /// `group_by`, and the value); see the module docs.
+    pub(super) fn source_of<'s>(&self, series: &SeriesRef<'s>) -> (u64, Option<(usize, &'s str)>) {
+        let group_by = &self.model.silence.group_by;
+        let found = group_by
+            .iter()
+            .enumerate()
+            .find_map(|(i, k)| series.label(k).map(|v| (i, v)));
+        let id = match found {
+            Some((i, v)) => crate::series::series_id("source", &[(group_by[i].as_str(), v)]),
+            None => crate::series::series_id("source", &[] as &[(&str, &str)]),
+        };
+        (id, found)
     }
 
     fn collapsible(&self, g: u32) -> bool {
@@ -197,6 +209,7 @@ impl Engine {
         if counts {
             group.members = group.members.saturating_sub(1);
         }
+        group.series = group.series.saturating_sub(1);
     }
 
     /// A silent member (Held, Covered or Firing) is back: one fewer silent.

@@ -403,7 +403,7 @@ pub async fn run(
                 } else {
                     if let Some((engine, _)) = engine {
                         let at = if engine.now() == i64::MIN { wall_ms() } else { engine.now() };
-                        engine.expect(&series.0, series.1.as_slice(), at);
+                        engine.expect(&series.0, series.1.as_slice(), at, &mut alerts);
                     }
                     expected.entry(p).or_default().insert(key.to_string(), series);
                 }
@@ -423,7 +423,7 @@ pub async fn run(
                 // partition where nothing ever reports still alerts on its expected series
                 if let (Some(input), Ok(assigned)) = (cfg.inventory_input(), consumer.assignment()) {
                     for e in assigned.elements().iter().filter(|e| e.topic() == input) {
-                        engine_for(&mut engines, (Arc::from(input), e.partition()), &model, clock_cfg, cfg, &expected);
+                        engine_for(&mut engines, (Arc::from(input), e.partition()), &model, clock_cfg, cfg, &expected, &mut alerts);
                     }
                 }
                 for ((topic, partition), (engine, clock)) in engines.iter_mut() {
@@ -495,7 +495,7 @@ pub async fn run(
                 summary.samples += batch.len() as u64;
                 metrics.samples.inc_by(batch.len() as u64);
                 let started = std::time::Instant::now();
-                let (engine, clock) = engine_for(&mut engines, (topic.clone(), partition), &model, clock_cfg, cfg, &expected);
+                let (engine, clock) = engine_for(&mut engines, (topic.clone(), partition), &model, clock_cfg, cfg, &expected, &mut alerts);
                 let refs: Vec<SampleRef<'_, _>> = batch.refs().collect();
                 engine.ingest_batch(&refs, &mut alerts, &mut outcomes);
                 for o in outcomes.drain(..) {
@@ -504,6 +504,7 @@ pub async fn run(
                         Outcome::Late => "late",
                         Outcome::NonFinite => "non_finite",
                         Outcome::Unmatched => "unmatched",
+                        Outcome::Refused => "cardinality",
                     };
                     metrics.samples_dropped.with_label_values(&[reason]).inc();
                 }
@@ -566,6 +567,7 @@ fn engine_for<'a>(
     clock_cfg: ClockConfig,
     cfg: &RunConfig,
     expected: &Expected,
+    alerts: &mut Vec<Alert>,
 ) -> &'a mut (Engine, PartitionClock) {
     engines.entry(key.clone()).or_insert_with(|| {
         let (topic, partition) = key;
@@ -578,7 +580,7 @@ fn engine_for<'a>(
                 .into_iter()
                 .flat_map(|m| m.values())
             {
-                engine.expect(name, labels.as_slice(), at);
+                engine.expect(name, labels.as_slice(), at, alerts);
             }
         }
         (engine, PartitionClock::new(clock_cfg, topic, partition))

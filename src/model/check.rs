@@ -177,3 +177,15 @@ pub fn irregular<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         )))
     }
 }
+
+/// A count: >= 1.
+pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let v = i64::deserialize(d)?;
+    if v >= 1 {
+        Ok(v as usize)
+    } else {
+        Err(D::Error::custom(format!(
+            "expected a count of at least 1, found {v}"
+        )))
+    }
+}

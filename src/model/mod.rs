@@ -24,8 +24,37 @@ pub const DEFAULT_MODEL_TOML: &str = include_str!("../../models/default.toml");
 #[derive(Debug, Clone)]
 pub struct Model {
     pub rules: Vec<Rule>,
-    /// Correlated-silence grouping (the `[silence]` table).
+    /// Correlated-silence grouping (the `[silence]` table); its groups are also the sources
+    /// of the per-source series limit.
     pub silence: Silence,
+    /// Cardinality limits (the `[limits]` table).
+    pub limits: Limits,
+}
+
+/// The `[limits]` table: series one engine (one input partition) and one source may hold.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_max_series", deserialize_with = "check::count")]
+    pub max_series: usize,
+    #[serde(default = "default_max_per_source", deserialize_with = "check::count")]
+    pub max_series_per_source: usize,
+}
+
+fn default_max_series() -> usize {
+    1_000_000
+}
+fn default_max_per_source() -> usize {
+    100_000
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_series: default_max_series(),
+            max_series_per_source: default_max_per_source(),
+        }
+    }
 }
 
 /// The `[silence]` table: how per-series absences collapse into one `source_silent` event.
@@ -166,6 +195,8 @@ struct RawModel {
     rule: Vec<toml::Spanned<RawRule>>,
     #[serde(default)]
     silence: Silence,
+    #[serde(default)]
+    limits: Limits,
 }
 
 fn selector<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Matcher>, D::Error> {
@@ -430,6 +461,7 @@ impl Model {
         Ok(Model {
             rules,
             silence: raw.silence,
+            limits: raw.limits,
         })
     }
 

@@ -224,7 +224,7 @@ pub fn run(
     // the inventory's series are expected from the first timestamp of the input on
     if let Some(Reverse((first, _))) = heap.peek() {
         for (name, labels) in &expected {
-            engine.expect(name, labels.as_slice(), *first);
+            engine.expect(name, labels.as_slice(), *first, &mut alerts);
         }
     }
 
