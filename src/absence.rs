@@ -44,7 +44,7 @@ pub const CADENCE_INTERVALS: usize = 8;
 pub const NEVER: i64 = i64::MAX;
 
 /// The recent inter-arrival intervals of one series (36 bytes).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Cadence {
     intervals: [u32; CADENCE_INTERVALS],
     len: u8,

@@ -98,7 +98,7 @@ pub fn alert_id(rule: &str, kind: AlertKind, series: u64) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&buf))
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum Phase {
     #[default]
@@ -108,7 +108,7 @@ pub enum Phase {
 }
 
 /// State of one alert (24 bytes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AlertState {
     /// Start of the current episode (pending or firing), ms.
     pub since: i64,
@@ -200,7 +200,7 @@ impl AlertState {
 }
 
 /// Where a series stands with its dead-man's switch (see `engine.rs`, "Correlated silence").
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum AbsencePhase {
     /// Reporting (or never timed out).
@@ -217,7 +217,7 @@ pub enum AbsencePhase {
 }
 
 /// State of one absence alert (16 bytes). Absence needs no `for`: the timeout is the delay.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AbsenceState {
     /// The deadline that started the current (or last) episode, ms.
     pub since: i64,

@@ -22,6 +22,10 @@
 //! topic = "deadair-inventory"         # compacted; co-partitioned with `input` (see below)
 //! input = "metrics"                   # the input topic it describes (default: the first)
 //!
+//! [state]                             # optional: engine state checkpointed to Kafka
+//! topic = "deadair-state"             # compacted; at least as many partitions as any input
+//! interval = "60s"
+//!
 //! [librdkafka]                        # passed through to both clients
 //! "fetch.max.bytes" = "52428800"
 //! ```
@@ -64,6 +68,24 @@ pub struct Inventory {
     /// The input topic it is co-partitioned with (default: the first `[[input]]`).
     #[serde(default)]
     pub input: Option<String>,
+}
+
+fn default_checkpoint_interval() -> i64 {
+    60_000
+}
+
+/// Where and how often engine state is checkpointed (see `kafka/checkpoint.rs`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Compacted topic with at least as many partitions as any input topic.
+    pub topic: String,
+    /// Checkpoint interval per partition, ms.
+    #[serde(
+        default = "default_checkpoint_interval",
+        deserialize_with = "check::positive_duration"
+    )]
+    pub interval: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -154,6 +176,9 @@ pub struct RunConfig {
     /// Expected series (optional).
     #[serde(default)]
     pub inventory: Option<Inventory>,
+    /// Engine state checkpoints (optional; without them state is lost on restart).
+    #[serde(default)]
+    pub state: Option<StateConfig>,
     /// Extra librdkafka properties for both clients.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,

@@ -41,7 +41,7 @@ use crate::time::{format_duration, format_rfc3339};
 const NO_RULE: u16 = u16::MAX;
 
 /// Everything the engine keeps per series besides its labels.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SeriesState {
     /// Event time of the newest accepted sample, ms (`i64::MIN` before the first).
     pub last_ts: i64,
@@ -109,7 +109,7 @@ impl Outcome {
 }
 
 /// Counters of what the engine has seen.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EngineStats {
     pub samples: u64,
     pub accepted: u64,
@@ -784,5 +784,6 @@ mod limits;
 #[cfg(test)]
 mod scenarios;
 mod silence;
+pub mod snapshot;
 #[cfg(test)]
 mod tests;

@@ -19,6 +19,7 @@ pub struct Metrics {
     pub active_series: IntGauge,
     pub alert_events: IntCounterVec,
     pub heartbeats: IntCounter,
+    pub checkpoints: IntCounter,
     pub offsets_stored: IntCounter,
     pub delivery_errors: IntCounter,
     pub consume_errors: IntCounter,
@@ -90,6 +91,10 @@ impl Metrics {
                 )?,
             )?,
             heartbeats: counter("deadair_heartbeats_total", "Heartbeat events emitted.")?,
+            checkpoints: counter(
+                "deadair_checkpoints_total",
+                "Engine state checkpoints written to the state topic.",
+            )?,
             offsets_stored: counter(
                 "deadair_offsets_stored_total",
                 "Input offsets stored after their alerts were delivered.",

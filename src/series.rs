@@ -347,6 +347,40 @@ impl SeriesTable {
         }
     }
 
+    /// Every slot's canonical key (empty for a free slot) and the free list, for snapshots.
+    pub fn raw(&self) -> (Vec<&[u8]>, Vec<u32>) {
+        (self.keys.iter().map(|k| &**k).collect(), self.free.clone())
+    }
+
+    /// Rebuilds a table from [`SeriesTable::raw`] output: ids are recomputed from the keys.
+    pub fn from_raw(keys: Vec<Vec<u8>>, free: &[u32]) -> Result<Self, String> {
+        let mut t = SeriesTable::default();
+        let is_free: std::collections::HashSet<u32> = free.iter().copied().collect();
+        for (i, key) in keys.into_iter().enumerate() {
+            let idx = i as u32;
+            let id = if is_free.contains(&idx) {
+                0
+            } else {
+                let id = hash_canonical(&key);
+                if t.index.get(id).is_some() {
+                    return Err(format!(
+                        "series {} appears twice",
+                        SeriesRef::new(&key).display()
+                    ));
+                }
+                t.index.insert(id, idx);
+                id
+            };
+            t.ids.push(id);
+            t.keys.push(key.into_boxed_slice());
+        }
+        if let Some(&bad) = free.iter().find(|&&f| f as usize >= t.ids.len()) {
+            return Err(format!("free slot {bad} beyond {} slots", t.ids.len()));
+        }
+        t.free = free.to_vec();
+        Ok(t)
+    }
+
     /// Series currently in the table.
     pub fn len(&self) -> usize {
         self.ids.len() - self.free.len()

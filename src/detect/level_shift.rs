@@ -55,7 +55,7 @@ fn default_rel_floor() -> f64 {
     1e-3
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     pub mu: f64,
     pub var: f32,

@@ -43,7 +43,7 @@ fn default_warmup() -> usize {
     150
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     pub short: f32,
     pub mean: f32,

@@ -106,7 +106,7 @@ pub struct DetectorSet {
 
 /// Per-series detector state: the shared window plus the recursive detectors' state.
 /// Fixed size (see `SeriesState` in the engine for the whole budget).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct DetectorState {
     pub window: Window,
     pub ewma: ewma::State,

@@ -34,7 +34,7 @@ fn default_warmup() -> usize {
     100
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     pub lo: f32,
     pub hi: f32,

@@ -11,7 +11,7 @@
 /// Capacity of the shared window, in samples. Detector `window` parameters may not exceed it.
 pub const WINDOW_CAP: usize = 16;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     buf: [f32; WINDOW_CAP],
     /// `order[..len]`: ring slots sorted by ascending value.

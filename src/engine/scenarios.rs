@@ -603,3 +603,85 @@ fn a_cardinality_explosion_is_refused_once_per_source_and_other_sources_are_unto
         .iter()
         .all(|a| a.kind == AlertKind::CardinalityLimit || label(a, "job") == Some("api")));
 }
+
+#[test]
+fn a_restored_snapshot_continues_exactly_like_the_original() {
+    // the correlated-silence scenario, cut at every interesting moment: before the silence,
+    // while absences are held, while the group is firing, while stragglers wait
+    let mut input = source("api", 300, 10 * S, 10 * S, T0, T0 + 600 * S);
+    input.extend(source("db", 300, 10 * S, 10 * S, T0, T0 + 2400 * S));
+    input.extend(
+        source("api", 300, 10 * S, 10 * S, T0 + 1800 * S, T0 + 2400 * S)
+            .into_iter()
+            .filter(|s| !["api-7", "api-8", "api-9"].contains(&s.instance.as_str())),
+    );
+    input.sort_by_key(|s| s.ts);
+    let model = Arc::new(Model::default_model());
+    let run = |e: &mut Engine, part: &[Smp], out: &mut Vec<Alert>| {
+        for s in part {
+            e.advance(s.ts - 1, out);
+            ingest(e, s, out);
+        }
+    };
+    let mut whole = Engine::new(model.clone());
+    let mut expected = Vec::new();
+    run(&mut whole, &input, &mut expected);
+    whole.advance(T0 + 2400 * S, &mut expected);
+    for cut_s in [300, 625, 1000, 1805, 2300] {
+        let cut = input.partition_point(|s| s.ts < T0 + cut_s * S);
+        let mut first = Engine::new(model.clone());
+        let mut got = Vec::new();
+        run(&mut first, &input[..cut], &mut got);
+        let bytes = first.snapshot();
+        drop(first);
+        let mut restored = Engine::restore(model.clone(), &bytes).unwrap();
+        run(&mut restored, &input[cut..], &mut got);
+        restored.advance(T0 + 2400 * S, &mut got);
+        assert_eq!(got, expected, "cut at {cut_s} s");
+        assert_eq!(restored.stats(), whole.stats(), "cut at {cut_s} s");
+        assert_eq!(restored.series_count(), whole.series_count());
+    }
+    assert!(expected.len() >= 5, "{expected:#?}");
+}
+
+#[test]
+fn snapshots_of_another_format_or_corrupt_ones_are_refused_clearly() {
+    let model = Arc::new(Model::default_model());
+    let mut e = Engine::new(model.clone());
+    let mut out = Vec::new();
+    e.ingest("up", &[("job", "x")], T0, 1.0, &mut out);
+    let mut bytes = e.snapshot();
+    assert_eq!(&bytes[..4], b"DAsn");
+    bytes[4] = 9;
+    let err = Engine::restore(model.clone(), &bytes).err().unwrap();
+    assert_eq!(
+        err.to_string(),
+        "engine snapshot format 9; this deadair reads format 1"
+    );
+    let good = e.snapshot();
+    let err = Engine::restore(model.clone(), &good[..good.len() / 2])
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("corrupt"), "{err}");
+    assert!(Engine::restore(model, b"nope").is_err());
+}
+
+#[test]
+fn a_snapshot_under_a_changed_model_keeps_series_and_relearns_orphans() {
+    let a = Model::parse("[[rule]]\nname = \"old\"\n[rule.detectors.ewma]\n", "a").unwrap();
+    let b = Model::parse("[[rule]]\nname = \"new\"\n[rule.detectors.ewma]\n", "b").unwrap();
+    let mut e = Engine::new(Arc::new(a));
+    let mut out = Vec::new();
+    for i in 0..50 {
+        e.ingest("up", &[("job", "x")], T0 + i * 10 * S, 1.0, &mut out);
+    }
+    let r = Engine::restore(Arc::new(b), &e.snapshot()).unwrap();
+    assert_eq!(r.series_count(), 1);
+    assert_eq!(r.states[0].rule, 0, "matched again under the new model");
+    assert_eq!(r.states[0].detectors.n, 0, "learns afresh");
+    assert_eq!(
+        r.states[0].last_ts,
+        T0 + 490 * S,
+        "keeps its identity and time"
+    );
+}

@@ -41,7 +41,7 @@ use crate::time::{format_duration, format_rfc3339};
 const EXAMPLES: usize = 3;
 
 /// One group of series (see the module docs).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Group {
     /// `(label, value)` naming the group; `None` for the partition-wide group.
     pub(super) label: Option<(String, String)>,
@@ -62,7 +62,7 @@ pub(super) struct Group {
 }
 
 /// An absence held back for its group's decision.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Held {
     release: i64,
     idx: u32,

@@ -15,6 +15,7 @@
 //!
 //! Still to come (open issues): engine state survives neither a restart nor a rebalance.
 
+pub mod checkpoint;
 pub mod ratelog;
 
 use std::collections::HashMap;
@@ -70,7 +71,7 @@ pub fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn client_config(cfg: &RunConfig) -> ClientConfig {
+pub(crate) fn client_config(cfg: &RunConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers);
     for (k, v) in &cfg.librdkafka {
@@ -225,28 +226,45 @@ struct InFlight {
     partition: i32,
     /// `None` for alerts no message caused (clock ticks): nothing to store behind them.
     offset: Option<i64>,
-    deliveries: Vec<(DeliveryFuture, String, Vec<u8>)>,
+    /// Whether the offset may be stored once delivered: always without a state topic; with
+    /// one, only for checkpoints (the committed offset is always a checkpoint's offset).
+    store: bool,
+    deliveries: Vec<Pending>,
 }
 
-/// Enqueues one record, waiting while the producer queue is full. Other errors are retried
-/// with backoff: the alert must not be lost.
-async fn enqueue(
+/// One record being delivered, with what it takes to send it again.
+pub(crate) struct Pending {
+    fut: DeliveryFuture,
+    topic: Arc<str>,
+    partition: Option<i32>,
+    key: String,
+    payload: Vec<u8>,
+}
+
+/// Enqueues one record (to `partition`, or by key), waiting while the producer queue is full.
+/// Other errors are retried with backoff: the record must not be lost.
+pub(crate) async fn enqueue(
     producer: &FutureProducer,
     topic: &str,
+    partition: Option<i32>,
     key: &str,
     payload: &[u8],
     log: &mut RateLimitedLog,
 ) -> DeliveryFuture {
     let mut backoff = Duration::from_millis(5);
     loop {
-        match producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
+        let mut record = FutureRecord::to(topic).key(key).payload(payload);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        match producer.send_result(record) {
             Ok(f) => return f,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             Err((e, _)) => {
                 log.log("produce error", || {
-                    format!("cannot enqueue alert {key} to {topic}: {e}; retrying")
+                    format!("cannot enqueue {key} to {topic}: {e}; retrying")
                 });
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -260,13 +278,19 @@ async fn committer(
     mut rx: mpsc::Receiver<InFlight>,
     consumer: Arc<DeadairConsumer>,
     producer: FutureProducer,
-    alert_topic: String,
     metrics: Arc<Metrics>,
 ) -> (u64, u64) {
     let mut log = RateLimitedLog::new(5);
     let (mut stored, mut retries) = (0u64, 0u64);
     while let Some(f) = rx.recv().await {
-        for (mut fut, key, payload) in f.deliveries {
+        for Pending {
+            mut fut,
+            topic,
+            partition,
+            key,
+            payload,
+        } in f.deliveries
+        {
             loop {
                 match fut.await {
                     Ok(Ok(_)) => break,
@@ -274,22 +298,24 @@ async fn committer(
                         retries += 1;
                         metrics.delivery_errors.inc();
                         log.log("delivery error", || {
-                            format!("alert {key} not delivered: {e}; sending again")
+                            format!("{topic} record {key} not delivered: {e}; sending again")
                         });
                     }
                     Err(_) => {
                         retries += 1;
                         metrics.delivery_errors.inc();
                         log.log("delivery error", || {
-                            format!("alert {key}: delivery canceled; sending again")
+                            format!("{topic} record {key}: delivery canceled; sending again")
                         });
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                fut = enqueue(&producer, &alert_topic, &key, &payload, &mut log).await;
+                fut = enqueue(&producer, &topic, partition, &key, &payload, &mut log).await;
             }
         }
-        let Some(offset) = f.offset else { continue };
+        let Some(offset) = f.offset.filter(|_| f.store) else {
+            continue;
+        };
         match consumer.store_offset(&f.topic, f.partition, offset) {
             Ok(()) => {
                 stored += 1;
@@ -327,7 +353,6 @@ pub async fn run(
         rx,
         consumer.clone(),
         producer.clone(),
-        cfg.alert_topic.clone(),
         metrics.clone(),
     ));
     health.stall_ms.store(
@@ -341,6 +366,7 @@ pub async fn run(
     let mut summary = RunSummary::default();
     let mut engines: Engines = HashMap::new();
     let mut expected: Expected = HashMap::new();
+    let mut ckpts: HashMap<(Arc<str>, i32), Ckpt> = HashMap::new();
     let inventory = match &cfg.inventory {
         Some(inv) => Some(inventory_consumer(cfg, &inv.topic)?),
         None => None,
@@ -371,7 +397,7 @@ pub async fn run(
                 let hb = heartbeat_event(&cfg.group_id, &instance, &parts);
                 let payload = encode_alert(&hb, cfg.alert_format);
                 // not tied to any offset: fire and forget (librdkafka retries)
-                drop(enqueue(&producer, &cfg.alert_topic, &hb.alert_id, &payload, &mut log).await);
+                drop(enqueue(&producer, &cfg.alert_topic, None, &hb.alert_id, &payload, &mut log).await);
             }
             m = next_inventory(inventory.as_ref()) => {
                 let msg = match m {
@@ -409,7 +435,7 @@ pub async fn run(
                 }
                 if !alerts.is_empty() {
                     let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log).await;
-                    let f = InFlight { topic: Arc::from(""), partition: -1, offset: None, deliveries };
+                    let f = InFlight { topic: Arc::from(""), partition: -1, offset: None, store: false, deliveries };
                     if tx.send(f).await.is_err() {
                         return Err("the committer stopped unexpectedly".into());
                     }
@@ -421,9 +447,12 @@ pub async fn run(
                 let wall = wall_ms();
                 // with an inventory, every assigned partition of its input has an engine, so a
                 // partition where nothing ever reports still alerts on its expected series
-                if let (Some(input), Ok(assigned)) = (cfg.inventory_input(), consumer.assignment()) {
-                    for e in assigned.elements().iter().filter(|e| e.topic() == input) {
-                        engine_for(&mut engines, (Arc::from(input), e.partition()), &model, clock_cfg, cfg, &expected, &mut alerts);
+                if let Some(input) = cfg.inventory_input() {
+                    let assigned: Vec<i32> = consumer.assignment().map(|a| {
+                        a.elements().iter().filter(|e| e.topic() == input).map(|e| e.partition()).collect()
+                    }).unwrap_or_default();
+                    for p in assigned {
+                        engine_for(&mut engines, &mut ckpts, (Arc::from(input), p), &model, clock_cfg, cfg, &expected, &mut alerts).await?;
                     }
                 }
                 for ((topic, partition), (engine, clock)) in engines.iter_mut() {
@@ -432,19 +461,29 @@ pub async fn run(
                     clock.step_lag(lag, wall, &cfg.group_id, &mut alerts);
                     metrics.lag_seconds.with_label_values(&[&**topic, &partition.to_string()]).set(lag.behind_ms / 1000);
                     engine.advance(clock.watermark(lag, wall), &mut alerts);
-                    if alerts.is_empty() {
-                        continue;
+                    if !alerts.is_empty() {
+                        let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log).await;
+                        let f = InFlight { topic: topic.clone(), partition: *partition, offset: None, store: false, deliveries };
+                        if tx.send(f).await.is_err() {
+                            return Err("the committer stopped unexpectedly".into());
+                        }
                     }
-                    let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log).await;
-                    let f = InFlight { topic: topic.clone(), partition: *partition, offset: None, deliveries };
-                    if tx.send(f).await.is_err() {
-                        return Err("the committer stopped unexpectedly".into());
+                    // a checkpoint per `[state] interval`, at the last offset consumed
+                    let key = (topic.clone(), *partition);
+                    if let (Some(state), Some(ck)) = (&cfg.state, ckpts.get_mut(&key)) {
+                        if wall - ck.at >= state.interval && clock.last_offset() >= 0 {
+                            let f = write_checkpoint(&producer, &state.topic, &key, engine, clock.last_offset(), ck, &mut log).await;
+                            metrics.checkpoints.inc();
+                            if tx.send(f).await.is_err() {
+                                return Err("the committer stopped unexpectedly".into());
+                            }
+                        }
                     }
                 }
                 // events of no current partition (a revoked partition's resolved lag)
                 if !alerts.is_empty() {
                     let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log).await;
-                    let f = InFlight { topic: Arc::from(""), partition: -1, offset: None, deliveries };
+                    let f = InFlight { topic: Arc::from(""), partition: -1, offset: None, store: false, deliveries };
                     if tx.send(f).await.is_err() {
                         return Err("the committer stopped unexpectedly".into());
                     }
@@ -469,6 +508,9 @@ pub async fn run(
                 health.ready.store(true, std::sync::atomic::Ordering::Relaxed);
                 let topic: Arc<str> = msg.topic().into();
                 let (partition, offset) = (msg.partition(), msg.offset());
+                // the partition's engine (restored from its checkpoint on first use), before
+                // any borrow of the message's payload is held across an await
+                engine_for(&mut engines, &mut ckpts, (topic.clone(), partition), &model, clock_cfg, cfg, &expected, &mut alerts).await?;
                 samples.clear();
                 let payload = msg.payload().unwrap_or(&[]);
                 let decoded = match cfg.format_of(&topic) {
@@ -495,7 +537,9 @@ pub async fn run(
                 summary.samples += batch.len() as u64;
                 metrics.samples.inc_by(batch.len() as u64);
                 let started = std::time::Instant::now();
-                let (engine, clock) = engine_for(&mut engines, (topic.clone(), partition), &model, clock_cfg, cfg, &expected, &mut alerts);
+                let Some((engine, clock)) = engines.get_mut(&(topic.clone(), partition)) else {
+                    return Err(format!("{topic}/{partition}: no engine"));
+                };
                 let refs: Vec<SampleRef<'_, _>> = batch.refs().collect();
                 engine.ingest_batch(&refs, &mut alerts, &mut outcomes);
                 for o in outcomes.drain(..) {
@@ -522,14 +566,36 @@ pub async fn run(
                 engine.advance(clock.event_watermark(), &mut alerts);
                 metrics.engine_batch.observe(started.elapsed().as_secs_f64());
                 let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log).await;
-                if tx.send(InFlight { topic, partition, offset: Some(offset), deliveries }).await.is_err() {
+                if tx.send(InFlight { topic, partition, offset: Some(offset), store: cfg.state.is_none(), deliveries }).await.is_err() {
                     return Err("the committer stopped unexpectedly".into());
                 }
             }
         }
     }
 
-    // Graceful shutdown: stop fetching, let the committer drain, commit what it stored.
+    // Graceful shutdown: stop fetching, checkpoint every partition, let the committer drain,
+    // commit what it stored.
+    if let Some(state) = &cfg.state {
+        for (key, (engine, clock)) in &engines {
+            let (Some(ck), true) = (ckpts.get_mut(key), clock.last_offset() >= 0) else {
+                continue;
+            };
+            let f = write_checkpoint(
+                &producer,
+                &state.topic,
+                key,
+                engine,
+                clock.last_offset(),
+                ck,
+                &mut log,
+            )
+            .await;
+            metrics.checkpoints.inc();
+            if tx.send(f).await.is_err() {
+                break;
+            }
+        }
+    }
     drop(tx);
     let timeout = Duration::from_millis(cfg.shutdown_timeout as u64);
     let abort = committer.abort_handle();
@@ -558,21 +624,52 @@ pub async fn run(
 /// Expected series per inventory partition (= input partition), by record key.
 type Expected = HashMap<i32, HashMap<String, crate::replay::ExpectedSeries>>;
 
-/// The engine and clock of a partition, created on first use; an engine for the inventory's
-/// input topic starts by expecting the inventory's series of its partition (from `wall`).
-fn engine_for<'a>(
+/// Checkpoint bookkeeping of one partition: the next epoch and when the last one was taken.
+#[derive(Clone, Copy, Debug, Default)]
+struct Ckpt {
+    epoch: u64,
+    at: i64,
+}
+
+/// The engine and clock of a partition, created on first use: restored from its latest
+/// checkpoint when a state topic is configured, else fresh. An engine for the inventory's
+/// input topic then expects the inventory's series of its partition (from wall time).
+#[allow(clippy::too_many_arguments)]
+async fn engine_for<'a>(
     engines: &'a mut Engines,
+    ckpts: &mut HashMap<(Arc<str>, i32), Ckpt>,
     key: (Arc<str>, i32),
     model: &Arc<Model>,
     clock_cfg: ClockConfig,
     cfg: &RunConfig,
     expected: &Expected,
     alerts: &mut Vec<Alert>,
-) -> &'a mut (Engine, PartitionClock) {
-    engines.entry(key.clone()).or_insert_with(|| {
-        let (topic, partition) = key;
-        let mut engine = Engine::new(model.clone());
+) -> Result<&'a mut (Engine, PartitionClock), String> {
+    if !engines.contains_key(&key) {
+        let (topic, partition) = key.clone();
+        let started = std::time::Instant::now();
+        let (mut engine, marker) = checkpoint::restore(cfg, model, &topic, partition).await?;
         engine.set_scope(&format!("{topic}/{partition}"));
+        let mut clock = PartitionClock::new(clock_cfg, topic.clone(), partition);
+        if let Some(m) = &marker {
+            clock.consumed(m.offset, None, None);
+            eprintln!(
+                "deadair: {topic}/{partition}: restored checkpoint epoch {} (offset {}, {} series, \
+                 {} bytes) in {:.2} s",
+                m.epoch,
+                m.offset,
+                engine.series_count(),
+                m.bytes,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        ckpts.insert(
+            key.clone(),
+            Ckpt {
+                epoch: marker.map_or(0, |m| m.epoch + 1),
+                at: wall_ms(),
+            },
+        );
         if cfg.inventory_input() == Some(&*topic) {
             let at = wall_ms();
             for (name, labels) in expected
@@ -583,8 +680,47 @@ fn engine_for<'a>(
                 engine.expect(name, labels.as_slice(), at, alerts);
             }
         }
-        (engine, PartitionClock::new(clock_cfg, topic, partition))
-    })
+        engines.insert(key.clone(), (engine, clock));
+    }
+    engines
+        .get_mut(&key)
+        .ok_or_else(|| "engine vanished".to_string())
+}
+
+/// Writes a checkpoint of one partition's engine (chunks, then marker) and returns the
+/// in-flight item that stores the input offset once all of it is acknowledged.
+async fn write_checkpoint(
+    producer: &FutureProducer,
+    state_topic: &str,
+    key: &(Arc<str>, i32),
+    engine: &Engine,
+    offset: i64,
+    ckpt: &mut Ckpt,
+    log: &mut RateLimitedLog,
+) -> InFlight {
+    let (topic, partition) = key;
+    let snapshot = engine.snapshot();
+    let topic_arc: Arc<str> = Arc::from(state_topic);
+    let mut deliveries = Vec::new();
+    for (k, v) in checkpoint::records(topic, *partition, ckpt.epoch, offset, &snapshot) {
+        let fut = enqueue(producer, state_topic, Some(*partition), &k, &v, log).await;
+        deliveries.push(Pending {
+            fut,
+            topic: topic_arc.clone(),
+            partition: Some(*partition),
+            key: k,
+            payload: v,
+        });
+    }
+    ckpt.epoch += 1;
+    ckpt.at = wall_ms();
+    InFlight {
+        topic: topic.clone(),
+        partition: *partition,
+        offset: Some(offset),
+        store: true,
+        deliveries,
+    }
 }
 
 /// The inventory reader: assigned every partition of the inventory topic from the beginning
@@ -635,14 +771,21 @@ async fn send_alerts(
     summary: &mut RunSummary,
     alerts: &mut Vec<Alert>,
     log: &mut RateLimitedLog,
-) -> Vec<(DeliveryFuture, String, Vec<u8>)> {
+) -> Vec<Pending> {
     let mut deliveries = Vec::with_capacity(alerts.len());
+    let topic: Arc<str> = Arc::from(cfg.alert_topic.as_str());
     for a in alerts.drain(..) {
         summary.alerts += 1;
         metrics.alert(a.kind, a.state);
         let payload = encode_alert(&a, cfg.alert_format);
-        let fut = enqueue(producer, &cfg.alert_topic, &a.alert_id, &payload, log).await;
-        deliveries.push((fut, a.alert_id, payload));
+        let fut = enqueue(producer, &topic, None, &a.alert_id, &payload, log).await;
+        deliveries.push(Pending {
+            fut,
+            topic: topic.clone(),
+            partition: None,
+            key: a.alert_id,
+            payload,
+        });
     }
     deliveries
 }
