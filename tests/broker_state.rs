@@ -289,3 +289,216 @@ async fn kill_9_mid_stream_loses_no_transition_and_duplicates_keep_their_version
         "transitions the uninterrupted run never emitted: {invented:#?}"
     );
 }
+
+/// The committed offsets of `group` on partitions 0..n of `topic`.
+fn committed_all(brokers: &str, group: &str, topic: &str, n: i32) -> Vec<i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..n {
+        tpl.add_partition(topic, p);
+    }
+    let Ok(t) = c.committed_offsets(tpl, Duration::from_secs(5)) else {
+        return vec![-1; n as usize];
+    };
+    (0..n)
+        .map(|p| match t.find_partition(topic, p).map(|e| e.offset()) {
+            Some(rdkafka::Offset::Offset(o)) => o,
+            _ => -1,
+        })
+        .collect()
+}
+
+async fn wait_all_committed(brokers: &str, group: &str, topic: &str, n: i32, want: i64) {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (b, g, t) = (brokers.to_string(), group.to_string(), topic.to_string());
+        let got = tokio::task::spawn_blocking(move || committed_all(&b, &g, &t, n))
+            .await
+            .unwrap();
+        if got.iter().all(|&o| o >= want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "group {group} committed {got:?}, expected {want} on every partition"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn spawn_named(config: &std::path::Path, name: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_deadair"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("DEADAIR_INSTANCE", name)
+        .spawn()
+        .expect("start deadair")
+}
+
+fn terminate(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "deadair exited with {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_then_two_then_one_instance_share_partitions_and_move_state() {
+    let Some(brokers) = brokers() else { return };
+    const PARTS: i32 = 4;
+    let id = wall_ms();
+    let (input, alerts, ref_alerts, state) = (
+        format!("so-in-{id}"),
+        format!("so-alerts-{id}"),
+        format!("so-alerts-ref-{id}"),
+        format!("so-state-{id}"),
+    );
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let topics = [
+        NewTopic::new(&input, PARTS, TopicReplication::Fixed(1)),
+        NewTopic::new(&alerts, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&ref_alerts, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&state, PARTS, TopicReplication::Fixed(1)),
+    ];
+    for r in admin
+        .create_topics(&topics, &AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    // the scenario of the crash test, each series on partition (its index % 4)
+    let t0 = (wall_ms() / 1000) * 1000;
+    let producer = {
+        let (brokers, input) = (brokers.clone(), input.clone());
+        tokio::spawn(async move {
+            let p: FutureProducer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("linger.ms", "0")
+                .create()
+                .unwrap();
+            for t in 0..SECONDS {
+                let all = batch(t0, t).samples;
+                for part in 0..PARTS {
+                    let samples: Vec<Sample> = all
+                        .iter()
+                        .filter(|s| {
+                            let k: i32 = s.labels["instance"]
+                                .rsplit('-')
+                                .next()
+                                .and_then(|n| n.parse().ok())
+                                .unwrap_or(0);
+                            k % PARTS == part
+                        })
+                        .cloned()
+                        .collect();
+                    let payload = SampleBatch { samples }.encode_to_vec();
+                    p.send(
+                        FutureRecord::to(&input)
+                            .partition(part)
+                            .key("k")
+                            .payload(&payload),
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    .unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(66)).await;
+            }
+        })
+    };
+    let dir = std::env::temp_dir().join(format!("deadair-scale-{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("run.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "brokers = \"{brokers}\"\ngroup_id = \"scale-{id}\"\nalert_topic = \"{alerts}\"\n\
+             heartbeat_interval = \"1s\"\nmetrics_addr = \"\"\n\
+             [[input]]\ntopic = \"{input}\"\nformat = \"proto\"\n\
+             [state]\ntopic = \"{state}\"\ninterval = \"1s\"\n\
+             [librdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n"
+        ),
+    )
+    .unwrap();
+    let a = spawn_named(&config, "scale-a");
+    let b = spawn_named(&config, "scale-b");
+    let c = spawn_named(&config, "scale-c");
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    terminate(a); // its partitions move to b and c, with their state
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    terminate(b); // and now everything to c
+    producer.await.unwrap();
+    wait_all_committed(&brokers, &format!("scale-{id}"), &input, PARTS, SECONDS).await;
+    terminate(c);
+
+    let cfg = RunConfig::parse(
+        &format!(
+            "brokers = \"{brokers}\"\ngroup_id = \"scale-ref-{id}\"\nalert_topic = \"{ref_alerts}\"\n\
+             heartbeat_interval = \"1s\"\nmetrics_addr = \"\"\n\
+             [[input]]\ntopic = \"{input}\"\nformat = \"proto\"\n"
+        ),
+        "test",
+        |_| None,
+    )
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let reference = tokio::spawn(async move {
+        let registry = prometheus::Registry::new();
+        deadair::kafka::run(
+            &cfg,
+            Arc::new(deadair::Model::default_model()),
+            Arc::new(deadair::metrics::Metrics::new(&registry).unwrap()),
+            Arc::new(deadair::http::Health::default()),
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+    });
+    wait_all_committed(&brokers, &format!("scale-ref-{id}"), &input, PARTS, SECONDS).await;
+    stop.send(()).unwrap();
+    reference.await.unwrap().unwrap();
+
+    let events = read_all(&brokers, &alerts).await;
+    // the instances shared the partitions: heartbeats show partitions owned by several
+    let mut owners = BTreeSet::new();
+    for e in events.iter().filter(|e| e.kind() == AlertKind::Heartbeat) {
+        if !e.labels["partitions"].is_empty() {
+            owners.insert(e.labels["instance"].clone());
+        }
+    }
+    let (scaled, n_scaled) = transitions(&events);
+    let (single, n_single) = transitions(&read_all(&brokers, &ref_alerts).await);
+    eprintln!(
+        "scale-out test: instances that owned partitions: {owners:?}; {} distinct transitions; \
+         single instance emitted {n_single} events, the group of three {n_scaled}",
+        single.len()
+    );
+    assert!(owners.len() >= 2, "partitions were shared: {owners:?}");
+    assert!(single.len() >= 6, "{single:#?}");
+    let missing: Vec<_> = single.difference(&scaled).collect();
+    let invented: Vec<_> = scaled.difference(&single).collect();
+    assert!(missing.is_empty(), "lost transitions: {missing:#?}");
+    let detail: Vec<String> = events
+        .iter()
+        .filter(|e| invented.iter().any(|t| t.0 == e.alert_id))
+        .map(|e| {
+            format!(
+                "{} v{} {:?} {:?}",
+                e.alert_id, e.version, e.labels, e.summary
+            )
+        })
+        .collect();
+    assert!(
+        invented.is_empty(),
+        "transitions the single instance never emitted: {detail:#?}"
+    );
+}

@@ -428,7 +428,7 @@ async fn run_with_abuser(abuse: bool) -> (Vec<AlertEvent>, String) {
          [[input]]\ntopic = \"mixed\"\nformat = \"json\"\n"
     );
     let model = deadair::model::DEFAULT_MODEL_TOML.replace(
-        "max_series_per_source = 100000",
+        "max_series_per_source = 250000",
         "max_series_per_source = 1000",
     );
     let model = deadair::Model::parse(&model, "test").unwrap();

@@ -529,7 +529,7 @@ fn a_cardinality_explosion_is_refused_once_per_source_and_other_sources_are_unto
     let text = crate::model::DEFAULT_MODEL_TOML
         .replace("max_series = 1000000", "max_series = 300")
         .replace(
-            "max_series_per_source = 100000",
+            "max_series_per_source = 250000",
             "max_series_per_source = 100",
         );
     assert!(text.contains("max_series = 300") && text.contains("max_series_per_source = 100\n"));

@@ -165,6 +165,23 @@ pub fn read(
                 break;
             }
         }
+        // whatever arrives right behind the watermark read at the start (a checkpoint being
+        // written as we read): take it too
+        while let Some(m) = consumer.poll(Duration::from_millis(300)) {
+            let Ok(m) = m else { break };
+            if let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) {
+                if key.starts_with(&format!("{topic}/{partition}/")) {
+                    match m.payload() {
+                        Some(v) if !v.is_empty() => {
+                            latest.insert(key.to_string(), v.to_vec());
+                        }
+                        _ => {
+                            latest.remove(key);
+                        }
+                    }
+                }
+            }
+        }
     }
     assemble(topic, partition, &latest)
 }

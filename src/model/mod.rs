@@ -45,7 +45,7 @@ fn default_max_series() -> usize {
     1_000_000
 }
 fn default_max_per_source() -> usize {
-    100_000
+    250_000
 }
 
 impl Default for Limits {
