@@ -13,11 +13,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
+use common::{brokers, create_topics, start_with, stop, wall_ms, Pipeline};
 use deadair::config::RunConfig;
 use deadair::proto::{AlertEvent, AlertKind, AlertState, Sample, SampleBatch};
 use prost::Message as _;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -27,26 +28,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 const EVERY: u64 = 500;
 /// The learned timeout of a 500 ms series: 3 × 0.5 s, raised to the default floor of 10 s.
 const TIMEOUT_MS: i64 = 10_000;
-
-fn brokers() -> Option<String> {
-    match std::env::var("DEADAIR_TEST_BROKERS") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("DEADAIR_TEST_BROKERS is not set: run scripts/test.sh, which starts a broker")
-        }
-        _ => {
-            eprintln!("skipped: DEADAIR_TEST_BROKERS is not set (scripts/test.sh sets it)");
-            None
-        }
-    }
-}
-
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// The synthetic fleet: which series still send, and the event time of each one's last sample.
 #[derive(Default)]
@@ -102,36 +83,16 @@ async fn produce(brokers: String, topic: String, fleet: Arc<Mutex<Fleet>>, until
     }
 }
 
-type Pipeline = tokio::task::JoinHandle<Result<deadair::kafka::RunSummary, String>>;
-
 fn start(cfg: RunConfig) -> (Pipeline, tokio::sync::oneshot::Sender<()>) {
-    start_with(cfg, deadair::Model::default_model())
+    start_model(cfg, deadair::Model::default_model())
 }
 
-fn start_with(
+fn start_model(
     cfg: RunConfig,
     model: deadair::Model,
 ) -> (Pipeline, tokio::sync::oneshot::Sender<()>) {
-    let registry = prometheus::Registry::new();
-    let metrics = Arc::new(deadair::metrics::Metrics::new(&registry).unwrap());
-    let health = Arc::new(deadair::http::Health::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = tokio::spawn(async move {
-        deadair::kafka::run(&cfg, Arc::new(model), metrics, health, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let (pipeline, stop, _) = start_with(cfg, model);
     (pipeline, stop)
-}
-
-async fn stop(pipeline: Pipeline, stop: tokio::sync::oneshot::Sender<()>) {
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(20), pipeline)
-        .await
-        .expect("bounded shutdown")
-        .unwrap()
-        .unwrap();
 }
 
 /// Reads the alert topic in the background: (wall ms when read, event).
@@ -173,21 +134,7 @@ async fn restart_backlog_and_a_live_stop_against_a_real_broker() {
         format!("clocks-in-{run_id}"),
         format!("clocks-alerts-{run_id}"),
     );
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
-    let topics = [
-        NewTopic::new(&input, 2, TopicReplication::Fixed(1)),
-        NewTopic::new(&alerts, 1, TopicReplication::Fixed(1)),
-    ];
-    for r in admin
-        .create_topics(&topics, &AdminOptions::new())
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
+    create_topics(&brokers, &[(&input, 2), (&alerts, 1)]).await;
     let cfg = RunConfig::parse(
         &format!(
             "brokers = \"{brokers}\"\ngroup_id = \"clocks-{run_id}\"\nalert_topic = \"{alerts}\"\n\
@@ -319,22 +266,7 @@ async fn inventory_topic_alerts_on_series_that_never_report() {
         format!("inv-alerts-{run_id}"),
         format!("inv-{run_id}"),
     );
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
-    let topics = [
-        NewTopic::new(&input, 2, TopicReplication::Fixed(1)),
-        NewTopic::new(&alerts, 1, TopicReplication::Fixed(1)),
-        NewTopic::new(&inv, 2, TopicReplication::Fixed(1)),
-    ];
-    for r in admin
-        .create_topics(&topics, &AdminOptions::new())
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
+    create_topics(&brokers, &[(&input, 2), (&alerts, 1), (&inv, 2)]).await;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .create()
@@ -370,7 +302,7 @@ async fn inventory_topic_alerts_on_series_that_never_report() {
     )
     .unwrap();
     let seen = read_alerts(&brokers, &alerts);
-    let (pipeline, stopper) = start_with(cfg, model);
+    let (pipeline, stopper) = start_model(cfg, model);
     let started = wall_ms();
     // i-0 reports every 500 ms on partition 0
     let sender = {

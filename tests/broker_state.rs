@@ -10,14 +10,14 @@
 
 use std::collections::BTreeSet;
 use std::process::{Child, Command};
-use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
+use common::{brokers, create_topics, start_with, stop, wall_ms};
 use deadair::config::RunConfig;
 use deadair::proto::{AlertEvent, AlertKind, Sample, SampleBatch};
 use prost::Message as _;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -25,26 +25,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 /// Input messages: one per second of event time, 600 s.
 const SECONDS: i64 = 600;
-
-fn brokers() -> Option<String> {
-    match std::env::var("DEADAIR_TEST_BROKERS") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("DEADAIR_TEST_BROKERS is not set: run scripts/test.sh, which starts a broker")
-        }
-        _ => {
-            eprintln!("skipped: DEADAIR_TEST_BROKERS is not set (scripts/test.sh sets it)");
-            None
-        }
-    }
-}
-
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn noise(i: u64) -> f64 {
     ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 1000) as f64 / 500.0 - 1.0
@@ -167,21 +147,16 @@ async fn kill_9_mid_stream_loses_no_transition_and_duplicates_keep_their_version
         format!("st-alerts-ref-{id}"),
         format!("st-state-{id}"),
     );
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
-    let topics: Vec<NewTopic> = [&input, &crash_alerts, &ref_alerts, &state]
-        .iter()
-        .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
-        .collect();
-    for r in admin
-        .create_topics(&topics, &AdminOptions::new())
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
+    create_topics(
+        &brokers,
+        &[
+            (&input, 1),
+            (&crash_alerts, 1),
+            (&ref_alerts, 1),
+            (&state, 1),
+        ],
+    )
+    .await;
 
     // event time starts now and runs 15 times faster than wall time, so deadair's wall clock
     // (used while caught up) never passes the event clock: both runs see event time only
@@ -252,23 +227,9 @@ async fn kill_9_mid_stream_loses_no_transition_and_duplicates_keep_their_version
         |_| None,
     )
     .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let reference = tokio::spawn(async move {
-        let registry = prometheus::Registry::new();
-        deadair::kafka::run(
-            &cfg,
-            Arc::new(deadair::Model::default_model()),
-            Arc::new(deadair::metrics::Metrics::new(&registry).unwrap()),
-            Arc::new(deadair::http::Health::default()),
-            async {
-                let _ = stopped.await;
-            },
-        )
-        .await
-    });
+    let (reference, stopper, _) = start_with(cfg, deadair::Model::default_model());
     wait_committed(&brokers, &format!("ref-{id}"), &input, SECONDS, 120).await;
-    stop.send(()).unwrap();
-    reference.await.unwrap().unwrap();
+    stop(reference, stopper).await;
 
     let (crashed, n_crashed) = transitions(&read_all(&brokers, &crash_alerts).await);
     let (uninterrupted, n_ref) = transitions(&read_all(&brokers, &ref_alerts).await);
@@ -357,23 +318,16 @@ async fn three_then_two_then_one_instance_share_partitions_and_move_state() {
         format!("so-alerts-ref-{id}"),
         format!("so-state-{id}"),
     );
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
-    let topics = [
-        NewTopic::new(&input, PARTS, TopicReplication::Fixed(1)),
-        NewTopic::new(&alerts, 1, TopicReplication::Fixed(1)),
-        NewTopic::new(&ref_alerts, 1, TopicReplication::Fixed(1)),
-        NewTopic::new(&state, PARTS, TopicReplication::Fixed(1)),
-    ];
-    for r in admin
-        .create_topics(&topics, &AdminOptions::new())
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
+    create_topics(
+        &brokers,
+        &[
+            (&input, PARTS),
+            (&alerts, 1),
+            (&ref_alerts, 1),
+            (&state, PARTS),
+        ],
+    )
+    .await;
     // the scenario of the crash test, each series on partition (its index % 4)
     let t0 = (wall_ms() / 1000) * 1000;
     let producer = {
@@ -449,23 +403,9 @@ async fn three_then_two_then_one_instance_share_partitions_and_move_state() {
         |_| None,
     )
     .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let reference = tokio::spawn(async move {
-        let registry = prometheus::Registry::new();
-        deadair::kafka::run(
-            &cfg,
-            Arc::new(deadair::Model::default_model()),
-            Arc::new(deadair::metrics::Metrics::new(&registry).unwrap()),
-            Arc::new(deadair::http::Health::default()),
-            async {
-                let _ = stopped.await;
-            },
-        )
-        .await
-    });
+    let (reference, stopper, _) = start_with(cfg, deadair::Model::default_model());
     wait_all_committed(&brokers, &format!("scale-ref-{id}"), &input, PARTS, SECONDS).await;
-    stop.send(()).unwrap();
-    reference.await.unwrap().unwrap();
+    stop(reference, stopper).await;
 
     let events = read_all(&brokers, &alerts).await;
     // the instances shared the partitions: heartbeats show partitions owned by several

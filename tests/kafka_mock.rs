@@ -1,9 +1,11 @@
 //! The Kafka stage against librdkafka's in-process mock cluster: samples in, alerts out,
 //! offsets committed only behind delivered alerts, heartbeats, graceful shutdown.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
+use common::{start_with, Pipeline};
 use deadair::config::RunConfig;
 use deadair::proto::{AlertEvent, AlertKind, AlertState, Sample, SampleBatch};
 use prost::Message as _;
@@ -214,8 +216,6 @@ fn reader(brokers: &str, group: &str) -> StreamConsumer {
     r
 }
 
-type Pipeline = tokio::task::JoinHandle<Result<deadair::kafka::RunSummary, String>>;
-
 fn start(
     cfg: RunConfig,
 ) -> (
@@ -224,27 +224,6 @@ fn start(
     prometheus::Registry,
 ) {
     start_with(cfg, deadair::Model::default_model())
-}
-
-fn start_with(
-    cfg: RunConfig,
-    model: deadair::Model,
-) -> (
-    Pipeline,
-    tokio::sync::oneshot::Sender<()>,
-    prometheus::Registry,
-) {
-    let registry = prometheus::Registry::new();
-    let metrics = Arc::new(deadair::metrics::Metrics::new(&registry).unwrap());
-    let health = Arc::new(deadair::http::Health::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = tokio::spawn(async move {
-        deadair::kafka::run(&cfg, Arc::new(model), metrics, health, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
-    (pipeline, stop, registry)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
