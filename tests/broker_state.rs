@@ -291,10 +291,13 @@ async fn wait_all_committed(brokers: &str, group: &str, topic: &str, n: i32, wan
     }
 }
 
+/// Starts `deadair run` as instance `name`, its stderr to `name.log` beside the config.
 fn spawn_named(config: &std::path::Path, name: &str) -> Child {
+    let log = std::fs::File::create(config.with_file_name(format!("{name}.log"))).unwrap();
     Command::new(env!("CARGO_BIN_EXE_deadair"))
         .args(["run", "--config", config.to_str().unwrap()])
         .env("DEADAIR_INSTANCE", name)
+        .stderr(log)
         .spawn()
         .expect("start deadair")
 }
@@ -308,7 +311,7 @@ fn terminate(mut child: Child) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_then_two_then_one_instance_share_partitions_and_move_state() {
+async fn instances_join_and_leave_sharing_partitions_and_moving_state() {
     let Some(brokers) = brokers() else { return };
     const PARTS: i32 = 4;
     let id = wall_ms();
@@ -382,12 +385,16 @@ async fn three_then_two_then_one_instance_share_partitions_and_move_state() {
         ),
     )
     .unwrap();
+    // one instance, then two, then three join mid-stream (each join revokes partitions from
+    // running members, which checkpoint them first); then two leave
     let a = spawn_named(&config, "scale-a");
+    tokio::time::sleep(Duration::from_secs(8)).await;
     let b = spawn_named(&config, "scale-b");
+    tokio::time::sleep(Duration::from_secs(7)).await;
     let c = spawn_named(&config, "scale-c");
-    tokio::time::sleep(Duration::from_secs(14)).await;
+    tokio::time::sleep(Duration::from_secs(9)).await;
     terminate(a); // its partitions move to b and c, with their state
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
     terminate(b); // and now everything to c
     producer.await.unwrap();
     wait_all_committed(&brokers, &format!("scale-{id}"), &input, PARTS, SECONDS).await;
@@ -423,6 +430,16 @@ async fn three_then_two_then_one_instance_share_partitions_and_move_state() {
         single.len()
     );
     assert!(owners.len() >= 2, "partitions were shared: {owners:?}");
+    // members that lost partitions to a joining one checkpointed them first...
+    let logs: String = ["scale-a", "scale-b", "scale-c"]
+        .iter()
+        .map(|n| std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default())
+        .collect();
+    let handed = logs.matches("checkpointed and committed").count();
+    eprintln!("scale-out test: {handed} revocations checkpointed before the hand-over");
+    assert!(handed >= 1, "no revocation was checkpointed first:\n{logs}");
+    // ...so no owner replayed anything: not one duplicate event
+    assert_eq!(n_scaled, scaled.len(), "duplicates after hand-overs");
     assert!(single.len() >= 6, "{single:#?}");
     let missing: Vec<_> = single.difference(&scaled).collect();
     let invented: Vec<_> = scaled.difference(&single).collect();

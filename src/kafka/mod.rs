@@ -13,7 +13,9 @@
 //! succeeds: delay is fine, data loss is not. The committer's channel is bounded
 //! (`max_in_flight`), so a slow broker pauses fetching instead of growing memory.
 //!
-//! Still to come (open issues): engine state survives neither a restart nor a rebalance.
+//! With `[state]` (see [`checkpoint`]) each partition's engine is checkpointed to a compacted
+//! topic, the committed offset only follows acknowledged checkpoints, and a revoked partition
+//! is checkpointed in the rebalance callback before it moves ([`RevokeHook`]).
 
 pub mod checkpoint;
 pub mod ratelog;
@@ -26,7 +28,7 @@ use std::time::Duration;
 use prost::Message as _;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -43,8 +45,23 @@ use crate::metrics::Metrics;
 use crate::model::Model;
 use ratelog::RateLimitedLog;
 
-/// Engine and clock of each assigned (topic, partition).
-type Engines = HashMap<(Arc<str>, i32), (Engine, PartitionClock)>;
+/// A partition: its engine, its clock and its checkpoint bookkeeping.
+pub struct Part {
+    engine: Engine,
+    clock: PartitionClock,
+    ckpt: Ckpt,
+}
+
+/// The parts of the assigned (topic, partition)s, shared with the rebalance callback (which
+/// checkpoints a revoked partition before it leaves; see [`RevokeHook`]). Locked only for
+/// synchronous work, never across an await.
+type Engines = HashMap<(Arc<str>, i32), Part>;
+type Shared = Arc<std::sync::Mutex<Engines>>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Engines> {
+    // a panic while holding it would have ended the run; the data is still consistent
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// How often the wall clock is consulted (idle partitions, lag), ms.
 pub const CLOCK_TICK_MS: u64 = 250;
@@ -91,6 +108,8 @@ pub struct LagContext {
     distrust_until: std::sync::atomic::AtomicI64,
     /// Messages beyond the group's position per (topic, partition), from the statistics.
     unread: std::sync::Mutex<HashMap<(String, i32), i64>>,
+    /// Set by `run` when a state topic is configured.
+    hook: std::sync::OnceLock<RevokeHook>,
 }
 
 /// How long after a client error the cached high watermarks are not trusted, ms.
@@ -138,16 +157,21 @@ impl ClientContext for LagContext {
 impl ConsumerContext for LagContext {
     fn pre_rebalance(
         &self,
-        _: &rdkafka::consumer::BaseConsumer<Self>,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
         rebalance: &rdkafka::consumer::Rebalance<'_>,
     ) {
         if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
+            let list: Vec<(String, i32)> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            // with a state topic: checkpoint first, so the next owner starts where we stopped
+            if let Some(hook) = self.hook.get() {
+                hook.revoke(consumer, &list);
+            }
             if let Ok(mut revoked) = self.revoked.lock() {
-                revoked.extend(
-                    tpl.elements()
-                        .iter()
-                        .map(|e| (e.topic().to_string(), e.partition())),
-                );
+                revoked.extend(list);
             }
         }
     }
@@ -183,6 +207,7 @@ pub fn consumer(cfg: &RunConfig, metrics: Arc<Metrics>) -> Result<DeadairConsume
         revoked: std::sync::Mutex::new(Vec::new()),
         distrust_until: std::sync::atomic::AtomicI64::new(0),
         unread: std::sync::Mutex::new(HashMap::new()),
+        hook: std::sync::OnceLock::new(),
     })
 }
 
@@ -364,9 +389,20 @@ pub async fn run(
         .unwrap_or_else(|_| format!("deadair-{}", std::process::id()));
     let mut log = RateLimitedLog::new(5);
     let mut summary = RunSummary::default();
-    let mut engines: Engines = HashMap::new();
+    let shared: Shared = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    if let Some(state) = &cfg.state {
+        let hook = RevokeHook {
+            shared: shared.clone(),
+            producer: producer.clone(),
+            state_topic: state.topic.clone(),
+            group: cfg.group_id.clone(),
+            alert_topic: cfg.alert_topic.clone(),
+            alert_format: cfg.alert_format,
+            metrics: metrics.clone(),
+        };
+        let _ = consumer.context().hook.set(hook);
+    }
     let mut expected: Expected = HashMap::new();
-    let mut ckpts: HashMap<(Arc<str>, i32), Ckpt> = HashMap::new();
     let inventory = match &cfg.inventory {
         Some(inv) => Some(inventory_consumer(cfg, &inv.topic)?),
         None => None,
@@ -389,11 +425,15 @@ pub async fn run(
             _ = heartbeat.tick() => {
                 summary.heartbeats += 1;
                 metrics.heartbeats.inc();
-                drop_revoked(&consumer, &mut engines, &cfg.group_id, &mut alerts);
+                let parts = {
+                    let mut engines = lock(&shared);
+                    drop_revoked(&consumer, &mut engines, &cfg.group_id, &mut alerts);
+                    refresh_gauges(&metrics, &health, &consumer, &producer, &engines);
+                    let mut parts: Vec<String> = engines.keys().map(|(t, p)| format!("{t}/{p}")).collect();
+                    parts.sort();
+                    parts
+                };
                 metrics.alert(AlertKind::Heartbeat, AlertStatus::Firing);
-                refresh_gauges(&metrics, &health, &consumer, &producer, &engines);
-                let mut parts: Vec<String> = engines.keys().map(|(t, p)| format!("{t}/{p}")).collect();
-                parts.sort();
                 let hb = heartbeat_event(&cfg.group_id, &instance, &parts);
                 let payload = encode_alert(&hb, cfg.alert_format);
                 // not tied to any offset: fire and forget (librdkafka retries)
@@ -418,19 +458,22 @@ pub async fn run(
                         continue;
                     }
                 };
-                let engine = cfg.inventory_input().and_then(|t| engines.get_mut(&(Arc::from(t), p)));
                 let tombstone = msg.payload().is_none_or(|v| v.is_empty());
+                {
+                    let mut engines = lock(&shared);
+                    let part = cfg.inventory_input().and_then(|t| engines.get_mut(&(Arc::from(t), p)));
+                    if let Some(Part { engine, .. }) = part {
+                        let at = if engine.now() == i64::MIN { wall_ms() } else { engine.now() };
+                        if tombstone {
+                            engine.unexpect(&series.0, series.1.as_slice(), at, &mut alerts);
+                        } else {
+                            engine.expect(&series.0, series.1.as_slice(), at, &mut alerts);
+                        }
+                    }
+                }
                 if tombstone {
                     expected.entry(p).or_default().remove(key);
-                    if let Some((engine, _)) = engine {
-                        let at = if engine.now() == i64::MIN { wall_ms() } else { engine.now() };
-                        engine.unexpect(&series.0, series.1.as_slice(), at, &mut alerts);
-                    }
                 } else {
-                    if let Some((engine, _)) = engine {
-                        let at = if engine.now() == i64::MIN { wall_ms() } else { engine.now() };
-                        engine.expect(&series.0, series.1.as_slice(), at, &mut alerts);
-                    }
                     expected.entry(p).or_default().insert(key.to_string(), series);
                 }
                 if !alerts.is_empty() {
@@ -443,7 +486,7 @@ pub async fn run(
             }
             _ = tick.tick() => {
                 // the wall clock: idle, caught-up partitions move on; lagging ones report it
-                drop_revoked(&consumer, &mut engines, &cfg.group_id, &mut alerts);
+                drop_revoked(&consumer, &mut lock(&shared), &cfg.group_id, &mut alerts);
                 let wall = wall_ms();
                 // with an inventory, every assigned partition of its input has an engine, so a
                 // partition where nothing ever reports still alerts on its expected series
@@ -452,31 +495,42 @@ pub async fn run(
                         a.elements().iter().filter(|e| e.topic() == input).map(|e| e.partition()).collect()
                     }).unwrap_or_default();
                     for p in assigned {
-                        engine_for(&mut engines, &mut ckpts, (Arc::from(input), p), &model, clock_cfg, cfg, &expected, &mut alerts).await?;
+                        engine_for(&shared, (Arc::from(input), p), &model, clock_cfg, cfg, &expected, &mut alerts).await?;
                     }
                 }
-                for ((topic, partition), (engine, clock)) in engines.iter_mut() {
-                    let (high, unread) = cached_lag(&consumer, topic, *partition);
-                    let lag = clock.lag(high, unread, wall);
-                    clock.step_lag(lag, wall, &cfg.group_id, &mut alerts);
-                    metrics.lag_seconds.with_label_values(&[&**topic, &partition.to_string()]).set(lag.behind_ms / 1000);
-                    engine.advance(clock.watermark(lag, wall), &mut alerts);
-                    if !alerts.is_empty() {
-                        let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log).await;
-                        let f = InFlight { topic: topic.clone(), partition: *partition, offset: None, store: false, deliveries };
+                // under the lock: advance every clock, collect alerts and due checkpoints
+                let mut work: Vec<TickWork> = Vec::new();
+                {
+                    let mut engines = lock(&shared);
+                    for (key, part) in engines.iter_mut() {
+                        let (topic, partition) = key;
+                        let (high, unread) = cached_lag(&consumer, topic, *partition);
+                        let lag = part.clock.lag(high, unread, wall);
+                        let mut out = Vec::new();
+                        part.clock.step_lag(lag, wall, &cfg.group_id, &mut out);
+                        metrics.lag_seconds.with_label_values(&[&**topic, &partition.to_string()]).set(lag.behind_ms / 1000);
+                        part.engine.advance(part.clock.watermark(lag, wall), &mut out);
+                        // a checkpoint per `[state] interval`, at the last offset consumed
+                        let due = cfg.state.as_ref().is_some_and(|s| wall - part.ckpt.at >= s.interval);
+                        let ckpt = if due { take_checkpoint(key, part) } else { None };
+                        if !out.is_empty() || ckpt.is_some() {
+                            work.push((key.clone(), out, ckpt));
+                        }
+                    }
+                }
+                for ((topic, partition), mut out, ckpt) in work {
+                    if !out.is_empty() {
+                        let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut out, &mut log).await;
+                        let f = InFlight { topic: topic.clone(), partition, offset: None, store: false, deliveries };
                         if tx.send(f).await.is_err() {
                             return Err("the committer stopped unexpectedly".into());
                         }
                     }
-                    // a checkpoint per `[state] interval`, at the last offset consumed
-                    let key = (topic.clone(), *partition);
-                    if let (Some(state), Some(ck)) = (&cfg.state, ckpts.get_mut(&key)) {
-                        if wall - ck.at >= state.interval && clock.last_offset() >= 0 {
-                            let f = write_checkpoint(&producer, &state.topic, &key, engine, clock.last_offset(), ck, &mut log).await;
-                            metrics.checkpoints.inc();
-                            if tx.send(f).await.is_err() {
-                                return Err("the committer stopped unexpectedly".into());
-                            }
+                    if let (Some(w), Some(state)) = (ckpt, &cfg.state) {
+                        let f = send_checkpoint(&producer, &state.topic, w, &mut log).await;
+                        metrics.checkpoints.inc();
+                        if tx.send(f).await.is_err() {
+                            return Err("the committer stopped unexpectedly".into());
                         }
                     }
                 }
@@ -499,7 +553,7 @@ pub async fn run(
                         continue;
                     }
                 };
-                drop_revoked(&consumer, &mut engines, &cfg.group_id, &mut alerts);
+                drop_revoked(&consumer, &mut lock(&shared), &cfg.group_id, &mut alerts);
                 summary.messages += 1;
                 metrics.messages.inc();
                 metrics.bytes.inc_by(msg.payload().map_or(0, |p| p.len() as u64));
@@ -510,7 +564,7 @@ pub async fn run(
                 let (partition, offset) = (msg.partition(), msg.offset());
                 // the partition's engine (restored from its checkpoint on first use), before
                 // any borrow of the message's payload is held across an await
-                engine_for(&mut engines, &mut ckpts, (topic.clone(), partition), &model, clock_cfg, cfg, &expected, &mut alerts).await?;
+                engine_for(&shared, (topic.clone(), partition), &model, clock_cfg, cfg, &expected, &mut alerts).await?;
                 samples.clear();
                 let payload = msg.payload().unwrap_or(&[]);
                 let decoded = match cfg.format_of(&topic) {
@@ -537,33 +591,38 @@ pub async fn run(
                 summary.samples += batch.len() as u64;
                 metrics.samples.inc_by(batch.len() as u64);
                 let started = std::time::Instant::now();
-                let Some((engine, clock)) = engines.get_mut(&(topic.clone(), partition)) else {
-                    return Err(format!("{topic}/{partition}: no engine"));
-                };
-                let refs: Vec<SampleRef<'_, _>> = batch.refs().collect();
-                engine.ingest_batch(&refs, &mut alerts, &mut outcomes);
-                for o in outcomes.drain(..) {
-                    let reason = match o {
-                        Outcome::Accepted(_) => continue,
-                        Outcome::Late => "late",
-                        Outcome::NonFinite => "non_finite",
-                        Outcome::Unmatched => "unmatched",
-                        Outcome::Refused => "cardinality",
-                    };
-                    metrics.samples_dropped.with_label_values(&[reason]).inc();
-                }
-                clock.consumed(offset, msg.timestamp().to_millis(), batch.newest());
-                // a backlog can be consumed between two ticks: an old message reports lag now
-                if !clock.lag_firing()
-                    && msg.timestamp().to_millis().is_some_and(|t| wall_ms() - t > cfg.lag_threshold)
                 {
-                    let wall = wall_ms();
-                    let (high, unread) = cached_lag(&consumer, &topic, partition);
-                    let lag = clock.lag(high, unread, wall);
-                    clock.step_lag(lag, wall, &cfg.group_id, &mut alerts);
+                    let mut engines = lock(&shared);
+                    let Some(Part { engine, clock, .. }) = engines.get_mut(&(topic.clone(), partition)) else {
+                        // revoked (and checkpointed) since this message was fetched: its new
+                        // owner reads it again from the committed offset
+                        continue;
+                    };
+                    let refs: Vec<SampleRef<'_, _>> = batch.refs().collect();
+                    engine.ingest_batch(&refs, &mut alerts, &mut outcomes);
+                    for o in outcomes.drain(..) {
+                        let reason = match o {
+                            Outcome::Accepted(_) => continue,
+                            Outcome::Late => "late",
+                            Outcome::NonFinite => "non_finite",
+                            Outcome::Unmatched => "unmatched",
+                            Outcome::Refused => "cardinality",
+                        };
+                        metrics.samples_dropped.with_label_values(&[reason]).inc();
+                    }
+                    clock.consumed(offset, msg.timestamp().to_millis(), batch.newest());
+                    // a backlog can be consumed between two ticks: an old message reports lag now
+                    if !clock.lag_firing()
+                        && msg.timestamp().to_millis().is_some_and(|t| wall_ms() - t > cfg.lag_threshold)
+                    {
+                        let wall = wall_ms();
+                        let (high, unread) = cached_lag(&consumer, &topic, partition);
+                        let lag = clock.lag(high, unread, wall);
+                        clock.step_lag(lag, wall, &cfg.group_id, &mut alerts);
+                    }
+                    // event time only here; wall time joins on the clock tick when caught up
+                    engine.advance(clock.event_watermark(), &mut alerts);
                 }
-                // event time only here; wall time joins on the clock tick when caught up
-                engine.advance(clock.event_watermark(), &mut alerts);
                 metrics.engine_batch.observe(started.elapsed().as_secs_f64());
                 let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log).await;
                 if tx.send(InFlight { topic, partition, offset: Some(offset), store: cfg.state.is_none(), deliveries }).await.is_err() {
@@ -576,20 +635,12 @@ pub async fn run(
     // Graceful shutdown: stop fetching, checkpoint every partition, let the committer drain,
     // commit what it stored.
     if let Some(state) = &cfg.state {
-        for (key, (engine, clock)) in &engines {
-            let (Some(ck), true) = (ckpts.get_mut(key), clock.last_offset() >= 0) else {
-                continue;
-            };
-            let f = write_checkpoint(
-                &producer,
-                &state.topic,
-                key,
-                engine,
-                clock.last_offset(),
-                ck,
-                &mut log,
-            )
-            .await;
+        let writes: Vec<CheckpointWrite> = lock(&shared)
+            .iter_mut()
+            .filter_map(|(key, part)| take_checkpoint(key, part))
+            .collect();
+        for w in writes {
+            let f = send_checkpoint(&producer, &state.topic, w, &mut log).await;
             metrics.checkpoints.inc();
             if tx.send(f).await.is_err() {
                 break;
@@ -631,95 +682,213 @@ struct Ckpt {
     at: i64,
 }
 
-/// The engine and clock of a partition, created on first use: restored from its latest
-/// checkpoint when a state topic is configured, else fresh. An engine for the inventory's
-/// input topic then expects the inventory's series of its partition (from wall time).
+/// Makes sure the partition has its part: restored from its latest checkpoint when a state
+/// topic is configured, else fresh. An engine for the inventory's input topic then expects the
+/// inventory's series of its partition (from wall time).
 #[allow(clippy::too_many_arguments)]
-async fn engine_for<'a>(
-    engines: &'a mut Engines,
-    ckpts: &mut HashMap<(Arc<str>, i32), Ckpt>,
+async fn engine_for(
+    shared: &Shared,
     key: (Arc<str>, i32),
     model: &Arc<Model>,
     clock_cfg: ClockConfig,
     cfg: &RunConfig,
     expected: &Expected,
     alerts: &mut Vec<Alert>,
-) -> Result<&'a mut (Engine, PartitionClock), String> {
-    if !engines.contains_key(&key) {
-        let (topic, partition) = key.clone();
-        let started = std::time::Instant::now();
-        let (mut engine, marker) = checkpoint::restore(cfg, model, &topic, partition).await?;
-        engine.set_scope(&format!("{topic}/{partition}"));
-        let mut clock = PartitionClock::new(clock_cfg, topic.clone(), partition);
-        if let Some(m) = &marker {
-            clock.consumed(m.offset, None, None);
-            eprintln!(
-                "deadair: {topic}/{partition}: restored checkpoint epoch {} (offset {}, {} series, \
-                 {} bytes) in {:.2} s",
-                m.epoch,
-                m.offset,
-                engine.series_count(),
-                m.bytes,
-                started.elapsed().as_secs_f64()
-            );
-        }
-        ckpts.insert(
-            key.clone(),
-            Ckpt {
-                epoch: marker.map_or(0, |m| m.epoch + 1),
-                at: wall_ms(),
-            },
-        );
-        if cfg.inventory_input() == Some(&*topic) {
-            let at = wall_ms();
-            for (name, labels) in expected
-                .get(&partition)
-                .into_iter()
-                .flat_map(|m| m.values())
-            {
-                engine.expect(name, labels.as_slice(), at, alerts);
-            }
-        }
-        engines.insert(key.clone(), (engine, clock));
+) -> Result<(), String> {
+    if lock(shared).contains_key(&key) {
+        return Ok(());
     }
-    engines
-        .get_mut(&key)
-        .ok_or_else(|| "engine vanished".to_string())
+    let (topic, partition) = key.clone();
+    let started = std::time::Instant::now();
+    let (mut engine, marker) = checkpoint::restore(cfg, model, &topic, partition).await?;
+    engine.set_scope(&format!("{topic}/{partition}"));
+    let mut clock = PartitionClock::new(clock_cfg, topic.clone(), partition);
+    if let Some(m) = &marker {
+        clock.consumed(m.offset, None, None);
+        eprintln!(
+            "deadair: {topic}/{partition}: restored checkpoint epoch {} (offset {}, {} series, \
+             {} bytes) in {:.2} s",
+            m.epoch,
+            m.offset,
+            engine.series_count(),
+            m.bytes,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let ckpt = Ckpt {
+        epoch: marker.map_or(0, |m| m.epoch + 1),
+        at: wall_ms(),
+    };
+    if cfg.inventory_input() == Some(&*topic) {
+        let at = wall_ms();
+        for (name, labels) in expected
+            .get(&partition)
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            engine.expect(name, labels.as_slice(), at, alerts);
+        }
+    }
+    lock(shared).insert(
+        key,
+        Part {
+            engine,
+            clock,
+            ckpt,
+        },
+    );
+    Ok(())
 }
 
-/// Writes a checkpoint of one partition's engine (chunks, then marker) and returns the
+/// What a clock tick found to send for one partition: alerts, and a due checkpoint.
+type TickWork = ((Arc<str>, i32), Vec<Alert>, Option<CheckpointWrite>);
+
+/// A checkpoint ready to send: its partition, the input offset it reflects and its records.
+struct CheckpointWrite {
+    key: (Arc<str>, i32),
+    offset: i64,
+    records: Vec<(String, Vec<u8>)>,
+}
+
+/// Snapshots a partition (if it consumed anything) into checkpoint records; advances its epoch.
+fn take_checkpoint(key: &(Arc<str>, i32), part: &mut Part) -> Option<CheckpointWrite> {
+    let offset = part.clock.last_offset();
+    if offset < 0 {
+        return None;
+    }
+    let snapshot = part.engine.snapshot();
+    let records = checkpoint::records(&key.0, key.1, part.ckpt.epoch, offset, &snapshot);
+    part.ckpt.epoch += 1;
+    part.ckpt.at = wall_ms();
+    Some(CheckpointWrite {
+        key: key.clone(),
+        offset,
+        records,
+    })
+}
+
+/// Enqueues a checkpoint's records (chunks, then marker) to the state topic and returns the
 /// in-flight item that stores the input offset once all of it is acknowledged.
-async fn write_checkpoint(
+async fn send_checkpoint(
     producer: &FutureProducer,
     state_topic: &str,
-    key: &(Arc<str>, i32),
-    engine: &Engine,
-    offset: i64,
-    ckpt: &mut Ckpt,
+    w: CheckpointWrite,
     log: &mut RateLimitedLog,
 ) -> InFlight {
-    let (topic, partition) = key;
-    let snapshot = engine.snapshot();
     let topic_arc: Arc<str> = Arc::from(state_topic);
     let mut deliveries = Vec::new();
-    for (k, v) in checkpoint::records(topic, *partition, ckpt.epoch, offset, &snapshot) {
-        let fut = enqueue(producer, state_topic, Some(*partition), &k, &v, log).await;
+    for (k, v) in w.records {
+        let fut = enqueue(producer, state_topic, Some(w.key.1), &k, &v, log).await;
         deliveries.push(Pending {
             fut,
             topic: topic_arc.clone(),
-            partition: Some(*partition),
+            partition: Some(w.key.1),
             key: k,
             payload: v,
         });
     }
-    ckpt.epoch += 1;
-    ckpt.at = wall_ms();
     InFlight {
-        topic: topic.clone(),
-        partition: *partition,
-        offset: Some(offset),
+        topic: w.key.0,
+        partition: w.key.1,
+        offset: Some(w.offset),
         store: true,
         deliveries,
+    }
+}
+
+/// What the rebalance callback needs to checkpoint a partition before it is revoked.
+pub struct RevokeHook {
+    shared: Shared,
+    producer: FutureProducer,
+    state_topic: String,
+    group: String,
+    alert_topic: String,
+    alert_format: AlertFormat,
+    metrics: Arc<Metrics>,
+}
+
+impl RevokeHook {
+    /// Runs inside the rebalance callback (on librdkafka's poll, while the main loop holds no
+    /// lock): each revoked partition's part is taken out, checkpointed, its lag alert
+    /// resolved; once the producer has flushed every outstanding record (those alerts, every
+    /// alert before them, the checkpoints), the checkpoints' offsets are committed, so the next
+    /// owner restores exactly where this one stopped. On a flush timeout nothing is committed:
+    /// the next owner then restores the previous checkpoint and replays (still no loss).
+    fn revoke(&self, consumer: &BaseConsumer<LagContext>, revoked: &[(String, i32)]) {
+        let mut writes = Vec::new();
+        let mut alerts = Vec::new();
+        {
+            let mut engines = lock(&self.shared);
+            for (t, p) in revoked {
+                let key = (Arc::from(t.as_str()), *p);
+                if let Some(mut part) = engines.remove(&key) {
+                    part.clock.revoked(wall_ms(), &self.group, &mut alerts);
+                    writes.extend(take_checkpoint(&key, &mut part));
+                }
+            }
+        }
+        if writes.is_empty() && alerts.is_empty() {
+            return;
+        }
+        for a in &alerts {
+            self.metrics.alert(a.kind, a.state);
+            let payload = encode_alert(a, self.alert_format);
+            send_blocking(
+                &self.producer,
+                &self.alert_topic,
+                None,
+                &a.alert_id,
+                &payload,
+            );
+        }
+        for w in &writes {
+            for (k, v) in &w.records {
+                send_blocking(&self.producer, &self.state_topic, Some(w.key.1), k, v);
+            }
+            self.metrics.checkpoints.inc();
+        }
+        if self.producer.flush(Duration::from_secs(10)).is_err() {
+            eprintln!("deadair: revocation: checkpoints not acknowledged within 10 s; the next owner replays from the previous one");
+            return;
+        }
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for w in &writes {
+            let _ =
+                tpl.add_partition_offset(&w.key.0, w.key.1, rdkafka::Offset::Offset(w.offset + 1));
+        }
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => eprintln!(
+                "deadair: revocation: checkpointed and committed {} partition(s) before handing them over",
+                writes.len()
+            ),
+            Err(e) => eprintln!("deadair: revocation: commit failed ({e}); the next owner replays from the previous checkpoint"),
+        }
+    }
+}
+
+/// Enqueues a record from a thread that may block (the rebalance callback).
+fn send_blocking(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    key: &str,
+    payload: &[u8],
+) {
+    loop {
+        let mut record = FutureRecord::to(topic).key(key).payload(payload);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        match producer.send_result(record) {
+            Ok(_) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => {
+                eprintln!("deadair: revocation: cannot enqueue {key} to {topic}: {e}");
+                return;
+            }
+        }
     }
 }
 
@@ -854,8 +1023,8 @@ fn drop_revoked(
     alerts: &mut Vec<Alert>,
 ) {
     for (t, p) in consumer.context().take_revoked() {
-        if let Some((_, mut clock)) = engines.remove(&(Arc::from(t.as_str()), p)) {
-            clock.revoked(wall_ms(), group, alerts);
+        if let Some(mut part) = engines.remove(&(Arc::from(t.as_str()), p)) {
+            part.clock.revoked(wall_ms(), group, alerts);
         }
     }
 }
@@ -877,16 +1046,19 @@ fn refresh_gauges(
             .ready
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    metrics
-        .active_series
-        .set(engines.values().map(|(e, _)| e.series_count() as i64).sum());
+    metrics.active_series.set(
+        engines
+            .values()
+            .map(|p| p.engine.series_count() as i64)
+            .sum(),
+    );
     metrics.assigned_partitions.set(engines.len() as i64);
     metrics
         .producer_queue
         .set(i64::from(producer.in_flight_count()));
     if let Some(oldest) = engines
         .values()
-        .map(|(e, _)| e.now())
+        .map(|p| p.engine.now())
         .filter(|t| *t != i64::MIN)
         .min()
     {
