@@ -509,20 +509,17 @@ impl Engine {
         }
         let st = &mut self.states[idx as usize];
         let phase = st.absence.phase;
-        match phase {
-            AbsencePhase::Firing => {
-                st.absence.resolve();
-                self.emit_absence(idx, AlertStatus::Resolved, at, last_seen, None, out);
-                if let Some(a) = out.last_mut() {
-                    a.summary = format!(
-                        "{} retired after {} of silence (retention); its state is freed",
-                        self.series.series(idx).display(),
-                        format_duration(at - a.started_at)
-                    );
-                }
+        // only a series with its own firing absence gets a final event; held, covered and
+        // straggling ones leave with their group's bookkeeping
+        if st.absence.resolve() == Transition::Resolved {
+            self.emit_absence(idx, AlertStatus::Resolved, at, last_seen, None, out);
+            if let Some(a) = out.last_mut() {
+                a.summary = format!(
+                    "{} retired after {} of silence (retention); its state is freed",
+                    self.series.series(idx).display(),
+                    format_duration(at - a.started_at)
+                );
             }
-            AbsencePhase::Live => {}
-            AbsencePhase::Held | AbsencePhase::Covered | AbsencePhase::Straggler => {}
         }
         self.forget_in_group(idx, phase, out);
         self.stats.retired += 1;

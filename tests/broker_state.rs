@@ -183,19 +183,14 @@ async fn kill_9_mid_stream_loses_no_transition_and_duplicates_keep_their_version
     };
 
     let dir = std::env::temp_dir().join(format!("deadair-state-{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("run.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "brokers = \"{brokers}\"\ngroup_id = \"crash-{id}\"\nalert_topic = \"{crash_alerts}\"\n\
-             heartbeat_interval = \"1s\"\nmetrics_addr = \"\"\n\
-             [[input]]\ntopic = \"{input}\"\nformat = \"proto\"\n\
-             [state]\ntopic = \"{state}\"\ninterval = \"1s\"\n\
-             [librdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n"
-        ),
-    )
-    .unwrap();
+    let config = write_state_config(
+        &dir,
+        &brokers,
+        &format!("crash-{id}"),
+        &crash_alerts,
+        &input,
+        &state,
+    );
 
     // run A: killed with SIGKILL twice mid-stream (around the silence and the spike; the
     // killed member's session lapses after 6 s, then its successor owns the partition)
@@ -291,6 +286,32 @@ async fn wait_all_committed(brokers: &str, group: &str, topic: &str, n: i32, wan
     }
 }
 
+/// Writes a `deadair run` config with a 1 s checkpoint interval and a 6 s session timeout (so
+/// a killed member's partitions move quickly) into `dir`; returns its path.
+fn write_state_config(
+    dir: &std::path::Path,
+    brokers: &str,
+    group: &str,
+    alerts: &str,
+    input: &str,
+    state: &str,
+) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("run.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "brokers = \"{brokers}\"\ngroup_id = \"{group}\"\nalert_topic = \"{alerts}\"\n\
+             heartbeat_interval = \"1s\"\nmetrics_addr = \"\"\n\
+             [[input]]\ntopic = \"{input}\"\nformat = \"proto\"\n\
+             [state]\ntopic = \"{state}\"\ninterval = \"1s\"\n\
+             [librdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
 /// Starts `deadair run` as instance `name`, its stderr to `name.log` beside the config.
 fn spawn_named(config: &std::path::Path, name: &str) -> Child {
     let log = std::fs::File::create(config.with_file_name(format!("{name}.log"))).unwrap();
@@ -372,19 +393,14 @@ async fn instances_join_and_leave_sharing_partitions_and_moving_state() {
         })
     };
     let dir = std::env::temp_dir().join(format!("deadair-scale-{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("run.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "brokers = \"{brokers}\"\ngroup_id = \"scale-{id}\"\nalert_topic = \"{alerts}\"\n\
-             heartbeat_interval = \"1s\"\nmetrics_addr = \"\"\n\
-             [[input]]\ntopic = \"{input}\"\nformat = \"proto\"\n\
-             [state]\ntopic = \"{state}\"\ninterval = \"1s\"\n\
-             [librdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n"
-        ),
-    )
-    .unwrap();
+    let config = write_state_config(
+        &dir,
+        &brokers,
+        &format!("scale-{id}"),
+        &alerts,
+        &input,
+        &state,
+    );
     // one instance, then two, then three join mid-stream (each join revokes partitions from
     // running members, which checkpoint them first); then two leave
     let a = spawn_named(&config, "scale-a");

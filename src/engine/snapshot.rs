@@ -22,7 +22,6 @@ use crate::absence::NEVER;
 use crate::alert::AbsenceState;
 use crate::detect::DetectorState;
 use crate::model::Model;
-use crate::series::SeriesRef;
 
 /// Snapshot format version this build writes and reads.
 pub const FORMAT: u16 = 1;
@@ -174,10 +173,4 @@ impl Engine {
         e.now = snap.now;
         Ok(e)
     }
-}
-
-/// Labels of a series in a snapshot, for error messages and tests.
-#[allow(dead_code)]
-fn display(key: &[u8]) -> String {
-    SeriesRef::new(key).display()
 }
