@@ -16,7 +16,12 @@
 //!
 //! [[input]]
 //! topic = "metrics"
-//! format = "proto"                    # deadair.v1.SampleBatch; or "json"
+//! format = "proto"                    # or "json", "remote_write", "otlp", "influx"
+//! autodetect = true                   # a message's content-type header overrides `format`
+//! precision = "ns"                    # influx: timestamp unit ("ns", "us", "ms", "s")
+//! quantiles = [0.5, 0.9, 0.99]        # otlp: quantiles derived from histograms and summaries
+//! promote_resource_attributes = []    # otlp: resource attributes kept as labels
+//! max_decompressed_bytes = 33554432   # remote_write: larger messages are refused
 //!
 //! [inventory]                         # optional: series expected to report
 //! topic = "deadair-inventory"         # compacted; co-partitioned with `input` (see below)
@@ -39,12 +44,41 @@ use crate::model::check;
 
 /// Payload format of an input topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum InputFormat {
     /// `deadair.v1.SampleBatch` (protobuf).
     Proto,
     /// One JSON sample object, or a JSON array of them, per message.
     Json,
+    /// Prometheus remote-write 1.0: a snappy-compressed protobuf `WriteRequest` per message.
+    RemoteWrite,
+    /// OpenTelemetry OTLP: a protobuf `ExportMetricsServiceRequest` per message.
+    Otlp,
+    /// Influx line protocol: one or more lines per message.
+    Influx,
+}
+
+/// Unit of Influx line-protocol timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Ns,
+    Us,
+    Ms,
+    S,
+}
+
+impl Precision {
+    /// A timestamp in this unit as ms (rounded towards negative infinity), if in range.
+    pub fn to_ms(self, t: i64) -> Option<i64> {
+        match self {
+            Self::Ns => Some(t.div_euclid(1_000_000)),
+            Self::Us => Some(t.div_euclid(1_000)),
+            Self::Ms => Some(t),
+            Self::S => t.checked_mul(1_000),
+        }
+    }
 }
 
 /// Encoding of alert events on the alert topic.
@@ -88,11 +122,56 @@ pub struct StateConfig {
     pub interval: i64,
 }
 
+fn yes() -> bool {
+    true
+}
+fn default_quantiles() -> Vec<f64> {
+    vec![0.5, 0.9, 0.99]
+}
+fn default_max_decompressed() -> usize {
+    32 << 20
+}
+
+/// At most this many quantiles per input (each derives one series per histogram).
+pub const MAX_QUANTILES: usize = 16;
+
+/// One input topic and how its messages are read (see `decode`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Input {
     pub topic: String,
+    /// The format of messages that do not say otherwise.
     pub format: InputFormat,
+    /// A message's `content-type` header, when it names a known format, overrides `format`.
+    #[serde(default = "yes")]
+    pub autodetect: bool,
+    /// Influx line protocol: the unit of timestamps.
+    #[serde(default)]
+    pub precision: Precision,
+    /// OTLP: quantiles (0..=1) derived from histograms (estimated from buckets) and summaries.
+    #[serde(default = "default_quantiles")]
+    pub quantiles: Vec<f64>,
+    /// OTLP: resource attributes kept as labels besides `job` and `instance`.
+    #[serde(default)]
+    pub promote_resource_attributes: Vec<String>,
+    /// Remote-write: the largest decompressed message accepted, bytes.
+    #[serde(default = "default_max_decompressed")]
+    pub max_decompressed_bytes: usize,
+}
+
+impl Input {
+    /// An input of `format` with every option at its default.
+    pub fn new(topic: &str, format: InputFormat) -> Input {
+        Input {
+            topic: topic.into(),
+            format,
+            autodetect: true,
+            precision: Precision::default(),
+            quantiles: default_quantiles(),
+            promote_resource_attributes: Vec::new(),
+            max_decompressed_bytes: default_max_decompressed(),
+        }
+    }
 }
 
 fn default_brokers() -> String {
@@ -223,6 +302,25 @@ impl RunConfig {
                 ));
             }
         }
+        for i in &cfg.input {
+            let t = &i.topic;
+            if i.quantiles.len() > MAX_QUANTILES {
+                return Err(format!(
+                    "{file}: [[input]] `{t}`: at most {MAX_QUANTILES} quantiles, found {}",
+                    i.quantiles.len()
+                ));
+            }
+            if let Some(q) = i.quantiles.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+                return Err(format!(
+                    "{file}: [[input]] `{t}`: quantile {q} is outside 0..=1"
+                ));
+            }
+            if i.max_decompressed_bytes == 0 {
+                return Err(format!(
+                    "{file}: [[input]] `{t}`: `max_decompressed_bytes` must be at least 1"
+                ));
+            }
+        }
         if cfg.max_in_flight == 0 {
             return Err(format!("{file}: `max_in_flight` must be at least 1"));
         }
@@ -254,11 +352,9 @@ impl RunConfig {
         self.inventory.as_ref().and_then(|i| i.input.as_deref())
     }
 
-    pub fn format_of(&self, topic: &str) -> Option<InputFormat> {
-        self.input
-            .iter()
-            .find(|i| i.topic == topic)
-            .map(|i| i.format)
+    /// The input a topic belongs to.
+    pub fn input_of(&self, topic: &str) -> Option<&Input> {
+        self.input.iter().find(|i| i.topic == topic)
     }
 }
 
@@ -276,7 +372,21 @@ mod tests {
             ("127.0.0.1:9092", "deadair")
         );
         assert_eq!((c.heartbeat_interval, c.shutdown_timeout), (10_000, 30_000));
-        assert_eq!(c.format_of("m"), Some(InputFormat::Json));
+        let i = c.input_of("m").unwrap();
+        assert_eq!(*i, Input::new("m", InputFormat::Json));
+        let c = RunConfig::parse(
+            "[[input]]\ntopic = \"m\"\nformat = \"influx\"\nprecision = \"s\"\nautodetect = false\nquantiles = [0.5]\n",
+            "c.toml",
+            |_| None,
+        )
+        .unwrap();
+        let i = c.input_of("m").unwrap();
+        assert_eq!(
+            (i.format, i.precision, i.autodetect, i.quantiles.as_slice()),
+            (InputFormat::Influx, Precision::S, false, &[0.5][..])
+        );
+        assert_eq!(Precision::Ns.to_ms(-1), Some(-1), "rounds down");
+        assert_eq!(Precision::S.to_ms(i64::MAX), None);
         let c = RunConfig::parse(MINIMAL, "c.toml", |k| {
             (k == "DEADAIR_BROKERS").then(|| "b:1".to_string())
         })
@@ -303,6 +413,13 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("c.toml:3:") && e.contains("avro"), "{e}");
         assert!(RunConfig::parse("brokers = \"x\"\ninput = []\n", "c.toml", |_| None).is_err());
+        let e = RunConfig::parse(
+            "[[input]]\ntopic = \"m\"\nformat = \"otlp\"\nquantiles = [1.5]\n",
+            "c.toml",
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(e.contains("`m`: quantile 1.5 is outside 0..=1"), "{e}");
         let e = RunConfig::parse(
             &format!("{MINIMAL}[librdkafka]\n\"enable.auto.commit\" = \"false\"\n"),
             "c.toml",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use prost::Message as _;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
@@ -113,21 +113,17 @@ async fn produce(
     let mut messages = 0;
     for (key, samples) in &by_job {
         for chunk in samples.chunks(batch.max(1)) {
-            let payload = match format {
-                InputFormat::Proto => SampleBatch {
-                    samples: chunk.iter().map(|s| (*s).clone()).collect(),
-                }
-                .encode_to_vec(),
-                InputFormat::Json => {
-                    let items: Vec<serde_json::Value> = chunk
-                        .iter()
-                        .map(|s| serde_json::json!({"name": s.name, "labels": s.labels, "timestamp": s.timestamp, "value": s.value}))
-                        .collect();
-                    serde_json::Value::Array(items).to_string().into_bytes()
-                }
-            };
+            let (payload, content_type) = encode(chunk, format);
             loop {
-                match producer.send_result(FutureRecord::to(topic).key(*key).payload(&payload)) {
+                let headers = OwnedHeaders::new().insert(Header {
+                    key: "content-type",
+                    value: Some(content_type),
+                });
+                let record = FutureRecord::to(topic)
+                    .key(*key)
+                    .payload(&payload)
+                    .headers(headers);
+                match producer.send_result(record) {
                     Ok(_) => break,
                     Err((
                         rdkafka::error::KafkaError::MessageProduction(
@@ -144,6 +140,40 @@ async fn produce(
         }
     }
     Ok(messages)
+}
+
+/// Samples as one message of `format`, with the `content-type` that marks it (see
+/// `decode::format_from_headers`).
+pub fn encode(samples: &[&Sample], format: InputFormat) -> (Vec<u8>, &'static str) {
+    use crate::decode::{influx, otlp, remote_write};
+    match format {
+        InputFormat::Proto => (
+            SampleBatch {
+                samples: samples.iter().map(|s| (*s).clone()).collect(),
+            }
+            .encode_to_vec(),
+            "application/x-protobuf;proto=deadair.v1.SampleBatch",
+        ),
+        InputFormat::Json => {
+            let items: Vec<serde_json::Value> = samples
+                .iter()
+                .map(|s| serde_json::json!({"name": s.name, "labels": s.labels, "timestamp": s.timestamp, "value": s.value}))
+                .collect();
+            (
+                serde_json::Value::Array(items).to_string().into_bytes(),
+                "application/json",
+            )
+        }
+        InputFormat::RemoteWrite => (
+            remote_write::encode(samples),
+            "application/x-protobuf;proto=prometheus.WriteRequest",
+        ),
+        InputFormat::Otlp => (
+            otlp::encode(samples),
+            "application/x-protobuf;proto=opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest",
+        ),
+        InputFormat::Influx => (influx::encode(samples), "text/plain; charset=utf-8"),
+    }
 }
 
 /// One readable line for an alert event from the alert topic.

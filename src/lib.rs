@@ -18,12 +18,14 @@
 //!   `pipeline_lag` alert.
 //! - [`codec`]: alert events to protobuf (`proto/deadair/v1`) and JSON; samples from JSON.
 //! - [`config`]: the `deadair run` configuration file.
-//! - [`decode`]: input messages (protobuf `SampleBatch`, JSON) to samples.
+//! - [`decode`]: input messages to samples: native protobuf `SampleBatch`, JSON, Prometheus
+//!   remote-write, OpenTelemetry OTLP, Influx line protocol (chosen per topic, or by a
+//!   message's `content-type` header); each format's encoder too (for `deadair gen`, tests).
 //! - [`metrics`], [`http`]: deadair's own health as Prometheus metrics, served with
 //!   `/healthz` and `/readyz`.
 //! - [`kafka`]: the Kafka stage: consumer group in, engines per partition, alerts out,
 //!   offsets stored only behind delivered alerts, heartbeats, graceful shutdown.
-//! - [`proto`]: the prost-generated wire types.
+//! - [`proto`], [`wire`]: the prost-generated wire types (deadair's own; remote-write, OTLP).
 //! - [`synth`], [`demo`]: synthetic series, `deadair demo` (mock cluster + synthetic producer +
 //!   the real pipeline) and `deadair gen` (the synthetic producer against a real broker).
 //! - [`replay`]: the offline mode behind `deadair replay` (CSV/JSONL inputs merged by event
@@ -51,6 +53,53 @@ pub mod time;
 pub mod proto {
     #![allow(clippy::all, missing_docs)]
     include!(concat!(env!("OUT_DIR"), "/deadair.v1.rs"));
+}
+
+/// prost-generated types of the formats deadair reads besides its own: Prometheus
+/// remote-write (`proto/prometheus`) and OpenTelemetry OTLP metrics (`proto/opentelemetry`).
+pub mod wire {
+    #![allow(clippy::all, missing_docs)]
+    pub mod prometheus {
+        include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
+    }
+    pub mod opentelemetry {
+        pub mod proto {
+            pub mod common {
+                pub mod v1 {
+                    include!(concat!(
+                        env!("OUT_DIR"),
+                        "/opentelemetry.proto.common.v1.rs"
+                    ));
+                }
+            }
+            pub mod resource {
+                pub mod v1 {
+                    include!(concat!(
+                        env!("OUT_DIR"),
+                        "/opentelemetry.proto.resource.v1.rs"
+                    ));
+                }
+            }
+            pub mod metrics {
+                pub mod v1 {
+                    include!(concat!(
+                        env!("OUT_DIR"),
+                        "/opentelemetry.proto.metrics.v1.rs"
+                    ));
+                }
+            }
+            pub mod collector {
+                pub mod metrics {
+                    pub mod v1 {
+                        include!(concat!(
+                            env!("OUT_DIR"),
+                            "/opentelemetry.proto.collector.metrics.v1.rs"
+                        ));
+                    }
+                }
+            }
+        }
+    }
 }
 
 pub use alert::{Alert, AlertKind, AlertStatus};

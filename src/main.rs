@@ -82,7 +82,7 @@ enum Command {
         /// Samples per message.
         #[arg(long, default_value_t = 100)]
         batch: usize,
-        /// Message format: proto or json.
+        /// Message format: proto, json, remote_write, otlp or influx (each message marked with its content-type header).
         #[arg(long, default_value = "proto")]
         format: String,
     },
@@ -368,11 +368,15 @@ fn gen(
 ) -> ExitCode {
     let result = (|| {
         let duration = parse_duration_arg("--duration", duration)?;
-        let format = match format {
-            "proto" => deadair::config::InputFormat::Proto,
-            "json" => deadair::config::InputFormat::Json,
-            other => return Err(format!("--format: expected proto or json, found `{other}`")),
-        };
+        let format: deadair::config::InputFormat =
+            serde::Deserialize::deserialize(serde::de::value::StrDeserializer::<
+                serde::de::value::Error,
+            >::new(format))
+            .map_err(|_| {
+                format!(
+                "--format: expected proto, json, remote_write, otlp or influx, found `{format}`"
+            )
+            })?;
         runtime()?.block_on(deadair::demo::gen(
             brokers, topic, series, rate, duration, batch, format,
         ))

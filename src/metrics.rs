@@ -167,7 +167,7 @@ impl Metrics {
                 )?,
             )?,
         };
-        for reason in ["empty", "protobuf", "json"] {
+        for reason in crate::decode::DecodeReason::ALL.map(crate::decode::DecodeReason::as_str) {
             m.decode_errors.with_label_values(&[reason]);
         }
         for reason in ["late", "non_finite", "unmatched", "future"] {

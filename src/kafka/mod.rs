@@ -30,15 +30,15 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use tokio::sync::mpsc;
 
 use crate::alert::{Alert, AlertKind, AlertStatus};
 use crate::clock::{ClockConfig, PartitionClock};
-use crate::config::{AlertFormat, InputFormat, RunConfig};
-use crate::decode::{decode, decode_proto_batch, SampleViews};
+use crate::config::{AlertFormat, RunConfig};
+use crate::decode::{decode_message, DecodeReason, Meta, SampleViews, Scratch};
 use crate::engine::{Engine, Outcome, SampleRef};
 use crate::http::Health;
 use crate::metrics::Metrics;
@@ -414,7 +414,7 @@ pub async fn run(
     };
     let mut tick = tokio::time::interval(Duration::from_millis(CLOCK_TICK_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut samples, mut alerts, mut outcomes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut scratch, mut alerts, mut outcomes) = (Scratch::default(), Vec::new(), Vec::new());
     let mut heartbeat = tokio::time::interval(Duration::from_millis(cfg.heartbeat_interval as u64));
     tokio::pin!(shutdown);
 
@@ -565,13 +565,9 @@ pub async fn run(
                 // the partition's engine (restored from its checkpoint on first use), before
                 // any borrow of the message's payload is held across an await
                 engine_for(&shared, (topic.clone(), partition), &model, clock_cfg, cfg, &expected, &mut alerts).await?;
-                samples.clear();
                 let payload = msg.payload().unwrap_or(&[]);
-                let decoded = match cfg.format_of(&topic) {
-                    Some(InputFormat::Proto) => decode_proto_batch(payload),
-                    Some(InputFormat::Json) => {
-                        decode(InputFormat::Json, payload, &mut samples).map(|()| SampleViews::from_owned(&samples))
-                    }
+                let decoded = match cfg.input_of(&topic) {
+                    Some(input) => decode_message(input, meta(&msg), payload, &mut scratch),
                     None => Ok(SampleViews::default()),
                 };
                 let mut batch = decoded.unwrap_or_else(|e| {
@@ -959,12 +955,35 @@ async fn send_alerts(
     deliveries
 }
 
-fn decode_log_key(r: crate::decode::DecodeReason) -> &'static str {
+fn decode_log_key(r: DecodeReason) -> &'static str {
     match r {
-        crate::decode::DecodeReason::Empty => "decode error (empty)",
-        crate::decode::DecodeReason::Protobuf => "decode error (protobuf)",
-        crate::decode::DecodeReason::Json => "decode error (json)",
+        DecodeReason::Empty => "decode error (empty)",
+        DecodeReason::Protobuf => "decode error (protobuf)",
+        DecodeReason::Json => "decode error (json)",
+        DecodeReason::Snappy => "decode error (snappy)",
+        DecodeReason::TooLarge => "decode error (too_large)",
+        DecodeReason::RemoteWrite => "decode error (remote_write)",
+        DecodeReason::Otlp => "decode error (otlp)",
+        DecodeReason::Influx => "decode error (influx)",
     }
+}
+
+/// What the decoders may use of a message besides its payload: its `content-type` and
+/// `content-encoding` headers (names compared case-insensitively) and its timestamp.
+fn meta<'a>(msg: &'a impl Message) -> Meta<'a> {
+    let mut meta = Meta {
+        timestamp: msg.timestamp().to_millis(),
+        ..Meta::default()
+    };
+    for h in msg.headers().into_iter().flat_map(|h| h.iter()) {
+        let value = h.value.and_then(|v| std::str::from_utf8(v).ok());
+        if h.key.eq_ignore_ascii_case("content-type") {
+            meta.content_type = value;
+        } else if h.key.eq_ignore_ascii_case("content-encoding") {
+            meta.content_encoding = value;
+        }
+    }
+    meta
 }
 
 /// What librdkafka last saw of a partition, without a broker round trip: the high watermark

@@ -1,10 +1,28 @@
-//! Decoding input messages into samples (native protobuf `SampleBatch`, or JSON).
+//! Decoding input messages into samples.
+//!
+//! One entry point, [`decode_message`], picks the decoder from the input's configured format,
+//! or from the message's `content-type` header where the producer marks it
+//! ([`format_from_headers`]):
+//!
+//! - native protobuf `deadair.v1.SampleBatch` ([`decode_proto_batch`], zero-copy) and JSON;
+//! - Prometheus remote-write 1.0, snappy-compressed `WriteRequest` ([`remote_write`], zero-copy
+//!   after decompression);
+//! - OpenTelemetry OTLP `ExportMetricsServiceRequest` ([`otlp`]);
+//! - Influx line protocol ([`influx`]).
+//!
+//! Every decoder is total: any bytes give samples or a [`DecodeError`] with a bounded reason
+//! (never a panic), and memory is bounded by the payload (remote-write by
+//! `max_decompressed_bytes`).
 
 use prost::Message;
 
 use crate::codec::parse_json_sample;
-use crate::config::InputFormat;
+use crate::config::{Input, InputFormat};
 use crate::proto::Sample;
+
+pub mod influx;
+pub mod otlp;
+pub mod remote_write;
 
 /// Why a message could not be decoded (a bounded set: these become metric label values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,14 +30,158 @@ pub enum DecodeReason {
     Empty,
     Protobuf,
     Json,
+    /// Not valid snappy (remote-write).
+    Snappy,
+    /// Decompressed size beyond `max_decompressed_bytes`.
+    TooLarge,
+    RemoteWrite,
+    Otlp,
+    Influx,
 }
 
 impl DecodeReason {
+    pub const ALL: [DecodeReason; 8] = [
+        Self::Empty,
+        Self::Protobuf,
+        Self::Json,
+        Self::Snappy,
+        Self::TooLarge,
+        Self::RemoteWrite,
+        Self::Otlp,
+        Self::Influx,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Empty => "empty",
             Self::Protobuf => "protobuf",
             Self::Json => "json",
+            Self::Snappy => "snappy",
+            Self::TooLarge => "too_large",
+            Self::RemoteWrite => "remote_write",
+            Self::Otlp => "otlp",
+            Self::Influx => "influx",
+        }
+    }
+}
+
+/// What a decoder may use of a message besides its payload.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Meta<'a> {
+    /// The `content-type` header, if any.
+    pub content_type: Option<&'a str>,
+    /// The `content-encoding` header, if any.
+    pub content_encoding: Option<&'a str>,
+    /// The message's Kafka timestamp, ms: the event time of Influx lines and OTLP points that
+    /// carry none.
+    pub timestamp: Option<i64>,
+}
+
+/// Reusable buffers of one consumer (decompressed bytes, owned samples): a message's samples
+/// borrow from it until the next message.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    samples: Vec<Sample>,
+    bytes: Vec<u8>,
+}
+
+/// The format a producer marked its message with, from its `content-type` header (and
+/// `content-encoding`), if recognised:
+///
+/// | header | format |
+/// |---|---|
+/// | `application/x-protobuf;proto=prometheus.WriteRequest`, or any type with `content-encoding: snappy` | remote-write |
+/// | `application/x-protobuf;proto=opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest` | OTLP |
+/// | `application/x-protobuf;proto=deadair.v1.SampleBatch` | native protobuf |
+/// | `application/json` | JSON |
+/// | `text/plain` (Influx's own content type for line protocol) | Influx line protocol |
+pub fn format_from_headers(meta: Meta<'_>) -> Option<InputFormat> {
+    if meta
+        .content_encoding
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case("snappy"))
+    {
+        return Some(InputFormat::RemoteWrite);
+    }
+    let ct = meta.content_type?;
+    let mut parts = ct.split(';').map(str::trim);
+    let mime = parts.next()?;
+    let proto = parts.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("proto")
+            .then(|| v.trim().trim_matches('"'))
+    });
+    let is = |m: &str| mime.eq_ignore_ascii_case(m);
+    if is("application/x-protobuf") || is("application/protobuf") {
+        match proto? {
+            "prometheus.WriteRequest" => Some(InputFormat::RemoteWrite),
+            "opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest" => {
+                Some(InputFormat::Otlp)
+            }
+            "deadair.v1.SampleBatch" => Some(InputFormat::Proto),
+            _ => None,
+        }
+    } else if is("application/json") {
+        Some(InputFormat::Json)
+    } else if is("text/plain") {
+        Some(InputFormat::Influx)
+    } else {
+        None
+    }
+}
+
+/// A metric name in Prometheus' alphabet (`[A-Za-z0-9_:]`, no leading digit).
+pub(crate) fn metric_name(s: &str) -> String {
+    sanitise(s, |c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// A label name in Prometheus' alphabet (`[A-Za-z0-9_]`, no leading digit).
+pub(crate) fn label_name(s: &str) -> String {
+    sanitise(s, |c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn sanitise(s: &str, ok: impl Fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(s.len() + 1);
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        out.push('_');
+    }
+    out.extend(s.chars().map(|c| if ok(c) { c } else { '_' }));
+    out
+}
+
+/// Decodes one message of `input`: its samples borrow from `payload` and `scratch`.
+pub fn decode_message<'a>(
+    input: &Input,
+    meta: Meta<'_>,
+    payload: &'a [u8],
+    scratch: &'a mut Scratch,
+) -> Result<SampleViews<'a>, DecodeError> {
+    let format = match input.autodetect {
+        true => format_from_headers(meta).unwrap_or(input.format),
+        false => input.format,
+    };
+    if payload.is_empty() {
+        return Err(DecodeError {
+            reason: DecodeReason::Empty,
+            detail: "empty message".into(),
+        });
+    }
+    scratch.samples.clear();
+    match format {
+        InputFormat::Proto => decode_proto_batch(payload),
+        InputFormat::RemoteWrite => {
+            remote_write::decompress(payload, input.max_decompressed_bytes, &mut scratch.bytes)?;
+            let scratch: &'a Scratch = scratch;
+            remote_write::decode(&scratch.bytes)
+        }
+        InputFormat::Json | InputFormat::Otlp | InputFormat::Influx => {
+            match format {
+                InputFormat::Json => decode(format, payload, &mut scratch.samples)?,
+                InputFormat::Otlp => otlp::decode(payload, input, meta, &mut scratch.samples)?,
+                _ => influx::decode(payload, input.precision, meta, &mut scratch.samples)?,
+            }
+            let scratch: &'a Scratch = scratch;
+            Ok(SampleViews::from_owned(&scratch.samples))
         }
     }
 }
@@ -51,6 +213,10 @@ pub fn decode(
             out.extend(batch.samples);
             Ok(())
         }
+        InputFormat::RemoteWrite | InputFormat::Otlp | InputFormat::Influx => Err(DecodeError {
+            reason: DecodeReason::Protobuf,
+            detail: "not an owned-sample format (use decode_message)".into(),
+        }),
         InputFormat::Json => {
             let err = |detail: String| DecodeError {
                 reason: DecodeReason::Json,
@@ -169,6 +335,24 @@ impl<'a> SampleViews<'a> {
         out
     }
 
+    /// Sorts the labels pushed since `start` by key; a repeated key keeps its last value.
+    pub(crate) fn normalise_labels(&mut self, start: usize) {
+        let labels = &mut self.labels[start..];
+        if labels.windows(2).all(|p| p[0].0 < p[1].0) {
+            return;
+        }
+        labels.sort_by(|a, b| a.0.cmp(b.0)); // stable: a repeated key keeps its order
+        let mut kept: Vec<(&str, &str)> = Vec::with_capacity(labels.len());
+        for &(k, v) in labels.iter() {
+            match kept.last_mut() {
+                Some(last) if last.0 == k => last.1 = v,
+                _ => kept.push((k, v)),
+            }
+        }
+        self.labels.truncate(start);
+        self.labels.extend(kept);
+    }
+
     /// The newest timestamp, if any.
     pub fn newest(&self) -> Option<i64> {
         self.samples.iter().map(|s| s.2).max()
@@ -197,7 +381,9 @@ impl<'a> SampleViews<'a> {
     }
 }
 
-struct Wire<'a> {
+/// A protobuf wire-format reader over borrowed bytes (errors are `Protobuf`; callers of other
+/// formats re-label them).
+pub(crate) struct Wire<'a> {
     buf: &'a [u8],
     pos: usize,
 }
@@ -210,11 +396,15 @@ fn bad(detail: &str) -> DecodeError {
 }
 
 impl<'a> Wire<'a> {
-    fn done(&self) -> bool {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Wire { buf, pos: 0 }
+    }
+
+    pub(crate) fn done(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
-    fn varint(&mut self) -> Result<u64, DecodeError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = *self
@@ -230,7 +420,7 @@ impl<'a> Wire<'a> {
         Err(bad("varint longer than 10 bytes"))
     }
 
-    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = usize::try_from(self.varint()?).map_err(|_| bad("length overflow"))?;
         let end = self
             .pos
@@ -242,11 +432,11 @@ impl<'a> Wire<'a> {
         Ok(s)
     }
 
-    fn str(&mut self) -> Result<&'a str, DecodeError> {
+    pub(crate) fn str(&mut self) -> Result<&'a str, DecodeError> {
         std::str::from_utf8(self.bytes()?).map_err(|_| bad("string is not UTF-8"))
     }
 
-    fn fixed64(&mut self) -> Result<u64, DecodeError> {
+    pub(crate) fn fixed64(&mut self) -> Result<u64, DecodeError> {
         let end = self.pos + 8;
         let b = self
             .buf
@@ -259,7 +449,7 @@ impl<'a> Wire<'a> {
     }
 
     /// Skips a field of `wire_type`.
-    fn skip(&mut self, wire_type: u64) -> Result<(), DecodeError> {
+    pub(crate) fn skip(&mut self, wire_type: u64) -> Result<(), DecodeError> {
         match wire_type {
             0 => self.varint().map(drop),
             1 => self.fixed64().map(drop),
@@ -340,19 +530,7 @@ pub fn decode_proto_batch(payload: &[u8]) -> Result<SampleViews<'_>, DecodeError
                 "a sample timestamp is out of range (expected ms since 1970)",
             ));
         }
-        let labels = &mut out.labels[start..];
-        if !labels.windows(2).all(|p| p[0].0 < p[1].0) {
-            labels.sort_by(|a, b| a.0.cmp(b.0)); // stable: a repeated key keeps its order
-            let mut kept: Vec<(&str, &str)> = Vec::with_capacity(labels.len());
-            for &(k, v) in labels.iter() {
-                match kept.last_mut() {
-                    Some(last) if last.0 == k => last.1 = v,
-                    _ => kept.push((k, v)),
-                }
-            }
-            out.labels.truncate(start);
-            out.labels.extend(kept);
-        }
+        out.normalise_labels(start);
         out.samples.push((name, start..out.labels.len(), ts, value));
     }
     Ok(out)
