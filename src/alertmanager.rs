@@ -697,7 +697,7 @@ impl Forwarder {
         if tokio::time::timeout(deadline, stop).await.is_err() {
             join.abort();
             eprintln!(
-                "deadair: alertmanager: shutdown deadline reached; pending alerts not delivered"
+                "deadair: alertmanager: stopped at the shutdown deadline; alerts still pending were not delivered"
             );
         }
     }
