@@ -2,6 +2,7 @@
 # Installs what the real-broker tests need, idempotently (a second run changes nothing):
 #   tansu       Kafka-compatible broker (crates.io; ~15 min to build on 2 cores, once)
 #   promtool    and prometheus, from Debian's `prometheus` package
+#   alertmanager from Debian's `prometheus-alertmanager` package (tests/alertmanager.rs)
 #   a Python venv with confluent-kafka (an independent Kafka client) in target/e2e-venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,10 +22,20 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
   $SUDO systemctl stop prometheus >/dev/null 2>&1 || $SUDO service prometheus stop >/dev/null 2>&1 || true
 fi
 
+if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertmanager >/dev/null 2>&1; then
+  echo "install-deps: installing Debian's prometheus-alertmanager package"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq prometheus-alertmanager >/dev/null
+  # the package starts a system service on :9093; the test runs its own server
+  $SUDO systemctl stop prometheus-alertmanager >/dev/null 2>&1 || $SUDO service prometheus-alertmanager stop >/dev/null 2>&1 || true
+fi
+
 VENV=target/e2e-venv
 if ! "$VENV/bin/python" -c "import confluent_kafka" >/dev/null 2>&1; then
   echo "install-deps: creating $VENV with confluent-kafka"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q confluent-kafka
 fi
-echo "install-deps: tansu $(tansu --version 2>/dev/null | head -n1 | awk '{print $NF}'), $(promtool --version 2>&1 | head -n1), confluent-kafka $("$VENV/bin/python" -c 'import confluent_kafka; print(confluent_kafka.version()[0])')"
+echo "install-deps: tansu $(tansu --version 2>/dev/null | head -n1 | awk '{print $NF}'), $(promtool --version 2>&1 | head -n1), $( (prometheus-alertmanager --version 2>&1 || alertmanager --version 2>&1) | head -n1), confluent-kafka $("$VENV/bin/python" -c 'import confluent_kafka; print(confluent_kafka.version()[0])')"

@@ -31,6 +31,10 @@
 //! topic = "deadair-state"             # compacted; at least as many partitions as any input
 //! interval = "60s"
 //!
+//! [alertmanager]                      # optional: alerts also sent to Alertmanager's v2 API
+//! url = "http://127.0.0.1:9093"       # plain HTTP only
+//! resend_interval = "60s"             # firing alerts re-sent; endsAt = now + 4 × this
+//!
 //! [librdkafka]                        # passed through to both clients
 //! "fetch.max.bytes" = "52428800"
 //! ```
@@ -258,6 +262,9 @@ pub struct RunConfig {
     /// Engine state checkpoints (optional; without them state is lost on restart).
     #[serde(default)]
     pub state: Option<StateConfig>,
+    /// Alerts also forwarded to Prometheus Alertmanager (optional; see `alertmanager.rs`).
+    #[serde(default)]
+    pub alertmanager: Option<crate::alertmanager::AlertmanagerConfig>,
     /// Extra librdkafka properties for both clients.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
@@ -320,6 +327,10 @@ impl RunConfig {
                     "{file}: [[input]] `{t}`: `max_decompressed_bytes` must be at least 1"
                 ));
             }
+        }
+        if let Some(am) = &mut cfg.alertmanager {
+            am.validate(&cfg.metrics_addr)
+                .map_err(|e| format!("{file}: {e}"))?;
         }
         if cfg.max_in_flight == 0 {
             return Err(format!("{file}: `max_in_flight` must be at least 1"));

@@ -25,6 +25,8 @@
 //!   `/healthz` and `/readyz`.
 //! - [`kafka`]: the Kafka stage: consumer group in, engines per partition, alerts out,
 //!   offsets stored only behind delivered alerts, heartbeats, graceful shutdown.
+//! - [`alertmanager`]: optional forwarding of alert events to Prometheus Alertmanager's v2 API
+//!   (re-sends, backoff, bounded queue; best-effort beside the alert topic).
 //! - [`proto`], [`wire`]: the prost-generated wire types (deadair's own; remote-write, OTLP).
 //! - [`synth`], [`demo`]: synthetic series, `deadair demo` (mock cluster + synthetic producer +
 //!   the real pipeline) and `deadair gen` (the synthetic producer against a real broker).
@@ -33,6 +35,7 @@
 
 pub mod absence;
 pub mod alert;
+pub mod alertmanager;
 pub mod clock;
 pub mod codec;
 pub mod config;

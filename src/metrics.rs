@@ -30,6 +30,8 @@ pub struct Metrics {
     pub engine_batch: Histogram,
     pub resident_memory: IntGauge,
     pub assigned_partitions: IntGauge,
+    /// The registry these are on (optional parts, e.g. the Alertmanager forwarder, add theirs).
+    pub registry: Registry,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(
@@ -166,6 +168,7 @@ impl Metrics {
                     "Input partitions with an engine here.",
                 )?,
             )?,
+            registry: r.clone(),
         };
         for reason in crate::decode::DecodeReason::ALL.map(crate::decode::DecodeReason::as_str) {
             m.decode_errors.with_label_values(&[reason]);

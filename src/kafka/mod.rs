@@ -36,6 +36,7 @@ use rdkafka::statistics::Statistics;
 use tokio::sync::mpsc;
 
 use crate::alert::{Alert, AlertKind, AlertStatus};
+use crate::alertmanager::Forwarder;
 use crate::clock::{ClockConfig, PartitionClock};
 use crate::config::{AlertFormat, RunConfig};
 use crate::decode::{decode_message, DecodeReason, Meta, SampleViews, Scratch};
@@ -110,6 +111,8 @@ pub struct LagContext {
     unread: std::sync::Mutex<HashMap<(String, i32), i64>>,
     /// Set by `run` when a state topic is configured.
     hook: std::sync::OnceLock<RevokeHook>,
+    /// Set by `run` with `[alertmanager]`: told which partitions moved away.
+    am: std::sync::OnceLock<Forwarder>,
 }
 
 /// How long after a client error the cached high watermarks are not trusted, ms.
@@ -170,6 +173,9 @@ impl ConsumerContext for LagContext {
             if let Some(hook) = self.hook.get() {
                 hook.revoke(consumer, &list);
             }
+            if let Some(am) = self.am.get() {
+                list.iter().for_each(|(t, p)| am.forget(t, *p));
+            }
             if let Ok(mut revoked) = self.revoked.lock() {
                 revoked.extend(list);
             }
@@ -208,6 +214,7 @@ pub fn consumer(cfg: &RunConfig, metrics: Arc<Metrics>) -> Result<DeadairConsume
         distrust_until: std::sync::atomic::AtomicI64::new(0),
         unread: std::sync::Mutex::new(HashMap::new()),
         hook: std::sync::OnceLock::new(),
+        am: std::sync::OnceLock::new(),
     })
 }
 
@@ -373,6 +380,13 @@ pub async fn run(
         .subscribe(&topics)
         .map_err(|e| format!("cannot subscribe to {topics:?}: {e}"))?;
 
+    let am = match &cfg.alertmanager {
+        Some(c) => Some(crate::alertmanager::spawn(c, &metrics.registry)?),
+        None => None,
+    };
+    if let Some(am) = &am {
+        let _ = consumer.context().am.set(am.clone());
+    }
     let (tx, rx) = mpsc::channel::<InFlight>(cfg.max_in_flight);
     let committer = tokio::spawn(committer(
         rx,
@@ -399,6 +413,7 @@ pub async fn run(
             alert_topic: cfg.alert_topic.clone(),
             alert_format: cfg.alert_format,
             metrics: metrics.clone(),
+            am: am.clone(),
         };
         let _ = consumer.context().hook.set(hook);
     }
@@ -477,7 +492,8 @@ pub async fn run(
                     expected.entry(p).or_default().insert(key.to_string(), series);
                 }
                 if !alerts.is_empty() {
-                    let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log).await;
+                    let scope = cfg.inventory_input().map(|t| (t, p));
+                    let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log, am.as_ref(), scope).await;
                     let f = InFlight { topic: Arc::from(""), partition: -1, offset: None, store: false, deliveries };
                     if tx.send(f).await.is_err() {
                         return Err("the committer stopped unexpectedly".into());
@@ -520,7 +536,7 @@ pub async fn run(
                 }
                 for ((topic, partition), mut out, ckpt) in work {
                     if !out.is_empty() {
-                        let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut out, &mut log).await;
+                        let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut out, &mut log, am.as_ref(), Some((&*topic, partition))).await;
                         let f = InFlight { topic: topic.clone(), partition, offset: None, store: false, deliveries };
                         if tx.send(f).await.is_err() {
                             return Err("the committer stopped unexpectedly".into());
@@ -536,7 +552,7 @@ pub async fn run(
                 }
                 // events of no current partition (a revoked partition's resolved lag)
                 if !alerts.is_empty() {
-                    let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log).await;
+                    let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log, am.as_ref(), None).await;
                     let f = InFlight { topic: Arc::from(""), partition: -1, offset: None, store: false, deliveries };
                     if tx.send(f).await.is_err() {
                         return Err("the committer stopped unexpectedly".into());
@@ -620,7 +636,7 @@ pub async fn run(
                     engine.advance(clock.event_watermark(), &mut alerts);
                 }
                 metrics.engine_batch.observe(started.elapsed().as_secs_f64());
-                let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log).await;
+                let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log, am.as_ref(), Some((&*topic, partition))).await;
                 if tx.send(InFlight { topic, partition, offset: Some(offset), store: cfg.state.is_none(), deliveries }).await.is_err() {
                     return Err("the committer stopped unexpectedly".into());
                 }
@@ -630,6 +646,7 @@ pub async fn run(
 
     // Graceful shutdown: stop fetching, checkpoint every partition, let the committer drain,
     // commit what it stored.
+    let shutdown_started = std::time::Instant::now();
     if let Some(state) = &cfg.state {
         let writes: Vec<CheckpointWrite> = lock(&shared)
             .iter_mut()
@@ -656,6 +673,10 @@ pub async fn run(
             abort.abort();
             eprintln!("deadair: shutdown timeout: some alerts were not acknowledged; their offsets stay uncommitted");
         }
+    }
+    if let Some(am) = &am {
+        am.shutdown(timeout.saturating_sub(shutdown_started.elapsed()))
+            .await;
     }
     let _ = producer.flush(Duration::from_secs(1));
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
@@ -801,6 +822,7 @@ pub struct RevokeHook {
     alert_topic: String,
     alert_format: AlertFormat,
     metrics: Arc<Metrics>,
+    am: Option<Forwarder>,
 }
 
 impl RevokeHook {
@@ -828,6 +850,9 @@ impl RevokeHook {
         }
         for a in &alerts {
             self.metrics.alert(a.kind, a.state);
+            if let Some(am) = &self.am {
+                am.try_push(a);
+            }
             let payload = encode_alert(a, self.alert_format);
             send_blocking(
                 &self.producer,
@@ -928,7 +953,9 @@ async fn next_inventory(
     }
 }
 
-/// Encodes and enqueues `alerts` (drained), returning their delivery futures.
+/// Encodes and enqueues `alerts` (drained), returning their delivery futures; hands each to the
+/// Alertmanager forwarder too, if any (never waits), tagged with the partition `scope`.
+#[allow(clippy::too_many_arguments)]
 async fn send_alerts(
     producer: &FutureProducer,
     cfg: &RunConfig,
@@ -936,12 +963,17 @@ async fn send_alerts(
     summary: &mut RunSummary,
     alerts: &mut Vec<Alert>,
     log: &mut RateLimitedLog,
+    am: Option<&Forwarder>,
+    scope: Option<(&str, i32)>,
 ) -> Vec<Pending> {
     let mut deliveries = Vec::with_capacity(alerts.len());
     let topic: Arc<str> = Arc::from(cfg.alert_topic.as_str());
     for a in alerts.drain(..) {
         summary.alerts += 1;
         metrics.alert(a.kind, a.state);
+        if let Some(am) = am {
+            am.try_push_scoped(&a, scope);
+        }
         let payload = encode_alert(&a, cfg.alert_format);
         let fut = enqueue(producer, &topic, None, &a.alert_id, &payload, log).await;
         deliveries.push(Pending {
