@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end test against a real Kafka-protocol broker (tansu on 127.0.0.1), an independent
 # client (confluent-kafka), promtool and a real Prometheus server:
-#  1. samples from `deadair gen` (protobuf) and from the Python client (JSON, a scripted
-#     scenario) flow through `deadair run`; the Python client reads the alert topic and checks
-#     an injected silence -> absence firing, a spike -> anomaly firing, recovery -> resolved,
-#     and heartbeats;
+#  1. samples from `deadair gen` (protobuf; and remote-write, OTLP and Influx, marked with
+#     their content-type, to a JSON topic) and from the Python client (a scripted scenario as
+#     JSON, and as remote-write, OTLP and Influx written by those formats' own encoders, each to
+#     its own topic, and as marked OTLP to the JSON topic) flow through `deadair run`; the
+#     Python client reads the alert topic and checks, for every format, an injected silence ->
+#     absence firing and a spike -> anomaly firing, recovery -> resolved, and heartbeats; no
+#     message fails to decode;
 #  2. /metrics passes `promtool check metrics`, and a Prometheus server scraping deadair
 #     returns deadair's samples for a query; /healthz and /readyz answer 200;
 #  3. SIGTERM stops deadair with exit code 0 within its shutdown timeout.
@@ -30,7 +33,7 @@ step() { printf '\n== e2e: %s\n' "$*"; }
 step "broker (tansu, in-memory storage)"
 scripts/broker.sh stop $PORT
 scripts/broker.sh start $PORT memory://tansu/
-for t in samples:2 samples-json:1 alerts:1; do
+for t in samples:2 samples-json:1 samples-remote_write:1 samples-otlp:1 samples-influx:1 samples-auto:1 samples-gen:1 alerts:1; do
   tansu topic create --broker "tcp://$BROKERS" --partitions "${t#*:}" "${t%%:*}" >/dev/null
 done
 
@@ -48,12 +51,31 @@ format = "proto"
 [[input]]
 topic = "samples-json"
 format = "json"
+[[input]]
+topic = "samples-remote_write"
+format = "remote_write"
+[[input]]
+topic = "samples-otlp"
+format = "otlp"
+[[input]]
+topic = "samples-influx"
+format = "influx"
+[[input]]
+topic = "samples-auto"
+format = "json"                     # the producer marks OTLP messages with content-type
+[[input]]
+topic = "samples-gen"
+format = "json"                     # deadair gen marks every message with its content-type
 TOML
 $BIN check "$W/run.toml"
 
-step "producers: deadair gen (protobuf) and the Python client (JSON scenario)"
+step "producers: deadair gen (every format) and the Python client (the scenario in every format)"
 $BIN gen --brokers $BROKERS --topic samples --series 200 --rate 2000 --duration 3s
+for f in remote_write otlp influx; do
+  $BIN gen --brokers $BROKERS --topic samples-gen --format $f --series 50 --rate 500 --duration 1s
+done
 $PY scripts/e2e_client.py produce $BROKERS samples-json
+$PY scripts/e2e_client.py produce-formats $BROKERS
 
 step "deadair run"
 $BIN run --config "$W/run.toml" > "$W/run.log" 2>&1 &
@@ -63,7 +85,10 @@ $PY scripts/e2e_client.py expect $BROKERS alerts
 step "self-metrics: promtool, health endpoints, a real Prometheus scraping deadair"
 curl -fsS "http://127.0.0.1:$MPORT/metrics" > "$W/metrics.txt"
 promtool check metrics < "$W/metrics.txt"
-grep -E '^deadair_(samples_consumed_total|offsets_stored_total|alert_events_total)' "$W/metrics.txt"
+grep -E '^deadair_(samples_consumed_total|offsets_stored_total|alert_events_total|decode_errors_total)' "$W/metrics.txt"
+if grep -E '^deadair_decode_errors_total\{reason="[a-z_]+"\} [1-9]' "$W/metrics.txt"; then
+  echo "e2e: some messages failed to decode"; exit 1
+fi
 curl -fsS "http://127.0.0.1:$MPORT/healthz"
 curl -fsS --retry 10 --retry-delay 1 --retry-all-errors "http://127.0.0.1:$MPORT/readyz"
 cat > "$W/prometheus.yml" <<YML

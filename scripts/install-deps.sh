@@ -3,7 +3,8 @@
 #   tansu       Kafka-compatible broker (crates.io; ~15 min to build on 2 cores, once)
 #   promtool    and prometheus, from Debian's `prometheus` package
 #   alertmanager from Debian's `prometheus-alertmanager` package (tests/alertmanager.rs)
-#   a Python venv with confluent-kafka (an independent Kafka client) in target/e2e-venv
+#   a Python venv in target/e2e-venv with confluent-kafka (an independent Kafka client) and
+#   the encoders of the input formats (OTLP, remote-write, Influx line protocol)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,9 +34,15 @@ if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertman
 fi
 
 VENV=target/e2e-venv
-if ! "$VENV/bin/python" -c "import confluent_kafka" >/dev/null 2>&1; then
-  echo "install-deps: creating $VENV with confluent-kafka"
+# confluent-kafka: an independent Kafka client; the others: the formats' own encoders, used by
+# scripts/formats.py for the test fixtures and the e2e producer (pinned: fixtures are remade
+# with exactly these)
+PY_PKGS="confluent-kafka opentelemetry-proto==1.45.2 opentelemetry-exporter-prometheus-remote-write==0.66b1 python-snappy==0.7.3 influxdb-client==1.50.0"
+PY_IMPORTS="import confluent_kafka, snappy, influxdb_client, opentelemetry.proto.collector.metrics.v1.metrics_service_pb2, opentelemetry.exporter.prometheus_remote_write.gen.remote_pb2"
+if ! "$VENV/bin/python" -c "$PY_IMPORTS" >/dev/null 2>&1; then
+  echo "install-deps: creating $VENV with $PY_PKGS"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q confluent-kafka
+  # shellcheck disable=SC2086
+  "$VENV/bin/pip" install -q $PY_PKGS
 fi
 echo "install-deps: tansu $(tansu --version 2>/dev/null | head -n1 | awk '{print $NF}'), $(promtool --version 2>&1 | head -n1), $( (prometheus-alertmanager --version 2>&1 || alertmanager --version 2>&1) | head -n1), confluent-kafka $("$VENV/bin/python" -c 'import confluent_kafka; print(confluent_kafka.version()[0])')"

@@ -13,6 +13,7 @@
 //! shutdown_timeout = "30s"
 //! max_in_flight = 10000               # messages awaiting alert delivery before fetching pauses
 //! metrics_addr = "127.0.0.1:9464"     # /metrics, /healthz, /readyz; "" disables
+//! dead_letter_topic = "deadair-dead-letters"  # optional: copies of undecodable messages
 //!
 //! [[input]]
 //! topic = "metrics"
@@ -265,6 +266,11 @@ pub struct RunConfig {
     /// Alerts also forwarded to Prometheus Alertmanager (optional; see `alertmanager.rs`).
     #[serde(default)]
     pub alertmanager: Option<crate::alertmanager::AlertmanagerConfig>,
+    /// Topic that receives a copy of every undecodable message (optional): same key, payload
+    /// and headers, plus `deadair-source-topic`, `deadair-source-partition`,
+    /// `deadair-source-offset`, `deadair-error-reason` and `deadair-error` headers.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
     /// Extra librdkafka properties for both clients.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,

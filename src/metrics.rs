@@ -20,6 +20,7 @@ pub struct Metrics {
     pub alert_events: IntCounterVec,
     pub heartbeats: IntCounter,
     pub checkpoints: IntCounter,
+    pub dead_letters: IntCounter,
     pub offsets_stored: IntCounter,
     pub delivery_errors: IntCounter,
     pub consume_errors: IntCounter,
@@ -96,6 +97,10 @@ impl Metrics {
             checkpoints: counter(
                 "deadair_checkpoints_total",
                 "Engine state checkpoints written to the state topic.",
+            )?,
+            dead_letters: counter(
+                "deadair_dead_letters_total",
+                "Undecodable messages copied to the dead-letter topic.",
             )?,
             offsets_stored: counter(
                 "deadair_offsets_stored_total",

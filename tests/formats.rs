@@ -19,8 +19,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn expected(name: &str) -> Vec<Row> {
-    let all: serde_json::Value =
-        serde_json::from_slice(&fixture("expected.json")).unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&fixture("expected.json")).unwrap();
     let mut rows: Vec<Row> = serde_json::from_value(all[name].clone()).unwrap();
     rows.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
     rows
@@ -83,7 +82,10 @@ fn a_content_type_header_overrides_the_topic_format_unless_autodetect_is_off() {
             ..Meta::default()
         };
         let got = decode(&input, meta, &fixture(file)).unwrap();
-        assert!(close(&got, &expected(file)), "{file} ({format:?}) by header");
+        assert!(
+            close(&got, &expected(file)),
+            "{file} ({format:?}) by header"
+        );
         input.autodetect = false;
         assert_eq!(
             decode(&input, meta, &fixture(file)).unwrap_err(),
@@ -114,7 +116,10 @@ fn every_truncation_of_a_real_message_decodes_or_is_refused() {
         for cut in 0..bytes.len() {
             // a prefix either decodes (to at most the whole message's samples) or is refused
             if let Ok(rows) = decode(&input, Meta::default(), &bytes[..cut]) {
-                assert!(rows.len() <= expected(file).len() + 8, "{file} cut at {cut}");
+                assert!(
+                    rows.len() <= expected(file).len() + 8,
+                    "{file} cut at {cut}"
+                );
             }
         }
     }

@@ -11,7 +11,7 @@ use deadair::proto::{AlertEvent, AlertKind, AlertState, Sample, SampleBatch};
 use prost::Message as _;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::TopicPartitionList;
@@ -264,8 +264,9 @@ async fn consumption_resumes_by_itself_after_the_broker_goes_down_and_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_messages_are_counted_and_do_not_stop_the_pipeline() {
-    let (_cluster, brokers) = cluster("json-samples");
+async fn bad_messages_are_counted_copied_to_the_dead_letter_topic_and_do_not_stop_the_pipeline() {
+    let (cluster, brokers) = cluster("json-samples");
+    cluster.create_topic("dead", 1, 1).unwrap();
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .create()
@@ -300,7 +301,7 @@ async fn bad_messages_are_counted_and_do_not_stop_the_pipeline() {
     }
     let text = format!(
         "brokers = \"{brokers}\"\ngroup_id = \"deadair-bad\"\nalert_topic = \"alerts\"\n\
-         [[input]]\ntopic = \"json-samples\"\nformat = \"json\"\n"
+         dead_letter_topic = \"dead\"\n[[input]]\ntopic = \"json-samples\"\nformat = \"json\"\n"
     );
     let (pipeline, stop, registry) = start(RunConfig::parse(&text, "test", |_| None).unwrap());
     // `ok` stops after 590 s; the clock only moves with its own samples, so produce a late one
@@ -341,6 +342,52 @@ async fn bad_messages_are_counted_and_do_not_stop_the_pipeline() {
         "{text}"
     );
     assert!(text.contains("deadair_offsets_stored_total 241"), "{text}");
+    assert!(text.contains("deadair_dead_letters_total 180"), "{text}");
+    // every undecodable message is in the dead-letter topic, as it was, with its provenance
+    let dead: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "reader-dead")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dead.subscribe(&["dead"]).unwrap();
+    let mut copies = Vec::new();
+    while copies.len() < 180 {
+        let m = tokio::time::timeout(Duration::from_secs(20), dead.recv())
+            .await
+            .expect("the dead-letter topic holds every bad message")
+            .unwrap();
+        let headers: std::collections::BTreeMap<String, String> = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        copies.push((m.payload().unwrap_or_default().to_vec(), headers));
+    }
+    let count = |p: &[u8], reason: &str| {
+        copies
+            .iter()
+            .filter(|(payload, h)| payload.as_slice() == p && h["deadair-error-reason"] == reason)
+            .count()
+    };
+    assert_eq!(count(b"{not json", "json"), 60);
+    assert_eq!(count(b"", "empty"), 60);
+    let (_, h) = &copies[0];
+    assert_eq!(h["deadair-source-topic"], "json-samples");
+    assert_eq!(h["deadair-source-partition"], "0");
+    assert_eq!(
+        h["deadair-source-offset"], "1",
+        "the first bad message follows one good one"
+    );
+    assert!(!h["deadair-error"].is_empty());
 }
 
 /// The JSON samples of `good`: 5 series every 10 s for 600 s; `good-3` stops at 300 s.

@@ -30,7 +30,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use tokio::sync::mpsc;
@@ -39,7 +39,7 @@ use crate::alert::{Alert, AlertKind, AlertStatus};
 use crate::alertmanager::Forwarder;
 use crate::clock::{ClockConfig, PartitionClock};
 use crate::config::{AlertFormat, RunConfig};
-use crate::decode::{decode_message, DecodeReason, Meta, SampleViews, Scratch};
+use crate::decode::{decode_message, DecodeError, DecodeReason, Meta, SampleViews, Scratch};
 use crate::engine::{Engine, Outcome, SampleRef};
 use crate::http::Health;
 use crate::metrics::Metrics;
@@ -267,27 +267,56 @@ struct InFlight {
 /// One record being delivered, with what it takes to send it again.
 pub(crate) struct Pending {
     fut: DeliveryFuture,
-    topic: Arc<str>,
-    partition: Option<i32>,
-    key: String,
-    payload: Vec<u8>,
+    /// Kept to be sent again, unchanged, if the delivery fails.
+    record: Record,
 }
 
-/// Enqueues one record (to `partition`, or by key), waiting while the producer queue is full.
-/// Other errors are retried with backoff: the record must not be lost.
+/// One record to produce: to `partition`, or by key.
+pub(crate) struct Record {
+    topic: Arc<str>,
+    partition: Option<i32>,
+    key: Vec<u8>,
+    payload: Vec<u8>,
+    headers: Option<OwnedHeaders>,
+}
+
+impl Record {
+    fn new(
+        topic: Arc<str>,
+        partition: Option<i32>,
+        key: impl Into<Vec<u8>>,
+        payload: Vec<u8>,
+    ) -> Self {
+        Record {
+            topic,
+            partition,
+            key: key.into(),
+            payload,
+            headers: None,
+        }
+    }
+
+    /// The key as text, for logs.
+    fn key_text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.key)
+    }
+}
+
+/// Enqueues `r`, waiting while the producer queue is full. Other errors are retried with
+/// backoff: the record must not be lost.
 pub(crate) async fn enqueue(
     producer: &FutureProducer,
-    topic: &str,
-    partition: Option<i32>,
-    key: &str,
-    payload: &[u8],
+    r: &Record,
     log: &mut RateLimitedLog,
 ) -> DeliveryFuture {
     let mut backoff = Duration::from_millis(5);
     loop {
-        let mut record = FutureRecord::to(topic).key(key).payload(payload);
-        if let Some(p) = partition {
+        let mut record = FutureRecord::to(&r.topic).key(&r.key).payload(&r.payload);
+        if let Some(p) = r.partition {
             record = record.partition(p);
+        }
+        if let Some(h) = &r.headers {
+            record = record.headers(h.clone());
         }
         match producer.send_result(record) {
             Ok(f) => return f,
@@ -296,7 +325,11 @@ pub(crate) async fn enqueue(
             }
             Err((e, _)) => {
                 log.log("produce error", || {
-                    format!("cannot enqueue {key} to {topic}: {e}; retrying")
+                    format!(
+                        "cannot enqueue {} to {}: {e}; retrying",
+                        r.key_text(),
+                        r.topic
+                    )
                 });
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -315,14 +348,8 @@ async fn committer(
     let mut log = RateLimitedLog::new(5);
     let (mut stored, mut retries) = (0u64, 0u64);
     while let Some(f) = rx.recv().await {
-        for Pending {
-            mut fut,
-            topic,
-            partition,
-            key,
-            payload,
-        } in f.deliveries
-        {
+        for Pending { mut fut, record } in f.deliveries {
+            let (topic, key) = (&record.topic, record.key_text());
             loop {
                 match fut.await {
                     Ok(Ok(_)) => break,
@@ -342,7 +369,7 @@ async fn committer(
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                fut = enqueue(&producer, &topic, partition, &key, &payload, &mut log).await;
+                fut = enqueue(&producer, &record, &mut log).await;
             }
         }
         let Some(offset) = f.offset.filter(|_| f.store) else {
@@ -452,7 +479,8 @@ pub async fn run(
                 let hb = heartbeat_event(&cfg.group_id, &instance, &parts);
                 let payload = encode_alert(&hb, cfg.alert_format);
                 // not tied to any offset: fire and forget (librdkafka retries)
-                drop(enqueue(&producer, &cfg.alert_topic, None, &hb.alert_id, &payload, &mut log).await);
+                let record = Record::new(Arc::from(cfg.alert_topic.as_str()), None, hb.alert_id, payload);
+                drop(enqueue(&producer, &record, &mut log).await);
             }
             m = next_inventory(inventory.as_ref()) => {
                 let msg = match m {
@@ -586,10 +614,12 @@ pub async fn run(
                     Some(input) => decode_message(input, meta(&msg), payload, &mut scratch),
                     None => Ok(SampleViews::default()),
                 };
+                let mut dead = None;
                 let mut batch = decoded.unwrap_or_else(|e| {
                     summary.decode_errors += 1;
                     metrics.decode_errors.with_label_values(&[e.reason.as_str()]).inc();
                     log.log(decode_log_key(e.reason), || format!("{topic}/{partition}@{offset}: {} ({})", e.reason.as_str(), e.detail));
+                    dead = cfg.dead_letter_topic.as_deref().map(|t| dead_letter(&msg, t, &e));
                     SampleViews::default()
                 });
                 // a timestamp far in the future would drag the partition clock with it
@@ -636,7 +666,12 @@ pub async fn run(
                     engine.advance(clock.event_watermark(), &mut alerts);
                 }
                 metrics.engine_batch.observe(started.elapsed().as_secs_f64());
-                let deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log, am.as_ref(), Some((&*topic, partition))).await;
+                let mut deliveries = send_alerts(&producer, cfg, &metrics, &mut summary, &mut alerts, &mut log, am.as_ref(), Some((&*topic, partition))).await;
+                if let Some(record) = dead {
+                    // its offset is stored only once the copy is acknowledged, like an alert
+                    metrics.dead_letters.inc();
+                    deliveries.push(Pending { fut: enqueue(&producer, &record, &mut log).await, record });
+                }
                 if tx.send(InFlight { topic, partition, offset: Some(offset), store: cfg.state.is_none(), deliveries }).await.is_err() {
                     return Err("the committer stopped unexpectedly".into());
                 }
@@ -795,14 +830,9 @@ async fn send_checkpoint(
     let topic_arc: Arc<str> = Arc::from(state_topic);
     let mut deliveries = Vec::new();
     for (k, v) in w.records {
-        let fut = enqueue(producer, state_topic, Some(w.key.1), &k, &v, log).await;
-        deliveries.push(Pending {
-            fut,
-            topic: topic_arc.clone(),
-            partition: Some(w.key.1),
-            key: k,
-            payload: v,
-        });
+        let record = Record::new(topic_arc.clone(), Some(w.key.1), k, v);
+        let fut = enqueue(producer, &record, log).await;
+        deliveries.push(Pending { fut, record });
     }
     InFlight {
         topic: w.key.0,
@@ -975,14 +1005,9 @@ async fn send_alerts(
             am.try_push_scoped(&a, scope);
         }
         let payload = encode_alert(&a, cfg.alert_format);
-        let fut = enqueue(producer, &topic, None, &a.alert_id, &payload, log).await;
-        deliveries.push(Pending {
-            fut,
-            topic: topic.clone(),
-            partition: None,
-            key: a.alert_id,
-            payload,
-        });
+        let record = Record::new(topic.clone(), None, a.alert_id, payload);
+        let fut = enqueue(producer, &record, log).await;
+        deliveries.push(Pending { fut, record });
     }
     deliveries
 }
@@ -998,6 +1023,36 @@ fn decode_log_key(r: DecodeReason) -> &'static str {
         DecodeReason::Otlp => "decode error (otlp)",
         DecodeReason::Influx => "decode error (influx)",
     }
+}
+
+/// A copy of an undecodable message for the dead-letter topic: its key, payload and headers,
+/// plus where it came from and why it was refused (`deadair-*` headers).
+fn dead_letter(msg: &impl Message, topic: &str, e: &DecodeError) -> Record {
+    let mut headers = OwnedHeaders::new();
+    for h in msg.headers().into_iter().flat_map(|h| h.iter()) {
+        headers = headers.insert(h);
+    }
+    let (partition, offset) = (msg.partition().to_string(), msg.offset().to_string());
+    for (key, value) in [
+        ("deadair-source-topic", msg.topic()),
+        ("deadair-source-partition", &partition),
+        ("deadair-source-offset", &offset),
+        ("deadair-error-reason", e.reason.as_str()),
+        ("deadair-error", &e.detail),
+    ] {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value.as_bytes()),
+        });
+    }
+    let mut record = Record::new(
+        Arc::from(topic),
+        None,
+        msg.key().unwrap_or_default(),
+        msg.payload().unwrap_or_default().to_vec(),
+    );
+    record.headers = Some(headers);
+    record
 }
 
 /// What the decoders may use of a message besides its payload: its `content-type` and
