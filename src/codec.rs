@@ -150,27 +150,43 @@ pub struct JsonSample {
 
 /// Decodes one JSON sample object.
 pub fn parse_json_sample(text: &str) -> Result<JsonSample, String> {
-    let raw: JsonSampleRaw = serde_json::from_str(text).map_err(|e| {
-        let msg = e.to_string();
-        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        format!(
-            "expected a sample like {{\"name\": \"cpu\", \"labels\": {{\"host\": \"a\"}}, \"timestamp\": 1767225600000, \"value\": 1.5}}: {msg} (column {})",
-            e.column()
-        )
-    })?;
-    if raw.name.is_empty() {
-        return Err("`name` must not be empty".into());
+    serde_json::from_str::<JsonSampleRaw>(text)
+        .map_err(json_error)?
+        .finish()
+}
+
+/// Decodes a JSON array of sample objects (parsed once, without an intermediate tree).
+pub fn parse_json_samples(text: &str) -> Result<Vec<JsonSample>, String> {
+    let raw: Vec<JsonSampleRaw> = serde_json::from_str(text).map_err(json_error)?;
+    raw.into_iter().map(JsonSampleRaw::finish).collect()
+}
+
+fn json_error(e: serde_json::Error) -> String {
+    let msg = e.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+    format!(
+        "expected a sample like {{\"name\": \"cpu\", \"labels\": {{\"host\": \"a\"}}, \"timestamp\": 1767225600000, \"value\": 1.5}}: {msg} (column {})",
+        e.column()
+    )
+}
+
+impl JsonSampleRaw {
+    fn finish(self) -> Result<JsonSample, String> {
+        let raw = self;
+        if raw.name.is_empty() {
+            return Err("`name` must not be empty".into());
+        }
+        let timestamp = match raw.timestamp {
+            JsonTime::Number(n) => epoch_to_ms(n)?,
+            JsonTime::Text(s) => parse_timestamp(&s)?,
+        };
+        Ok(JsonSample {
+            name: raw.name,
+            labels: raw.labels,
+            timestamp,
+            value: raw.value,
+        })
     }
-    let timestamp = match raw.timestamp {
-        JsonTime::Number(n) => epoch_to_ms(n)?,
-        JsonTime::Text(s) => parse_timestamp(&s)?,
-    };
-    Ok(JsonSample {
-        name: raw.name,
-        labels: raw.labels,
-        timestamp,
-        value: raw.value,
-    })
 }
 
 #[cfg(test)]

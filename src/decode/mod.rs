@@ -16,7 +16,7 @@
 
 use prost::Message;
 
-use crate::codec::parse_json_sample;
+use crate::codec::{parse_json_sample, parse_json_samples};
 use crate::config::{Input, InputFormat};
 use crate::proto::Sample;
 
@@ -224,29 +224,21 @@ pub fn decode(
             };
             let text = std::str::from_utf8(payload).map_err(|e| err(format!("not UTF-8: {e}")))?;
             let text = text.trim();
-            let one = |v: &serde_json::Value| -> Result<Sample, DecodeError> {
-                let s = parse_json_sample(&v.to_string()).map_err(err)?;
-                Ok(Sample {
-                    name: s.name,
-                    labels: s.labels,
-                    timestamp: s.timestamp,
-                    value: s.value,
-                })
+            let sample = |s: crate::codec::JsonSample| Sample {
+                name: s.name,
+                labels: s.labels,
+                timestamp: s.timestamp,
+                value: s.value,
             };
             if text.starts_with('[') {
-                let items: Vec<serde_json::Value> =
-                    serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
-                for v in &items {
-                    out.push(one(v)?);
-                }
+                out.extend(
+                    parse_json_samples(text)
+                        .map_err(err)?
+                        .into_iter()
+                        .map(sample),
+                );
             } else {
-                let s = parse_json_sample(text).map_err(err)?;
-                out.push(Sample {
-                    name: s.name,
-                    labels: s.labels,
-                    timestamp: s.timestamp,
-                    value: s.value,
-                });
+                out.push(sample(parse_json_sample(text).map_err(err)?));
             }
             Ok(())
         }
