@@ -255,7 +255,8 @@ mod tests {
             "disk.io,dev=sda reads=3\n",
         ))
         .unwrap();
-        let got: Vec<(&str, Vec<(&str, &str)>, i64, f64)> = out
+        type Row<'a> = (&'a str, Vec<(&'a str, &'a str)>, i64, f64);
+        let got: Vec<Row> = out
             .iter()
             .map(|s| {
                 let l = s

@@ -186,9 +186,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn decode_all(
-        payload: &[u8],
-    ) -> Result<Vec<(String, Vec<(String, String)>, i64, u64)>, DecodeError> {
+    /// name, labels, timestamp, value bits
+    type Row = (String, Vec<(String, String)>, i64, u64);
+
+    fn decode_all(payload: &[u8]) -> Result<Vec<Row>, DecodeError> {
         let mut buf = Vec::new();
         decompress(payload, 1 << 20, &mut buf)?;
         let v = decode(&buf)?;
