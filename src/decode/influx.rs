@@ -320,16 +320,7 @@ mod tests {
 
         /// What `encode` writes (escapes included) decodes to the same samples.
         #[test]
-        fn encode_then_decode(
-            samples in proptest::collection::vec(
-                ("[a-z_][a-z_0-9]{0,8}", proptest::collection::btree_map("[a-z_]{1,6}", "[a-z ,=]{1,8}", 0..4), -8_000_000_000_000i64..8_000_000_000_000, -1e12f64..1e12),
-                0..10,
-            )
-        ) {
-            let samples: Vec<Sample> = samples
-                .into_iter()
-                .map(|(name, labels, timestamp, value)| Sample { name, labels, timestamp, value })
-                .collect();
+        fn encode_then_decode(samples in super::super::arb_samples("[a-z_][a-z_0-9]{0,8}", "[a-z ,=]{1,8}", -8_000_000_000_000..8_000_000_000_000)) {
             let refs: Vec<&Sample> = samples.iter().collect();
             let mut out = Vec::new();
             decode(&encode(&refs), Precision::Ns, Meta::default(), &mut out).unwrap();

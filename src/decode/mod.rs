@@ -245,6 +245,28 @@ pub fn decode(
     }
 }
 
+/// Up to 10 samples for property tests: names and label values from the given patterns, label
+/// names `[a-z_]{1,6}`, timestamps in `ts`, values within ±1e12.
+#[cfg(test)]
+pub(crate) fn arb_samples(
+    name: &'static str,
+    label_value: &'static str,
+    ts: std::ops::Range<i64>,
+) -> impl proptest::strategy::Strategy<Value = Vec<Sample>> {
+    use proptest::prelude::*;
+    let labels = proptest::collection::btree_map("[a-z_]{1,6}", label_value, 0..4);
+    proptest::collection::vec((name, labels, ts, -1e12f64..1e12), 0..10).prop_map(|v| {
+        v.into_iter()
+            .map(|(name, labels, timestamp, value)| Sample {
+                name,
+                labels,
+                timestamp,
+                value,
+            })
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -133,10 +133,23 @@ fn decode_metric(
         })
     };
     let no_value = |flags: u32| flags & 1 == 1;
-    let quantile_label = |l: &Labels, q: f64| {
-        let mut l = l.clone();
-        l.insert("quantile".into(), q.to_string());
-        l
+    let mut distribution = |d: Distribution, at: &dyn Fn(f64) -> Option<f64>| {
+        for &q in &input.quantiles {
+            if let Some(v) = at(q) {
+                let mut l = d.labels.clone();
+                l.insert("quantile".into(), q.to_string());
+                push(name.clone(), l, d.timestamp, v);
+            }
+        }
+        if let Some(sum) = d.sum {
+            push(format!("{name}_sum"), d.labels.clone(), d.timestamp, sum);
+        }
+        push(
+            format!("{name}_count"),
+            d.labels,
+            d.timestamp,
+            d.count as f64,
+        );
     };
     use m::metric::Data;
     let numbers = match &metric.data {
@@ -144,50 +157,45 @@ fn decode_metric(
         Some(Data::Sum(s)) => &s.data_points,
         Some(Data::Histogram(h)) => {
             for p in h.data_points.iter().filter(|p| !no_value(p.flags)) {
-                let (ts, l) = (time(p.time_unix_nano)?, labels(&p.attributes));
                 let buckets = explicit_buckets(p);
-                for &q in &input.quantiles {
-                    if let Some(v) = buckets.as_deref().and_then(|b| quantile(q, b)) {
-                        push(name.clone(), quantile_label(&l, q), ts, v);
-                    }
-                }
-                if let Some(sum) = p.sum {
-                    push(format!("{name}_sum"), l.clone(), ts, sum);
-                }
-                push(format!("{name}_count"), l, ts, p.count as f64);
+                let d = Distribution {
+                    timestamp: time(p.time_unix_nano)?,
+                    labels: labels(&p.attributes),
+                    sum: p.sum,
+                    count: p.count,
+                };
+                distribution(d, &|q| buckets.as_deref().and_then(|b| quantile(q, b)));
             }
             return Ok(());
         }
         Some(Data::ExponentialHistogram(h)) => {
             for p in h.data_points.iter().filter(|p| !no_value(p.flags)) {
-                let (ts, l) = (time(p.time_unix_nano)?, labels(&p.attributes));
                 let buckets = exponential_buckets(p);
-                for &q in &input.quantiles {
-                    if let Some(v) = quantile(q, &buckets) {
-                        push(name.clone(), quantile_label(&l, q), ts, v);
-                    }
-                }
-                if let Some(sum) = p.sum {
-                    push(format!("{name}_sum"), l.clone(), ts, sum);
-                }
-                push(format!("{name}_count"), l, ts, p.count as f64);
+                let d = Distribution {
+                    timestamp: time(p.time_unix_nano)?,
+                    labels: labels(&p.attributes),
+                    sum: p.sum,
+                    count: p.count,
+                };
+                distribution(d, &|q| quantile(q, &buckets));
             }
             return Ok(());
         }
         Some(Data::Summary(s)) => {
             for p in s.data_points.iter().filter(|p| !no_value(p.flags)) {
-                let (ts, l) = (time(p.time_unix_nano)?, labels(&p.attributes));
-                for qv in &p.quantile_values {
-                    if let Some(&q) = input
-                        .quantiles
-                        .iter()
-                        .find(|q| (*q - qv.quantile).abs() < 1e-9)
-                    {
-                        push(name.clone(), quantile_label(&l, q), ts, qv.value);
-                    }
-                }
-                push(format!("{name}_sum"), l.clone(), ts, p.sum);
-                push(format!("{name}_count"), l, ts, p.count as f64);
+                let d = Distribution {
+                    timestamp: time(p.time_unix_nano)?,
+                    labels: labels(&p.attributes),
+                    sum: Some(p.sum),
+                    count: p.count,
+                };
+                let at = |q: f64| {
+                    let v = p.quantile_values.iter();
+                    v.filter(|v| (v.quantile - q).abs() < 1e-9)
+                        .map(|v| v.value)
+                        .next()
+                };
+                distribution(d, &at);
             }
             return Ok(());
         }
@@ -207,6 +215,14 @@ fn decode_metric(
         );
     }
     Ok(())
+}
+
+/// One histogram or summary point, before its derived series are pushed.
+struct Distribution {
+    timestamp: i64,
+    labels: Labels,
+    sum: Option<f64>,
+    count: u64,
 }
 
 /// (lower, upper, count) of each bucket of an explicit-bounds histogram, in value order; `None`
@@ -589,16 +605,7 @@ mod tests {
 
         /// What `encode` writes decodes to the same samples.
         #[test]
-        fn encode_then_decode(
-            samples in proptest::collection::vec(
-                ("[a-z_]{1,12}", proptest::collection::btree_map("[a-z_]{1,6}", "[ -~]{0,10}", 0..4), 1i64..8_000_000_000_000, -1e12f64..1e12),
-                0..10,
-            )
-        ) {
-            let samples: Vec<Sample> = samples
-                .into_iter()
-                .map(|(name, labels, timestamp, value)| Sample { name, labels, timestamp, value })
-                .collect();
+        fn encode_then_decode(samples in super::super::arb_samples("[a-z_]{1,12}", "[ -~]{0,10}", 1..8_000_000_000_000)) {
             let refs: Vec<&Sample> = samples.iter().collect();
             let mut out = Vec::new();
             decode(&encode(&refs), &Input::new("t", InputFormat::Otlp), Meta::default(), &mut out).unwrap();
