@@ -11,9 +11,8 @@
 #  2. /metrics passes `promtool check metrics`, and a Prometheus server scraping deadair
 #     returns deadair's samples for a query; /healthz and /readyz answer 200;
 #  3. SIGTERM stops deadair with exit code 0 within its shutdown timeout.
-# Broker loss is covered by the mock-cluster test (tests/kafka_mock.rs): tansu 0.6.0 with sqlite
-# storage panics after a restart ("more or less than one row", tansu-storage lite.rs:503), so a
-# real-broker restart cannot be tested with it yet.
+# Broker loss is covered by tests/kafka_mock.rs (mock cluster) and tests/broker_restart.rs (a
+# real tansu broker on sqlite storage killed and restarted).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
