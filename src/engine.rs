@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use crate::absence::{Cadence, DeadlineQueue, NEVER};
 use crate::alert::{
-    alert_id, AbsencePhase, AbsenceState, Alert, AlertKind, AlertState, AlertStatus, Timing,
+    alert_id, AbsencePhase, AbsenceState, Alert, AlertKind, AlertState, AlertStatus, Phase, Timing,
     Transition,
 };
 use crate::detect::{DetectorKind, DetectorState, Verdict};
@@ -422,6 +422,50 @@ impl Engine {
     /// instead of waiting for the clock to pass the end of its window.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
         self.settle_groups(true, out);
+    }
+
+    /// Every per-series anomaly and absence alert firing now, as a firing event with its
+    /// current version (so the same `alert_id` and `version` as the event that fired it): for
+    /// sinks that forget, such as Alertmanager, to be told again after this engine was restored
+    /// from a checkpoint. (Group and limit alerts are not included.)
+    pub fn firing(&self, out: &mut Vec<Alert>) {
+        for (idx, st) in self.states.iter().enumerate() {
+            if st.rule == NO_RULE {
+                continue; // unmatched, or a freed slot
+            }
+            let (idx, rule) = (idx as u32, &self.model.rules[st.rule as usize]);
+            let series = self.series.series(idx).display();
+            if st.anomaly.phase == Phase::Firing {
+                let mut a = self.base_alert(
+                    idx,
+                    rule,
+                    AlertKind::Anomaly,
+                    AlertStatus::Firing,
+                    st.anomaly.version,
+                );
+                (a.event_time, a.started_at, a.score) = (st.anomaly.since, st.anomaly.since, 1.0);
+                a.summary = format!(
+                    "{series} is still anomalous (since {})",
+                    format_rfc3339(st.anomaly.since)
+                );
+                out.push(a);
+            }
+            if st.absence.phase == AbsencePhase::Firing {
+                let mut a = self.base_alert(
+                    idx,
+                    rule,
+                    AlertKind::Absence,
+                    AlertStatus::Firing,
+                    st.absence.version,
+                );
+                (a.event_time, a.started_at, a.score) = (st.absence.since, st.absence.since, 1.0);
+                a.summary = format!(
+                    "{series} has still not reported (absent since {})",
+                    format_rfc3339(st.absence.since)
+                );
+                out.push(a);
+            }
+        }
     }
 
     /// Names this engine's scope (e.g. `metrics/3` for an input partition): it becomes the

@@ -645,6 +645,43 @@ fn a_restored_snapshot_continues_exactly_like_the_original() {
 }
 
 #[test]
+fn a_restored_engine_lists_what_it_still_has_firing_with_the_same_ids_and_versions() {
+    // two lone series (jobs of one): `a` stops for good, `b` stops and comes back, `c` never stops
+    let mut input = source("a", 1, 10 * S, 10 * S, T0, T0 + 600 * S);
+    input.extend(source("b", 1, 10 * S, 10 * S, T0, T0 + 600 * S));
+    input.extend(source("b", 1, 10 * S, 10 * S, T0 + 900 * S, T0 + 1200 * S));
+    input.extend(source("c", 1, 10 * S, 10 * S, T0, T0 + 1200 * S));
+    input.sort_by_key(|s| s.ts);
+    let model = Arc::new(Model::default_model());
+    let mut e = Engine::new(model.clone());
+    let mut out = Vec::new();
+    for s in &input {
+        e.advance(s.ts - 1, &mut out);
+        ingest(&mut e, s, &mut out);
+    }
+    e.advance(T0 + 1200 * S, &mut out);
+    let mut fired: Vec<(String, u64)> = out
+        .iter()
+        .filter(|a| a.kind == AlertKind::Absence && a.state == AlertStatus::Firing)
+        .map(|a| (a.alert_id.clone(), a.version))
+        .collect();
+    assert_eq!(fired.len(), 2, "a and b fired: {out:#?}");
+    let restored = Engine::restore(model, &e.snapshot()).unwrap();
+    let mut firing = Vec::new();
+    restored.firing(&mut firing);
+    assert_eq!(firing.len(), 1, "{firing:#?}");
+    let a = &firing[0];
+    assert_eq!((a.kind, a.state), (AlertKind::Absence, AlertStatus::Firing));
+    assert_eq!(label(a, "job"), Some("a"));
+    fired.retain(|(id, _)| *id == a.alert_id);
+    assert_eq!(
+        fired,
+        [(a.alert_id.clone(), a.version)],
+        "the event that fired it"
+    );
+}
+
+#[test]
 fn snapshots_of_another_format_or_corrupt_ones_are_refused_clearly() {
     let model = Arc::new(Model::default_model());
     let mut e = Engine::new(model.clone());

@@ -539,7 +539,8 @@ pub async fn run(
                         a.elements().iter().filter(|e| e.topic() == input).map(|e| e.partition()).collect()
                     }).unwrap_or_default();
                     for p in assigned {
-                        engine_for(&shared, (Arc::from(input), p), &model, clock_cfg, cfg, &expected, &mut alerts).await?;
+                        let restored = engine_for(&shared, (Arc::from(input), p), &model, clock_cfg, cfg, &expected, &mut alerts).await?;
+                        reannounce(am.as_ref(), &restored, input, p);
                     }
                 }
                 // under the lock: advance every clock, collect alerts and due checkpoints
@@ -608,7 +609,8 @@ pub async fn run(
                 let (partition, offset) = (msg.partition(), msg.offset());
                 // the partition's engine (restored from its checkpoint on first use), before
                 // any borrow of the message's payload is held across an await
-                engine_for(&shared, (topic.clone(), partition), &model, clock_cfg, cfg, &expected, &mut alerts).await?;
+                let restored = engine_for(&shared, (topic.clone(), partition), &model, clock_cfg, cfg, &expected, &mut alerts).await?;
+                reannounce(am.as_ref(), &restored, &topic, partition);
                 let payload = msg.payload().unwrap_or(&[]);
                 let decoded = match cfg.input_of(&topic) {
                     Some(input) => decode_message(input, meta(&msg), payload, &mut scratch),
@@ -736,7 +738,8 @@ struct Ckpt {
 
 /// Makes sure the partition has its part: restored from its latest checkpoint when a state
 /// topic is configured, else fresh. An engine for the inventory's input topic then expects the
-/// inventory's series of its partition (from wall time).
+/// inventory's series of its partition (from wall time). Returns the per-series alerts a
+/// restored checkpoint still has firing (see [`Engine::firing`]).
 #[allow(clippy::too_many_arguments)]
 async fn engine_for(
     shared: &Shared,
@@ -746,17 +749,19 @@ async fn engine_for(
     cfg: &RunConfig,
     expected: &Expected,
     alerts: &mut Vec<Alert>,
-) -> Result<(), String> {
+) -> Result<Vec<Alert>, String> {
     if lock(shared).contains_key(&key) {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let (topic, partition) = key.clone();
     let started = std::time::Instant::now();
     let (mut engine, marker) = checkpoint::restore(cfg, model, &topic, partition).await?;
     engine.set_scope(&format!("{topic}/{partition}"));
     let mut clock = PartitionClock::new(clock_cfg, topic.clone(), partition);
+    let mut firing = Vec::new();
     if let Some(m) = &marker {
         clock.consumed(m.offset, None, None);
+        engine.firing(&mut firing);
         eprintln!(
             "deadair: {topic}/{partition}: restored checkpoint epoch {} (offset {}, {} series, \
              {} bytes) in {:.2} s",
@@ -789,7 +794,18 @@ async fn engine_for(
             ckpt,
         },
     );
-    Ok(())
+    Ok(firing)
+}
+
+/// Tells Alertmanager again about the alerts a restored partition still has firing (it ends
+/// an alert that is not re-sent within 4 resend intervals, and the instance that sent it
+/// before may be gone).
+fn reannounce(am: Option<&Forwarder>, firing: &[Alert], topic: &str, partition: i32) {
+    if let Some(am) = am {
+        for a in firing {
+            am.try_push_scoped(a, Some((topic, partition)));
+        }
+    }
 }
 
 /// What a clock tick found to send for one partition: alerts, and a due checkpoint.
