@@ -434,35 +434,26 @@ impl Engine {
                 continue; // unmatched, or a freed slot
             }
             let (idx, rule) = (idx as u32, &self.model.rules[st.rule as usize]);
-            let series = self.series.series(idx).display();
-            if st.anomaly.phase == Phase::Firing {
-                let mut a = self.base_alert(
-                    idx,
-                    rule,
-                    AlertKind::Anomaly,
-                    AlertStatus::Firing,
-                    st.anomaly.version,
-                );
-                (a.event_time, a.started_at, a.score) = (st.anomaly.since, st.anomaly.since, 1.0);
-                a.summary = format!(
-                    "{series} is still anomalous (since {})",
-                    format_rfc3339(st.anomaly.since)
-                );
-                out.push(a);
+            let anomaly = (st.anomaly.phase == Phase::Firing).then_some((
+                AlertKind::Anomaly,
+                st.anomaly.since,
+                st.anomaly.version,
+                "is still anomalous",
+            ));
+            let absence = (st.absence.phase == AbsencePhase::Firing).then_some((
+                AlertKind::Absence,
+                st.absence.since,
+                st.absence.version,
+                "has still not reported",
+            ));
+            if anomaly.is_none() && absence.is_none() {
+                continue;
             }
-            if st.absence.phase == AbsencePhase::Firing {
-                let mut a = self.base_alert(
-                    idx,
-                    rule,
-                    AlertKind::Absence,
-                    AlertStatus::Firing,
-                    st.absence.version,
-                );
-                (a.event_time, a.started_at, a.score) = (st.absence.since, st.absence.since, 1.0);
-                a.summary = format!(
-                    "{series} has still not reported (absent since {})",
-                    format_rfc3339(st.absence.since)
-                );
+            let series = self.series.series(idx).display();
+            for (kind, since, version, what) in anomaly.into_iter().chain(absence) {
+                let mut a = self.base_alert(idx, rule, kind, AlertStatus::Firing, version);
+                (a.event_time, a.started_at, a.score) = (since, since, 1.0);
+                a.summary = format!("{series} {what} (since {})", format_rfc3339(since));
                 out.push(a);
             }
         }
