@@ -14,8 +14,6 @@
 //! (never a panic), and memory is bounded by the payload (remote-write by
 //! `max_decompressed_bytes`).
 
-use prost::Message;
-
 use crate::codec::{parse_json_sample, parse_json_samples};
 use crate::config::{Input, InputFormat};
 use crate::proto::Sample;
@@ -167,23 +165,21 @@ pub fn decode_message<'a>(
         });
     }
     scratch.samples.clear();
+    // the zero-copy formats return their views; the others decode into owned samples
+    let owned = &mut scratch.samples;
     match format {
-        InputFormat::Proto => decode_proto_batch(payload),
+        InputFormat::Proto => return decode_proto_batch(payload),
         InputFormat::RemoteWrite => {
             remote_write::decompress(payload, input.max_decompressed_bytes, &mut scratch.bytes)?;
             let scratch: &'a Scratch = scratch;
-            remote_write::decode(&scratch.bytes)
+            return remote_write::decode(&scratch.bytes);
         }
-        InputFormat::Json | InputFormat::Otlp | InputFormat::Influx => {
-            match format {
-                InputFormat::Json => decode(format, payload, &mut scratch.samples)?,
-                InputFormat::Otlp => otlp::decode(payload, input, meta, &mut scratch.samples)?,
-                _ => influx::decode(payload, input.precision, meta, &mut scratch.samples)?,
-            }
-            let scratch: &'a Scratch = scratch;
-            Ok(SampleViews::from_owned(&scratch.samples))
-        }
+        InputFormat::Json => decode_json(payload, owned)?,
+        InputFormat::Otlp => otlp::decode(payload, input, meta, owned)?,
+        InputFormat::Influx => influx::decode(payload, input.precision, meta, owned)?,
     }
+    let scratch: &'a Scratch = scratch;
+    Ok(SampleViews::from_owned(&scratch.samples))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -192,57 +188,31 @@ pub struct DecodeError {
     pub detail: String,
 }
 
-/// Decodes one message payload, appending its samples to `out`.
-pub fn decode(
-    format: InputFormat,
-    payload: &[u8],
-    out: &mut Vec<Sample>,
-) -> Result<(), DecodeError> {
-    if payload.is_empty() {
-        return Err(DecodeError {
-            reason: DecodeReason::Empty,
-            detail: "empty message".into(),
-        });
+/// One JSON sample object, or a JSON array of them, appended to `out`.
+fn decode_json(payload: &[u8], out: &mut Vec<Sample>) -> Result<(), DecodeError> {
+    let err = |detail: String| DecodeError {
+        reason: DecodeReason::Json,
+        detail,
+    };
+    let text = std::str::from_utf8(payload).map_err(|e| err(format!("not UTF-8: {e}")))?;
+    let text = text.trim();
+    let sample = |s: crate::codec::JsonSample| Sample {
+        name: s.name,
+        labels: s.labels,
+        timestamp: s.timestamp,
+        value: s.value,
+    };
+    if text.starts_with('[') {
+        out.extend(
+            parse_json_samples(text)
+                .map_err(err)?
+                .into_iter()
+                .map(sample),
+        );
+    } else {
+        out.push(sample(parse_json_sample(text).map_err(err)?));
     }
-    match format {
-        InputFormat::Proto => {
-            let batch = crate::proto::SampleBatch::decode(payload).map_err(|e| DecodeError {
-                reason: DecodeReason::Protobuf,
-                detail: e.to_string(),
-            })?;
-            out.extend(batch.samples);
-            Ok(())
-        }
-        InputFormat::RemoteWrite | InputFormat::Otlp | InputFormat::Influx => Err(DecodeError {
-            reason: DecodeReason::Protobuf,
-            detail: "not an owned-sample format (use decode_message)".into(),
-        }),
-        InputFormat::Json => {
-            let err = |detail: String| DecodeError {
-                reason: DecodeReason::Json,
-                detail,
-            };
-            let text = std::str::from_utf8(payload).map_err(|e| err(format!("not UTF-8: {e}")))?;
-            let text = text.trim();
-            let sample = |s: crate::codec::JsonSample| Sample {
-                name: s.name,
-                labels: s.labels,
-                timestamp: s.timestamp,
-                value: s.value,
-            };
-            if text.starts_with('[') {
-                out.extend(
-                    parse_json_samples(text)
-                        .map_err(err)?
-                        .into_iter()
-                        .map(sample),
-                );
-            } else {
-                out.push(sample(parse_json_sample(text).map_err(err)?));
-            }
-            Ok(())
-        }
-    }
+    Ok(())
 }
 
 /// Up to 10 samples for property tests: names and label values from the given patterns, label
@@ -270,6 +240,23 @@ pub(crate) fn arb_samples(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
+
+    type Row = (String, Vec<(String, String)>, i64, f64);
+
+    fn rows(format: InputFormat, payload: &[u8]) -> Result<Vec<Row>, DecodeReason> {
+        let mut scratch = Scratch::default();
+        let input = Input::new("t", format);
+        let views =
+            decode_message(&input, Meta::default(), payload, &mut scratch).map_err(|e| e.reason)?;
+        Ok(views
+            .refs()
+            .map(|r| {
+                let l = r.labels.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+                (r.name.to_string(), l.collect(), r.ts, r.value)
+            })
+            .collect())
+    }
 
     #[test]
     fn decodes_proto_and_both_json_shapes() {
@@ -281,30 +268,27 @@ mod tests {
                 value: 1.5,
             }],
         };
-        let mut out = Vec::new();
-        decode(InputFormat::Proto, &batch.encode_to_vec(), &mut out).unwrap();
-        decode(
+        let proto = rows(InputFormat::Proto, &batch.encode_to_vec()).unwrap();
+        let one = rows(
             InputFormat::Json,
             br#"{"name":"cpu","labels":{"h":"a"},"timestamp":1767225600000,"value":1.5}"#,
-            &mut out,
         )
         .unwrap();
-        decode(
+        let two = rows(
             InputFormat::Json,
             br#"[{"name":"cpu","timestamp":6,"value":1},{"name":"m","timestamp":7,"value":2}]"#,
-            &mut out,
         )
         .unwrap();
-        assert_eq!(out.len(), 4);
-        assert_eq!(out[0], out[1]);
+        assert_eq!(proto, one);
+        assert_eq!(proto.len(), 1);
+        assert_eq!(two.len(), 2);
         // epoch numbers below 1e11 are seconds
-        assert_eq!(out[2].timestamp, 6_000);
+        assert_eq!(two[0].2, 6_000);
     }
 
     #[test]
     fn bad_payloads_are_classified() {
-        let mut out = Vec::new();
-        let r = |f, p: &[u8]| decode(f, p, &mut Vec::new()).unwrap_err().reason;
+        let r = |f, p: &[u8]| rows(f, p).unwrap_err();
         assert_eq!(r(InputFormat::Proto, b""), DecodeReason::Empty);
         assert_eq!(
             r(InputFormat::Proto, b"\xff\xff\xff"),
@@ -312,8 +296,7 @@ mod tests {
         );
         assert_eq!(r(InputFormat::Json, b"{"), DecodeReason::Json);
         assert_eq!(r(InputFormat::Json, b"[1]"), DecodeReason::Json);
-        assert!(decode(InputFormat::Json, b"\xff", &mut out).is_err());
-        assert!(out.is_empty());
+        assert_eq!(r(InputFormat::Json, b"\xff"), DecodeReason::Json);
     }
 }
 
@@ -554,6 +537,7 @@ pub fn decode_proto_batch(payload: &[u8]) -> Result<SampleViews<'_>, DecodeError
 mod view_tests {
     use super::*;
     use proptest::prelude::*;
+    use prost::Message;
 
     proptest! {
         /// The borrowed decoder reads exactly what prost wrote.
