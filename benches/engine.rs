@@ -100,6 +100,9 @@ fn round(
     out.clear();
 }
 
+/// Samples per series fed before measuring.
+const WARM_ROUNDS: usize = 460;
+
 fn bench(c: &mut Criterion) {
     let model = Arc::new(Model::default_model());
     let mut group = c.benchmark_group("replay_path");
@@ -110,8 +113,9 @@ fn bench(c: &mut Criterion) {
         let mut out = Vec::new();
         let mut outcomes = Vec::new();
         let mut ts = 1_767_225_600_000i64;
-        // Past warm-up, so every detector scores every sample.
-        for _ in 0..30 {
+        // Past the default model's longest warm-up (context: `learn` 300, then its season's
+        // likelihood 150 more), so every detector scores every sample.
+        for _ in 0..WARM_ROUNDS {
             round(&mut e, &w, ts, &mut out, &mut outcomes);
             ts += 10_000;
         }

@@ -55,6 +55,9 @@ pub struct SeriesState {
     pub absence: AbsenceState,
     /// Index of the governing rule in the model ([`NO_RULE`] if none).
     pub rule: u16,
+    /// Onset peak: the recent maximum of the combined score, decaying by the rule's
+    /// `onset_half_life`, in units of 1/65535 (rounded up). See [`onset`].
+    pub peak: u16,
 }
 
 impl SeriesState {
@@ -68,7 +71,23 @@ impl SeriesState {
             anomaly: AlertState::default(),
             absence: AbsenceState::default(),
             rule,
+            peak: 0,
         }
+    }
+}
+
+/// Onset reporting: a combined score `level` is reported only when it rises above the series'
+/// recent peak (which then takes its value and decays by `decay` per sample); otherwise 0. A
+/// sustained anomaly is reported at its onset, and again only if it grows.
+#[inline]
+pub fn onset(peak: &mut u16, level: f64, decay: f64) -> f64 {
+    const UNIT: f64 = u16::MAX as f64;
+    let before = f64::from(*peak) / UNIT;
+    *peak = (level.max(before * decay).clamp(0.0, 1.0) * UNIT).ceil() as u16;
+    if level > before {
+        level
+    } else {
+        0.0
     }
 }
 
@@ -346,18 +365,27 @@ impl Engine {
         }
 
         // Detectors, then the anomaly alert with hysteresis.
-        let verdict = rule.detectors.evaluate(
+        let mut verdict = rule.detectors.evaluate(
             rule.likelihood.as_ref(),
+            rule.ensemble.as_ref(),
             &mut st.detectors,
             value,
+            ts,
             rule.z_band,
         );
-        let engaged_at = if st.anomaly.is_engaged() {
-            rule.resolve_threshold
-        } else {
-            rule.threshold
-        };
-        let active = verdict.is_some_and(|(v, _)| v.score >= engaged_at);
+        // An episode opens on the reported score (the onset, with onset reporting) and stays
+        // open while the combined score holds above `resolve_threshold`.
+        let level = verdict.map_or(0.0, |(v, _)| v.score);
+        if let (Some((v, _)), Some(decay)) = (&mut verdict, rule.onset_decay) {
+            v.score = onset(&mut st.peak, level, decay);
+        }
+        let active = verdict.is_some_and(|(v, _)| {
+            if st.anomaly.is_engaged() {
+                level >= rule.resolve_threshold
+            } else {
+                v.score >= rule.threshold
+            }
+        });
         let transition = if verdict.is_some() || st.anomaly.is_engaged() {
             st.anomaly.step(active, ts, timing)
         } else {
@@ -714,6 +742,15 @@ impl Engine {
             a.upper = Some(v.upper);
             a.score = v.score;
             a.summary = match status {
+                AlertStatus::Firing if kind == DetectorKind::Context => format!(
+                    "{series} is {}: a level unusual after its recent levels or at this time of \
+                     day (expected {}, normal {} to {}, score {:.4})",
+                    num(value),
+                    num(v.expected),
+                    num(v.lower),
+                    num(v.upper),
+                    v.score
+                ),
                 AlertStatus::Firing => format!(
                     "{series} is {} where {} expected {} (normal {} to {}, score {:.4})",
                     num(value),

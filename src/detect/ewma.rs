@@ -61,6 +61,7 @@ impl Params {
             .max(spread_floor(st.mean, self.rel_floor));
         let verdict = (n as usize >= self.warmup).then(|| Verdict {
             score: z_to_score(d / sd),
+            deviation: (d / sd).abs(),
             expected: st.mean,
             lower: st.mean - z_band * sd,
             upper: st.mean + z_band * sd,

@@ -10,6 +10,14 @@
 //!
 //! Catches: sustained shifts too small for the spike detectors (a service settling 2σ higher).
 //! Cost per sample: a handful of flops; state: 24 bytes.
+//!
+//! `method = "robust"` is a second way to see a shift, in the same state: a slow robust
+//! baseline (a Huber-style EWMA: smoothing `alpha`, each deviation clipped to ±3 sd once warm,
+//! so spikes barely move it) and `e`, an EWMA (factor `smoothing`) of the standardised deviation
+//! clipped to ±4. The score is `weight` while `|e| >= h` and 0 otherwise: a run of values on one
+//! side of the baseline, a few sd away, flags a shift until the baseline catches up. Its score is
+//! not post-processed by the likelihood (like `novelty`), and its spread is what `novelty`'s
+//! `noise` margin reads.
 
 use serde::Deserialize;
 
@@ -37,7 +45,36 @@ pub struct Params {
         deserialize_with = "check::non_negative"
     )]
     pub rel_floor: f64,
+    /// `cusum` (default) or `robust` (see the module docs).
+    #[serde(default)]
+    pub method: Method,
+    /// `robust`: smoothing factor of the clipped deviation's EWMA, in (0, 1).
+    #[serde(default = "default_smoothing", deserialize_with = "check::open_unit")]
+    pub smoothing: f64,
+    /// `robust`: the score while a shift is flagged, in (0, 1].
+    #[serde(default = "default_weight", deserialize_with = "check::score")]
+    pub weight: f64,
 }
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    #[default]
+    Cusum,
+    Robust,
+}
+
+fn default_smoothing() -> f64 {
+    0.1
+}
+fn default_weight() -> f64 {
+    1.0
+}
+
+/// `robust`: standardised deviations are clipped to this before smoothing...
+const CLIP_Z: f64 = 4.0;
+/// ...and the baseline learns a deviation clipped to this many sd.
+const HUBER: f64 = 3.0;
 
 fn default_k() -> f64 {
     0.5
@@ -66,8 +103,19 @@ pub struct State {
 }
 
 impl Params {
+    /// The spread the detector currently standardises with (its baseline's sd, floored).
+    #[inline]
+    pub fn spread(&self, st: &State) -> f64 {
+        f64::from(st.var)
+            .sqrt()
+            .max(spread_floor(st.mu, self.rel_floor))
+    }
+
     #[inline]
     pub fn score_and_learn(&self, st: &mut State, n: u32, x: f64, z_band: f64) -> Option<Verdict> {
+        if self.method == Method::Robust {
+            return self.robust(st, n, x, z_band);
+        }
         if n == 0 {
             *st = State {
                 mu: x,
@@ -83,11 +131,13 @@ impl Params {
         let warm = n as usize >= self.warmup && st.fresh as usize >= self.warmup;
         let (expected, lower, upper) = (st.mu, st.mu - z_band * sd, st.mu + z_band * sd);
         let mut score = 0.0;
+        let mut deviation = 0.0;
         if warm {
             let z = (d / sd).clamp(-1e6, 1e6);
             let pos = (f64::from(st.pos) + z - self.k).max(0.0);
             let neg = (f64::from(st.neg) - z - self.k).max(0.0);
-            score = (pos.max(neg) / self.h).min(1.0);
+            deviation = pos.max(neg);
+            score = (deviation / self.h).min(1.0);
             if score >= 1.0 {
                 *st = State {
                     mu: x,
@@ -98,6 +148,7 @@ impl Params {
                 };
                 return Some(Verdict {
                     score,
+                    deviation,
                     expected,
                     lower,
                     upper,
@@ -115,6 +166,41 @@ impl Params {
         st.fresh = st.fresh.saturating_add(1);
         (n as usize >= self.warmup).then_some(Verdict {
             score,
+            deviation,
+            expected,
+            lower,
+            upper,
+        })
+    }
+}
+
+impl Params {
+    /// `method = "robust"`; the smoothed deviation lives in `st.pos`.
+    #[inline]
+    fn robust(&self, st: &mut State, n: u32, x: f64, z_band: f64) -> Option<Verdict> {
+        if n == 0 {
+            *st = State {
+                mu: x,
+                ..State::default()
+            };
+            return None;
+        }
+        let sd = self.spread(st);
+        let mut d = x - st.mu;
+        let (expected, lower, upper) = (st.mu, st.mu - z_band * sd, st.mu + z_band * sd);
+        let warm = n as usize >= self.warmup;
+        if warm {
+            let z = (d / sd).clamp(-CLIP_Z, CLIP_Z);
+            st.pos = (f64::from(st.pos) + self.smoothing * (z - f64::from(st.pos))) as f32;
+            d = d.clamp(-HUBER * sd, HUBER * sd);
+        }
+        let a = warm_alpha(self.alpha, n);
+        st.mu += a * d;
+        st.var = ((1.0 - a) * (f64::from(st.var) + a * d * d)) as f32;
+        let e = f64::from(st.pos).abs();
+        warm.then_some(Verdict {
+            score: if e >= self.h { self.weight } else { 0.0 },
+            deviation: e,
             expected,
             lower,
             upper,
@@ -129,6 +215,42 @@ mod tests {
     fn noise(i: u32) -> f64 {
         // deterministic, zero-mean, unit-ish noise
         ((i.wrapping_mul(2_654_435_761) >> 16) % 1000) as f64 / 500.0 - 1.0
+    }
+
+    #[test]
+    fn robust_flags_a_shift_until_the_baseline_catches_up_and_ignores_spikes() {
+        let p: Params = toml::from_str(
+            "method = \"robust\"\nalpha = 0.003\nh = 3.5\nwarmup = 100\nweight = 0.5",
+        )
+        .unwrap();
+        let mut st = State::default();
+        let z = 3.89;
+        for i in 0..1000u32 {
+            let v = p.score_and_learn(&mut st, i, 100.0 + noise(i), z);
+            assert!(
+                v.is_none_or(|v| v.score == 0.0),
+                "flat noise flagged at {i}"
+            );
+            assert_eq!(v.is_none(), i < 100);
+        }
+        // isolated spikes: clipped, never a shift
+        for i in 1000..1100u32 {
+            let x = if i % 20 == 0 { 200.0 } else { 100.0 + noise(i) };
+            assert_eq!(
+                p.score_and_learn(&mut st, i, x, z).unwrap().score,
+                0.0,
+                "{i}"
+            );
+        }
+        // a sustained shift of about 8 sd (sd ≈ 0.6): flagged within a few dozen samples (the
+        // clipped deviation's EWMA needs ~20 to pass 3.5; the baseline's spread widens meanwhile)
+        let flagged = (1100..1200u32).position(|i| {
+            p.score_and_learn(&mut st, i, 105.0 + noise(i), z)
+                .unwrap()
+                .score
+                == 0.5
+        });
+        assert!(flagged.is_some_and(|k| k < 40), "{flagged:?}");
     }
 
     #[test]

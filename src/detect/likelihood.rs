@@ -1,6 +1,7 @@
 //! Anomaly likelihood: how unusual is the recent *rate* of surprise, for this series?
 //!
-//! A post-processing stage over the statistical detectors' raw score `r` (in [0, 1]), after
+//! A post-processing stage over the statistical detectors' raw score `r` (in [0, 1], or their
+//! unbounded deviation |z| with `input = "deviation"`; `context` runs its own), after
 //! Numenta's anomaly likelihood (Ahmad et al., 2017), in a streaming, fixed-size form:
 //!
 //! ```text
@@ -31,6 +32,32 @@ pub struct Params {
     /// Samples before the first non-zero score (>= 2).
     #[serde(default = "default_warmup", deserialize_with = "check::warmup")]
     pub warmup: usize,
+    /// `score` (default) or `deviation`: see [`Input`]. Only the rule-level likelihood over the
+    /// statistical detectors reads it.
+    #[serde(default)]
+    pub input: Input,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            short: default_short(),
+            long_alpha: default_long_alpha(),
+            warmup: default_warmup(),
+            input: Input::default(),
+        }
+    }
+}
+
+/// What the likelihood stage reads from the statistical detectors' best verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Input {
+    /// The score: a tail probability, which saturates near 1 beyond |z| of about 4.
+    #[default]
+    Score,
+    /// The deviation |z| itself (unbounded), so a 10-sigma jump weighs more than a 4-sigma one.
+    Deviation,
 }
 
 fn default_short() -> f64 {
@@ -43,7 +70,7 @@ fn default_warmup() -> usize {
     150
 }
 
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct State {
     pub short: f32,
     pub mean: f32,

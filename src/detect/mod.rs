@@ -10,6 +10,7 @@
 //! |z| = 3.89. The band reported with a verdict is the range of values that would score below the
 //! rule's `threshold`.
 
+pub mod context;
 pub mod ewma;
 pub mod level_shift;
 pub mod likelihood;
@@ -28,6 +29,9 @@ pub use window::{Window, WINDOW_CAP};
 pub struct Verdict {
     /// Anomaly score in [0, 1].
     pub score: f64,
+    /// How far the value is from `expected` in the detector's own units of spread (|z| for the
+    /// statistical detectors; the score itself for the others). Unbounded, unlike the score.
+    pub deviation: f64,
     /// The value the detector expected.
     pub expected: f64,
     /// Lower and upper edge of the normal band.
@@ -44,6 +48,7 @@ pub enum DetectorKind {
     Ewma,
     LevelShift,
     Novelty,
+    Context,
 }
 
 impl DetectorKind {
@@ -55,6 +60,7 @@ impl DetectorKind {
             Self::Ewma => "ewma",
             Self::LevelShift => "level_shift",
             Self::Novelty => "novelty",
+            Self::Context => "context",
         }
     }
 }
@@ -102,13 +108,75 @@ pub struct DetectorSet {
     pub ewma: Option<ewma::Params>,
     pub level_shift: Option<level_shift::Params>,
     pub novelty: Option<novelty::Params>,
+    pub context: Option<context::Params>,
+}
+
+/// How a rule turns its detectors' verdicts into one score (`[rule.ensemble]`). Without it, the
+/// highest verdict wins and every sample's score is reported as it is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ensemble {
+    /// Weight of the vote: the likelihood-calibrated detectors (the statistical group and
+    /// `context`) are averaged and scaled by this, so one of them alone cannot reach a score the
+    /// two reach together. The absolute detectors (threshold, novelty) are not averaged.
+    #[serde(
+        default = "default_vote",
+        deserialize_with = "crate::model::check::score"
+    )]
+    pub vote: f64,
+}
+
+fn default_vote() -> f64 {
+    1.0
+}
+
+/// Per-series memory that two detector families would otherwise each need: the rolling window
+/// of `zscore` and `mad`, or the sequence set of `context`. A rule uses one or the other (the
+/// model refuses both), which keeps a series' state at its fixed size.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub enum Memory {
+    Window(Window),
+    Context(context::State),
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Self::Window(Window::default())
+    }
+}
+
+impl Memory {
+    /// The rolling window (a series that held a sequence set, after a model change, starts an
+    /// empty window).
+    #[inline]
+    pub fn window(&mut self) -> &mut Window {
+        if !matches!(self, Self::Window(_)) {
+            *self = Self::Window(Window::default());
+        }
+        match self {
+            Self::Window(w) => w,
+            Self::Context(_) => unreachable!("just replaced"),
+        }
+    }
+
+    /// The sequence set (started empty if this series held a window).
+    #[inline]
+    pub fn context(&mut self) -> &mut context::State {
+        if !matches!(self, Self::Context(_)) {
+            *self = Self::Context(context::State::default());
+        }
+        match self {
+            Self::Context(c) => c,
+            Self::Window(_) => unreachable!("just replaced"),
+        }
+    }
 }
 
 /// Per-series detector state: the shared window plus the recursive detectors' state.
 /// Fixed size (see `SeriesState` in the engine for the whole budget).
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct DetectorState {
-    pub window: Window,
+    pub memory: Memory,
     pub ewma: ewma::State,
     pub level_shift: level_shift::State,
     pub novelty: novelty::State,
@@ -125,23 +193,35 @@ impl DetectorSet {
             && self.ewma.is_none()
             && self.level_shift.is_none()
             && self.novelty.is_none()
+            && self.context.is_none()
     }
 
     /// Scores `x` against the series' history, then learns `x`.
     ///
-    /// The statistical detectors (zscore, mad, ewma, level_shift) give a raw verdict: the
+    /// The statistical detectors (zscore, mad, ewma, level_shift with `cusum`) give a raw verdict: the
     /// highest-scoring one (ties go to the earlier in that order). With `likelihood`, its score
-    /// is replaced by the likelihood of the recent raw scores (see [`likelihood`]). The absolute
-    /// detectors (threshold, novelty) are not post-processed. The result is the highest-scoring
-    /// verdict of both groups, or `None` while every enabled detector is warming up.
+    /// is replaced by the likelihood of the recent raw scores (or deviations, see
+    /// [`likelihood::Input`]). `context` is calibrated by its own likelihood. These two
+    /// calibrated scores are combined by the highest (no ensemble) or by the ensemble's vote:
+    /// `vote × (sum of their scores) / (number enabled)`. The absolute detectors (threshold,
+    /// novelty, level_shift with `robust`) are not post-processed. The result is the highest-scoring verdict of both
+    /// groups, or `None` while every enabled detector is warming up.
     #[inline]
     pub fn evaluate(
         &self,
         lk: Option<&likelihood::Params>,
+        ensemble: Option<&Ensemble>,
         st: &mut DetectorState,
         x: f64,
+        ts: i64,
         z_band: f64,
     ) -> Option<(Verdict, DetectorKind)> {
+        let robust_shift = self
+            .level_shift
+            .as_ref()
+            .filter(|p| p.method == level_shift::Method::Robust);
+        // novelty's noise margin reads the robust spread before this sample moves it
+        let noise_sd = robust_shift.map(|p| p.spread(&st.level_shift));
         let mut stat: Option<(Verdict, DetectorKind)> = None;
         let consider = |best: &mut Option<(Verdict, DetectorKind)>, v: Option<Verdict>, kind| {
             if let Some(v) = v {
@@ -153,12 +233,16 @@ impl DetectorSet {
         if let Some(p) = &self.zscore {
             consider(
                 &mut stat,
-                p.score(&st.window, x, z_band),
+                p.score(st.memory.window(), x, z_band),
                 DetectorKind::ZScore,
             );
         }
         if let Some(p) = &self.mad {
-            consider(&mut stat, p.score(&st.window, x, z_band), DetectorKind::Mad);
+            consider(
+                &mut stat,
+                p.score(st.memory.window(), x, z_band),
+                DetectorKind::Mad,
+            );
         }
         if let Some(p) = &self.ewma {
             consider(
@@ -168,35 +252,93 @@ impl DetectorSet {
             );
         }
         if let Some(p) = &self.level_shift {
-            consider(
-                &mut stat,
-                p.score_and_learn(&mut st.level_shift, st.n, x, z_band),
-                DetectorKind::LevelShift,
-            );
+            if robust_shift.is_none() {
+                consider(
+                    &mut stat,
+                    p.score_and_learn(&mut st.level_shift, st.n, x, z_band),
+                    DetectorKind::LevelShift,
+                );
+            }
         }
         if let Some(lk) = lk {
-            let raw = stat.map_or(0.0, |(v, _)| v.score);
+            let raw = stat.map_or(0.0, |(v, _)| match lk.input {
+                likelihood::Input::Score => v.score,
+                likelihood::Input::Deviation => v.deviation,
+            });
             let score = lk.update(&mut st.likelihood, st.n, raw);
             if let Some((v, _)) = &mut stat {
                 v.score = score;
             }
         }
-        let mut best = stat;
+        let context = self.context.as_ref().and_then(|p| {
+            let score = p.score_and_learn(st.memory.context(), st.n, x, ts)?;
+            let v = Verdict {
+                score,
+                deviation: score,
+                expected: x,
+                lower: x,
+                upper: x,
+            };
+            Some((v, DetectorKind::Context))
+        });
+        let mut best = match ensemble {
+            None => {
+                let mut best = stat;
+                consider(&mut best, context.map(|(v, _)| v), DetectorKind::Context);
+                best
+            }
+            Some(e) => {
+                let enabled =
+                    usize::from(self.has_statistical()) + usize::from(self.context.is_some());
+                let sum =
+                    stat.map_or(0.0, |(v, _)| v.score) + context.map_or(0.0, |(v, _)| v.score);
+                // the vote is named after its louder voter, and carries the statistical
+                // verdict's expectation and band when there is one (context has none)
+                let kind = match (stat, context) {
+                    (Some(s), Some(c)) if c.0.score > s.0.score => c.1,
+                    (Some(s), _) => s.1,
+                    (None, c) => c.map_or(DetectorKind::Context, |c| c.1),
+                };
+                stat.or(context).map(|(mut v, _)| {
+                    v.score = e.vote * sum / enabled.max(1) as f64;
+                    (v, kind)
+                })
+            }
+        };
         if let Some(p) = &self.threshold {
             consider(&mut best, p.score(x), DetectorKind::Threshold);
         }
         if let Some(p) = &self.novelty {
             consider(
                 &mut best,
-                p.score_and_learn(&mut st.novelty, st.n, x),
+                p.score_and_learn(&mut st.novelty, st.n, x, noise_sd),
                 DetectorKind::Novelty,
             );
         }
+        if let Some(p) = robust_shift {
+            consider(
+                &mut best,
+                p.score_and_learn(&mut st.level_shift, st.n, x, z_band),
+                DetectorKind::LevelShift,
+            );
+        }
         if self.zscore.is_some() || self.mad.is_some() {
-            st.window.push(x);
+            st.memory.window().push(x);
         }
         st.n = st.n.saturating_add(1);
         best
+    }
+
+    /// Whether any statistical detector (zscore, mad, ewma, level_shift with `cusum`) is
+    /// enabled.
+    pub fn has_statistical(&self) -> bool {
+        self.zscore.is_some()
+            || self.mad.is_some()
+            || self.ewma.is_some()
+            || self
+                .level_shift
+                .as_ref()
+                .is_some_and(|p| p.method == level_shift::Method::Cusum)
     }
 }
 
@@ -223,13 +365,13 @@ mod tests {
         let z = score_to_z(0.9999);
         let mut first_verdict = None;
         for i in 0..40 {
-            let v = set.evaluate(None, &mut st, 10.0 + (i % 3) as f64 * 0.1, z);
+            let v = set.evaluate(None, None, &mut st, 10.0 + (i % 3) as f64 * 0.1, 0, z);
             if v.is_some() && first_verdict.is_none() {
                 first_verdict = Some(i);
             }
         }
         assert!(first_verdict.unwrap() >= 8, "no verdict during warm-up");
-        let (v, _) = set.evaluate(None, &mut st, 100.0, z).unwrap();
+        let (v, _) = set.evaluate(None, None, &mut st, 100.0, 0, z).unwrap();
         assert!(v.score > 0.9999, "{v:?}");
         assert!(v.lower < 10.0 && v.upper > 10.2 && v.upper < 100.0, "{v:?}");
     }

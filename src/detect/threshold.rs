@@ -28,6 +28,7 @@ impl Params {
         let expected = x.clamp(lower, upper);
         Some(Verdict {
             score: if out { 1.0 } else { 0.0 },
+            deviation: if out { 1.0 } else { 0.0 },
             expected,
             lower,
             upper,

@@ -124,10 +124,13 @@ fn correlated_silence_collapses_a_source_and_spares_the_others() {
         T0 + 1800 * S,
         "the first returning sample"
     );
-    assert!(
-        !alerts.iter().any(|a| label(a, "job") == Some("db")),
-        "db untouched"
-    );
+    // (db's noise may set new extremes, which the default model's novelty reports as
+    // anomalies: that is detection, not silence handling)
+    let db: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| label(a, "job") == Some("db") && a.kind != AlertKind::Anomaly)
+        .collect();
+    assert!(db.is_empty(), "db's silence handling untouched: {db:#?}");
 
     let own: Vec<&Alert> = alerts
         .iter()
@@ -459,8 +462,7 @@ fn a_held_episode_is_decided_before_the_same_series_goes_silent_again() {
 #[test]
 fn inventory_expectations_tombstones_and_retention() {
     // retention 2 h; `a` and `b` report every 10 s, `c` is expected but never reports
-    let text =
-        crate::model::DEFAULT_MODEL_TOML.replace("retention = \"24h\"", "retention = \"2h\"");
+    let text = crate::model::DEFAULT_MODEL_TOML.replace("retention = \"7d\"", "retention = \"2h\"");
     assert!(text.contains("retention = \"2h\""));
     let mut e = Engine::new(Arc::new(Model::parse(&text, "test").unwrap()));
     let mut out = Vec::new();
@@ -693,7 +695,7 @@ fn snapshots_of_another_format_or_corrupt_ones_are_refused_clearly() {
     let err = Engine::restore(model.clone(), &bytes).err().unwrap();
     assert_eq!(
         err.to_string(),
-        "engine snapshot format 9; this deadair reads format 1"
+        "engine snapshot format 9; this deadair reads format 2"
     );
     let good = e.snapshot();
     let err = Engine::restore(model.clone(), &good[..good.len() / 2])

@@ -24,7 +24,7 @@ use crate::detect::DetectorState;
 use crate::model::Model;
 
 /// Snapshot format version this build writes and reads.
-pub const FORMAT: u16 = 1;
+pub const FORMAT: u16 = 2;
 const MAGIC: &[u8; 4] = b"DAsn";
 
 #[derive(Serialize)]

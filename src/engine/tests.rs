@@ -409,3 +409,47 @@ fn a_firing_anomaly_is_resolved_when_its_series_goes_silent() {
         out[1].summary
     );
 }
+
+#[test]
+fn onset_reports_a_rise_once_and_again_only_when_it_grows() {
+    let decay = 0.5f64.powf(1.0 / 50.0);
+    let mut peak = 0u16;
+    let levels = [0.0, 0.3, 0.3, 0.3, 0.2, 0.6, 0.5, 0.0];
+    let reported: Vec<f64> = levels
+        .iter()
+        .map(|&l| crate::engine::onset(&mut peak, l, decay))
+        .collect();
+    assert_eq!(reported, [0.0, 0.3, 0.0, 0.0, 0.0, 0.6, 0.0, 0.0]);
+    // the peak halves in 50 samples: 0.6 -> 0.3, after which a 0.31 is news again
+    for _ in 0..50 {
+        crate::engine::onset(&mut peak, 0.0, decay);
+    }
+    assert_eq!(crate::engine::onset(&mut peak, 0.29, decay), 0.0);
+    assert_eq!(crate::engine::onset(&mut peak, 0.31, decay), 0.31);
+}
+
+#[test]
+fn the_vote_needs_both_voters() {
+    use crate::detect::{DetectorSet, DetectorState, Ensemble};
+    let set: DetectorSet = toml::from_str("[ewma]\nwarmup = 10\n[context]\nlearn = 20").unwrap();
+    let e: Ensemble = toml::from_str("vote = 0.5").unwrap();
+    let mut st = DetectorState::default();
+    let mut last = None;
+    for i in 0..400 {
+        last = set.evaluate(None, Some(&e), &mut st, 10.0 + noise(i), 0, 3.89);
+    }
+    // a huge spike: the ewma's score is 1 (no likelihood here), context's likelihood is high too
+    // at best; the vote is at most 0.5 × (1 + 1) / 2
+    let (v, _) = set.evaluate(None, Some(&e), &mut st, 1e6, 0, 3.89).unwrap();
+    assert!(
+        v.score <= 0.5 + 1e-12 && v.score >= 0.25,
+        "{v:?} after {last:?}"
+    );
+    // without an ensemble the louder one wins outright
+    let mut st2 = DetectorState::default();
+    for i in 0..400 {
+        set.evaluate(None, None, &mut st2, 10.0 + noise(i), 0, 3.89);
+    }
+    let (v2, _) = set.evaluate(None, None, &mut st2, 1e6, 0, 3.89).unwrap();
+    assert!(v2.score > 0.999, "{v2:?}");
+}

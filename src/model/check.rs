@@ -31,6 +31,10 @@ pub fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     }
 }
 
+pub fn positive_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    positive(d).map(Some)
+}
+
 pub fn non_negative<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let v = number(d)?;
     if v >= 0.0 {
@@ -84,6 +88,31 @@ pub fn warmup<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     } else {
         Err(D::Error::custom(format!(
             "expected a warm-up of 2 to 100000 samples, found {v}"
+        )))
+    }
+}
+
+/// Bands of the `context` detector: 2 to 64.
+pub fn levels<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let v = i64::deserialize(d)?;
+    if (2..=64).contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(D::Error::custom(format!(
+            "expected 2 to 64 levels, found {v}"
+        )))
+    }
+}
+
+/// Sequence order of the `context` detector: 1 to its maximum.
+pub fn order<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    use crate::detect::context::MAX_ORDER;
+    let v = i64::deserialize(d)?;
+    if (1..=MAX_ORDER as i64).contains(&v) {
+        Ok(v as usize)
+    } else {
+        Err(D::Error::custom(format!(
+            "expected an order of 1 to {MAX_ORDER} past levels, found {v}"
         )))
     }
 }

@@ -127,6 +127,11 @@ pub struct Rule {
     pub detectors: DetectorSet,
     /// Likelihood post-processing of the statistical detectors' score, if configured.
     pub likelihood: Option<crate::detect::likelihood::Params>,
+    /// How the detectors' verdicts combine (`[rule.ensemble]`), if not by the highest.
+    pub ensemble: Option<crate::detect::Ensemble>,
+    /// Per-sample decay of the onset peak (`0.5^(1 / onset_half_life)`), if the rule reports
+    /// onsets (see the engine's `SeriesState::peak`).
+    pub onset_decay: Option<f64>,
     pub absence: Absence,
     /// A series silent this long is retired (its state freed; a firing absence gets a final
     /// resolved event), ms: counted from its absence deadline, or from its last sample when it
@@ -240,6 +245,12 @@ struct RawRule {
     #[serde(default)]
     likelihood: Option<crate::detect::likelihood::Params>,
     #[serde(default)]
+    ensemble: Option<crate::detect::Ensemble>,
+    /// Samples over which the onset peak halves (`onset` reporting); absent: every sample's
+    /// score is reported as it is.
+    #[serde(default, deserialize_with = "check::positive_opt")]
+    onset_half_life: Option<f64>,
+    #[serde(default)]
     absence: RawAbsence,
     #[serde(default)]
     labels: std::collections::BTreeMap<String, String>,
@@ -304,7 +315,7 @@ struct RawAbsence {
 }
 
 fn default_retention() -> i64 {
-    86_400_000
+    7 * 86_400_000
 }
 
 fn default_irregular() -> f64 {
@@ -378,6 +389,27 @@ impl RawRule {
         for r in checks.into_iter().flatten() {
             r?;
         }
+        if let Some(c) = &d.context {
+            c.validate()?;
+        }
+        let robust = d
+            .level_shift
+            .as_ref()
+            .is_some_and(|p| p.method == crate::detect::level_shift::Method::Robust);
+        if d.novelty.as_ref().is_some_and(|n| n.noise.is_some()) && !robust {
+            return Err(
+                "novelty's `noise` margin reads the spread of `level_shift` with \
+                        `method = \"robust\"`, which this rule does not have"
+                    .into(),
+            );
+        }
+        if d.context.is_some() && (d.zscore.is_some() || d.mad.is_some()) {
+            return Err(
+                "`context` shares its per-series memory with the rolling window of \
+                        `zscore` and `mad`: a rule can use `context` or those, not both"
+                    .into(),
+            );
+        }
         let retention_ms = self.absence.retention;
         let absence = self.absence.build()?;
         if d.is_empty() && absence == Absence::Off {
@@ -402,6 +434,8 @@ impl RawRule {
             keep_firing_for_ms: self.keep_firing_for,
             detectors: self.detectors,
             likelihood: self.likelihood,
+            ensemble: self.ensemble,
+            onset_decay: self.onset_half_life.map(|h| 0.5f64.powf(1.0 / h)),
             absence,
             retention_ms,
             labels: self.labels.into_iter().collect(),
@@ -610,5 +644,28 @@ mod tests {
             m.rules[0].absence,
             Model::default_model().rules.last().unwrap().absence
         );
+    }
+
+    #[test]
+    fn refuses_detector_combinations_that_cannot_share_state() {
+        let e = err("[[rule]]\nname = \"a\"\n[rule.detectors.mad]\n[rule.detectors.context]\n");
+        assert!(
+            e.to_string().contains("`context` or those, not both"),
+            "{e}"
+        );
+        let e = err("[[rule]]\nname = \"a\"\n[rule.detectors.novelty]\nnoise = 0.25\n");
+        assert!(e.to_string().contains("method = \"robust\""), "{e}");
+        let e = err(
+            "[[rule]]\nname = \"a\"\n[rule.detectors.context]\nlevels = 30\n\
+             [rule.detectors.context.season]\nbuckets = 6\n",
+        );
+        assert!(e.to_string().contains("must not exceed 96"), "{e}");
+        // the default model combines them as designed
+        let m = Model::default_model();
+        let r = m.rules.last().unwrap();
+        assert!(r.detectors.context.is_some() && r.ensemble.is_some());
+        assert!(r
+            .onset_decay
+            .is_some_and(|d| (d.powf(50.0) - 0.5).abs() < 1e-12));
     }
 }
