@@ -56,7 +56,7 @@ pub struct SeriesState {
     /// Index of the governing rule in the model ([`NO_RULE`] if none).
     pub rule: u16,
     /// Onset peak: the recent maximum of the combined score, decaying by the rule's
-    /// `onset_half_life`, in units of 1/65535 (rounded up). See [`onset`].
+    /// `onset_half_life`, in units of 1/65535. See [`onset`].
     pub peak: u16,
 }
 
@@ -83,7 +83,14 @@ impl SeriesState {
 pub fn onset(peak: &mut u16, level: f64, decay: f64) -> f64 {
     const UNIT: f64 = u16::MAX as f64;
     let before = f64::from(*peak) / UNIT;
-    *peak = (level.max(before * decay).clamp(0.0, 1.0) * UNIT).ceil() as u16;
+    let decayed = before * decay;
+    // a new level rounds up (an equal one later is not a rise); the decayed peak rounds down
+    // (so it keeps decaying however long the half-life)
+    *peak = if level >= decayed {
+        (level.clamp(0.0, 1.0) * UNIT).ceil() as u16
+    } else {
+        (decayed * UNIT).floor() as u16
+    };
     if level > before {
         level
     } else {
@@ -743,8 +750,8 @@ impl Engine {
             a.score = v.score;
             a.summary = match status {
                 AlertStatus::Firing if kind == DetectorKind::Context => format!(
-                    "{series} is {}: a level unusual after its recent levels or at this time of \
-                     day (expected {}, normal {} to {}, score {:.4})",
+                    "{series} is {}: unusual after its recent levels or at this time of day \
+                     (its level is expected near {}, normal {} to {}; score {:.4})",
                     num(value),
                     num(v.expected),
                     num(v.lower),

@@ -5,8 +5,8 @@
 //! `learn` samples (after that the bands are fixed; values beyond them get two extra bands on
 //! each side). For each order k = 1..=`order` the sequence (level now, level 1 back, ..., level k
 //! back) is hashed into a set of [`CONTEXT_BITS`] bits; the raw score is the share of those
-//! orders whose sequence had not been seen before (and is remembered from now on). The raw score
-//! goes through this detector's own [`likelihood`](super::likelihood) stage, so a series that
+//! orders whose sequence had not been seen before (and is remembered from now on). The raw
+//! score goes through this detector's own [`likelihood`](super::likelihood) stage, so a series that
 //! keeps producing new sequences (a wandering one) stops alarming, while a burst of new sequences
 //! on a series that has settled into a habit scores high.
 //!
@@ -21,8 +21,8 @@
 //! pattern's shape changing, oscillation where there was none, a level change inside the known
 //! range, a night that looks like a day. Misses: changes smaller than one band (1/`levels` of
 //! the learned range).
-//! Cost per sample: `order` multiply-xor hashes and bit tests, up to 3 more bit operations for the
-//! season, and two likelihood updates (an `erfc` and a `ln` each when above the habit).
+//! Cost per sample: `order + 1` multiply-xor steps and `order` bit tests, up to 3 more bit
+//! operations for the season, and two likelihood updates (an `erfc` and a `ln` each when above the habit).
 //! State: 84 bytes (sequence set 36, bands 8, last levels 4, season set 12, two likelihoods 24).
 //! It shares its memory with the rolling window of `zscore` and `mad`, so a rule uses either
 //! those or `context`.
@@ -68,7 +68,8 @@ pub struct Params {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Season {
-    /// Parts of the day (1..=24; 6 is four hours each).
+    /// Parts of the day (6 is four hours each); `buckets × (levels + 4)` must not exceed 96, so at
+    /// most 8 with the default 8 levels.
     #[serde(default = "default_buckets")]
     pub buckets: u32,
     /// Calibration of "a level new for this part of the day" against the series' own rate.
@@ -124,6 +125,19 @@ fn test_and_set(bits: &mut [u32], i: usize) -> bool {
 impl Params {
     /// Model validation: the season set must hold `buckets × (levels + 4)` bits.
     pub fn validate(&self) -> Result<(), String> {
+        let inputs = [
+            Some(&self.likelihood),
+            self.season.as_ref().map(|s| &s.likelihood),
+        ];
+        if inputs
+            .into_iter()
+            .flatten()
+            .any(|l| l.input != likelihood::Input::Score)
+        {
+            return Err(
+                "context: a likelihood's `input` applies to `[rule.likelihood]` only".into(),
+            );
+        }
         match &self.season {
             Some(s) if !(1..=24).contains(&s.buckets) => Err(format!(
                 "`season.buckets` must be 1 to 24 parts of the day, found {}",
@@ -167,6 +181,11 @@ impl Params {
         }
         let q = self.level(st, x);
         let mut h = mix(SEED, u32::from(q) + 5);
+        // Sequences are written from the first sample, while the bands still move: its
+        // likelihood learns the habit of new sequences from the start, so the bands' freezing
+        // raises no burst (writing only under fixed bands scored NAB 78.59, but then the set
+        // starts empty at `learn` and every series alarms there unless its likelihood restarts
+        // too, which cost 3 points: docs/nab-research.md).
         let used = (st.held as usize).min(self.order);
         let mut unseen = 0u32;
         for k in 0..used {

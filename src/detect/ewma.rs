@@ -10,7 +10,7 @@
 
 use serde::Deserialize;
 
-use super::{spread_floor, warm_alpha, z_to_score, Verdict};
+use super::{spread_floor, to_f32, warm_alpha, z_to_score, Verdict, MAX_DEVIATION};
 use crate::model::check;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,14 +61,14 @@ impl Params {
             .max(spread_floor(st.mean, self.rel_floor));
         let verdict = (n as usize >= self.warmup).then(|| Verdict {
             score: z_to_score(d / sd),
-            deviation: (d / sd).abs(),
+            deviation: (d / sd).abs().min(MAX_DEVIATION),
             expected: st.mean,
             lower: st.mean - z_band * sd,
             upper: st.mean + z_band * sd,
         });
         let a = warm_alpha(self.alpha, n);
         st.mean += a * d;
-        st.var = ((1.0 - a) * (f64::from(st.var) + a * d * d)) as f32;
+        st.var = to_f32((1.0 - a) * (f64::from(st.var) + a * d * d));
         verdict
     }
 }

@@ -27,12 +27,14 @@ use crate::model::check;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// Allowance per sample, in standard deviations (drift below this is ignored).
-    #[serde(default = "default_k", deserialize_with = "check::non_negative")]
-    pub k: f64,
-    /// Decision threshold on the cumulative sum, in standard deviations (> 0).
-    #[serde(default = "default_h", deserialize_with = "check::positive")]
-    pub h: f64,
+    /// `cusum`: allowance per sample, in standard deviations (drift below this is ignored);
+    /// default 0.5.
+    #[serde(default, deserialize_with = "check::non_negative_opt")]
+    pub k: Option<f64>,
+    /// Decision threshold, in standard deviations (> 0): on the cumulative sum (`cusum`,
+    /// default 8), or on the smoothed clipped deviation (`robust`, default 3.5, below 4).
+    #[serde(default, deserialize_with = "check::positive_opt")]
+    pub h: Option<f64>,
     /// Smoothing factor of the reference mean and variance, in (0, 1).
     #[serde(default = "default_alpha", deserialize_with = "check::open_unit")]
     pub alpha: f64,
@@ -48,12 +50,12 @@ pub struct Params {
     /// `cusum` (default) or `robust` (see the module docs).
     #[serde(default)]
     pub method: Method,
-    /// `robust`: smoothing factor of the clipped deviation's EWMA, in (0, 1).
-    #[serde(default = "default_smoothing", deserialize_with = "check::open_unit")]
-    pub smoothing: f64,
-    /// `robust`: the score while a shift is flagged, in (0, 1].
-    #[serde(default = "default_weight", deserialize_with = "check::score")]
-    pub weight: f64,
+    /// `robust`: smoothing factor of the clipped deviation's EWMA, in (0, 1); default 0.1.
+    #[serde(default, deserialize_with = "check::open_unit_opt")]
+    pub smoothing: Option<f64>,
+    /// `robust`: the score while a shift is flagged, in (0, 1]; default 1.
+    #[serde(default, deserialize_with = "check::opt_score")]
+    pub weight: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -64,24 +66,11 @@ pub enum Method {
     Robust,
 }
 
-fn default_smoothing() -> f64 {
-    0.1
-}
-fn default_weight() -> f64 {
-    1.0
-}
-
 /// `robust`: standardised deviations are clipped to this before smoothing...
 const CLIP_Z: f64 = 4.0;
 /// ...and the baseline learns a deviation clipped to this many sd.
 const HUBER: f64 = 3.0;
 
-fn default_k() -> f64 {
-    0.5
-}
-fn default_h() -> f64 {
-    8.0
-}
 fn default_alpha() -> f64 {
     0.02
 }
@@ -103,6 +92,31 @@ pub struct State {
 }
 
 impl Params {
+    /// Model validation: each method's own keys only, and a reachable `h` for `robust`.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.method {
+            Method::Cusum if self.smoothing.is_some() || self.weight.is_some() => Err(
+                "level_shift: `smoothing` and `weight` apply to `method = \"robust\"` only".into(),
+            ),
+            Method::Robust if self.k.is_some() => {
+                Err("level_shift: `k` applies to `method = \"cusum\"` only".into())
+            }
+            Method::Robust if self.h() >= CLIP_Z => Err(format!(
+                "level_shift: with `method = \"robust\"`, `h` must be below {CLIP_Z} (the clip of \
+                 the smoothed deviation), found {}",
+                self.h()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn h(&self) -> f64 {
+        self.h.unwrap_or(match self.method {
+            Method::Cusum => 8.0,
+            Method::Robust => 3.5,
+        })
+    }
+
     /// The spread the detector currently standardises with (its baseline's sd, floored).
     #[inline]
     pub fn spread(&self, st: &State) -> f64 {
@@ -134,10 +148,11 @@ impl Params {
         let mut deviation = 0.0;
         if warm {
             let z = (d / sd).clamp(-1e6, 1e6);
-            let pos = (f64::from(st.pos) + z - self.k).max(0.0);
-            let neg = (f64::from(st.neg) - z - self.k).max(0.0);
+            let k = self.k.unwrap_or(0.5);
+            let pos = (f64::from(st.pos) + z - k).max(0.0);
+            let neg = (f64::from(st.neg) - z - k).max(0.0);
             deviation = pos.max(neg);
-            score = (deviation / self.h).min(1.0);
+            score = (deviation / self.h()).min(1.0);
             if score >= 1.0 {
                 *st = State {
                     mu: x,
@@ -161,7 +176,7 @@ impl Params {
             let a_mean = warm_alpha(self.alpha, st.fresh);
             let a_var = warm_alpha(self.alpha, n);
             st.mu += a_mean * d;
-            st.var = ((1.0 - a_var) * (f64::from(st.var) + a_var * d * d)) as f32;
+            st.var = super::to_f32((1.0 - a_var) * (f64::from(st.var) + a_var * d * d));
         }
         st.fresh = st.fresh.saturating_add(1);
         (n as usize >= self.warmup).then_some(Verdict {
@@ -191,15 +206,20 @@ impl Params {
         let warm = n as usize >= self.warmup;
         if warm {
             let z = (d / sd).clamp(-CLIP_Z, CLIP_Z);
-            st.pos = (f64::from(st.pos) + self.smoothing * (z - f64::from(st.pos))) as f32;
+            let smoothing = self.smoothing.unwrap_or(0.1);
+            st.pos = (f64::from(st.pos) + smoothing * (z - f64::from(st.pos))) as f32;
             d = d.clamp(-HUBER * sd, HUBER * sd);
         }
         let a = warm_alpha(self.alpha, n);
         st.mu += a * d;
-        st.var = ((1.0 - a) * (f64::from(st.var) + a * d * d)) as f32;
+        st.var = super::to_f32((1.0 - a) * (f64::from(st.var) + a * d * d));
         let e = f64::from(st.pos).abs();
         warm.then_some(Verdict {
-            score: if e >= self.h { self.weight } else { 0.0 },
+            score: if e >= self.h() {
+                self.weight.unwrap_or(1.0)
+            } else {
+                0.0
+            },
             deviation: e,
             expected,
             lower,

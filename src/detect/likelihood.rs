@@ -83,6 +83,7 @@ impl Params {
     /// Feeds raw score `raw` of the `n`-th sample (0-based) and returns the likelihood score.
     #[inline]
     pub fn update(&self, st: &mut State, n: u32, raw: f64) -> f64 {
+        let raw = raw.clamp(0.0, super::MAX_DEVIATION);
         let a_short = 2.0 / (self.short + 1.0);
         let short = f64::from(st.short) + a_short * (raw - f64::from(st.short));
         let a_long = super::warm_alpha(self.long_alpha, n);

@@ -101,7 +101,7 @@ impl Params {
         let sd = spread.max(spread_floor(med, self.rel_floor));
         Verdict {
             score: z_to_score((x - med) / sd),
-            deviation: ((x - med) / sd).abs(),
+            deviation: ((x - med) / sd).abs().min(super::MAX_DEVIATION),
             expected: med,
             lower: med - z_band * sd,
             upper: med + z_band * sd,

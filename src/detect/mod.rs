@@ -29,8 +29,10 @@ pub use window::{Window, WINDOW_CAP};
 pub struct Verdict {
     /// Anomaly score in [0, 1].
     pub score: f64,
-    /// How far the value is from `expected` in the detector's own units of spread (|z| for the
-    /// statistical detectors; the score itself for the others). Unbounded, unlike the score.
+    /// How far the value is from `expected`, in standard deviations: |z| for zscore, mad and
+    /// ewma; the cumulative sum for level_shift's `cusum`, the smoothed clipped deviation for its
+    /// `robust`; the score itself for the others. Not bounded by 1 like the score (capped at
+    /// 1e6).
     pub deviation: f64,
     /// The value the detector expected.
     pub expected: f64,
@@ -88,6 +90,17 @@ pub fn score_to_z(score: f64) -> f64 {
 pub(crate) fn spread_floor(center: f64, rel_floor: f64) -> f64 {
     (rel_floor * center.abs()).max(1e-9)
 }
+
+/// Stores a statistic as `f32`, saturating at `f32::MAX` instead of becoming infinite (a value
+/// near `f64::MAX` would otherwise poison a variance for good).
+#[inline]
+pub(crate) fn to_f32(x: f64) -> f32 {
+    x.clamp(f64::from(f32::MIN), f64::from(f32::MAX)) as f32
+}
+
+/// Deviations reported in [`Verdict::deviation`] are capped here, so a likelihood fed with them
+/// keeps finite statistics.
+pub(crate) const MAX_DEVIATION: f64 = 1e6;
 
 /// Smoothing factor for the `n`-th update of an exponentially weighted statistic: `1/(n+1)`
 /// (a plain running mean and variance) until that falls below `alpha`. Starting with equal
@@ -216,6 +229,15 @@ impl DetectorSet {
         ts: i64,
         z_band: f64,
     ) -> Option<(Verdict, DetectorKind)> {
+        // A series whose rule changed between the window and the context detector (a model
+        // reload, a restored snapshot) starts learning afresh: half-reset state would leave
+        // the context's bands unlearned for good.
+        let wants_context = self.context.is_some();
+        let wants_window = self.zscore.is_some() || self.mad.is_some();
+        let has_context = matches!(st.memory, Memory::Context(_));
+        if (wants_context && !has_context) || (wants_window && has_context) {
+            *st = DetectorState::default();
+        }
         let robust_shift = self
             .level_shift
             .as_ref()

@@ -59,7 +59,7 @@ impl Params {
         let sd = var.sqrt().max(spread_floor(mean, self.rel_floor));
         Some(Verdict {
             score: z_to_score((x - mean) / sd),
-            deviation: ((x - mean) / sd).abs(),
+            deviation: ((x - mean) / sd).abs().min(super::MAX_DEVIATION),
             expected: mean,
             lower: mean - z_band * sd,
             upper: mean + z_band * sd,

@@ -683,6 +683,43 @@ fn a_restored_engine_lists_what_it_still_has_firing_with_the_same_ids_and_versio
     );
 }
 
+/// A format-1 snapshot, written by deadair 2dbba2a (before the context detector) with its
+/// default model: `cpu{host="a"}` reported every 10 s for 2000 s, `cpu{host="b"}` stopped at
+/// 990 s and its absence fired (version 1).
+const SNAPSHOT_V1: &[u8] = include_bytes!("../../tests/fixtures/engine-snapshot-v1.bin");
+
+#[test]
+fn a_format_1_snapshot_restores_series_cadences_and_alerts_and_relearns_detectors() {
+    let model = Arc::new(Model::default_model());
+    let mut e = Engine::restore(model, SNAPSHOT_V1).expect("format 1 is read");
+    assert_eq!(e.series_count(), 2);
+    let t0 = 1_700_000_000_000i64;
+    let mut out = Vec::new();
+    // b's absence is still firing: its return resolves it, as version 2 of the same alert
+    e.ingest("cpu", &[("host", "b")], t0 + 2_010_000, 10.0, &mut out);
+    let resolved: Vec<&Alert> = out
+        .iter()
+        .filter(|a| a.kind == AlertKind::Absence && a.state == AlertStatus::Resolved)
+        .collect();
+    assert_eq!(resolved.len(), 1, "{out:#?}");
+    assert_eq!(resolved[0].version, 2);
+    assert_eq!(label(resolved[0], "host"), Some("b"));
+    // a keeps its learned cadence (10 s × 3): silent after its last sample at 1990 s, it fires
+    // at 2020 s, not after the 1 h initial timeout of a new series
+    out.clear();
+    e.advance(t0 + 2_021_000, &mut out);
+    let fired: Vec<&Alert> = out
+        .iter()
+        .filter(|a| a.kind == AlertKind::Absence)
+        .collect();
+    assert_eq!(fired.len(), 1, "{out:#?}");
+    assert_eq!(label(fired[0], "host"), Some("a"));
+    assert_eq!(fired[0].event_time, t0 + 2_020_000);
+    // detectors start afresh: a's next samples are in warm-up (no verdict)
+    let outcome = e.ingest("cpu", &[("host", "a")], t0 + 2_030_000, 50.0, &mut out);
+    assert!(matches!(outcome, Outcome::Accepted(None)), "{outcome:?}");
+}
+
 #[test]
 fn snapshots_of_another_format_or_corrupt_ones_are_refused_clearly() {
     let model = Arc::new(Model::default_model());
@@ -695,7 +732,7 @@ fn snapshots_of_another_format_or_corrupt_ones_are_refused_clearly() {
     let err = Engine::restore(model.clone(), &bytes).err().unwrap();
     assert_eq!(
         err.to_string(),
-        "engine snapshot format 9; this deadair reads format 2"
+        "engine snapshot format 9; this deadair reads formats 1 and 2"
     );
     let good = e.snapshot();
     let err = Engine::restore(model.clone(), &good[..good.len() / 2])

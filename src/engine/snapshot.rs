@@ -6,7 +6,10 @@
 //! Layout: the magic `DAsn`, a little-endian `u16` format version ([`FORMAT`]), then the state
 //! in postcard (serde's compact varint encoding). A snapshot of another format version is
 //! refused with both versions named: an upgrade that changes the layout bumps [`FORMAT`] and
-//! keeps a reader for the previous one.
+//! keeps a reader for the previous one. Format 1 (before the `context` detector) is read with
+//! its series, cadences, deadlines, alert states and versions; its detector state is dropped
+//! and learned afresh (the detectors' layout and the default model changed), so a firing
+//! anomaly resolves at its series' first sample after the upgrade.
 //!
 //! Rules are recorded by name. On restore, a series whose rule still exists keeps its state;
 //! one whose rule is gone is matched again against the current model and starts learning
@@ -23,7 +26,7 @@ use crate::alert::AbsenceState;
 use crate::detect::DetectorState;
 use crate::model::Model;
 
-/// Snapshot format version this build writes and reads.
+/// Snapshot format version this build writes (and reads, besides format 1).
 pub const FORMAT: u16 = 2;
 const MAGIC: &[u8; 4] = b"DAsn";
 
@@ -43,18 +46,73 @@ struct SnapRef<'a> {
 }
 
 #[derive(Deserialize)]
-struct Snap {
+struct Snap<S> {
     rules: Vec<String>,
     now: i64,
     scope: Option<String>,
     keys: Vec<Vec<u8>>,
     free: Vec<u32>,
-    states: Vec<SeriesState>,
+    states: Vec<S>,
     group_of: Vec<u32>,
     groups: Vec<Group>,
     dirty: Vec<u32>,
     limit: AbsenceState,
     stats: EngineStats,
+}
+
+/// Format 1's per-series state, read for upgrades (field order as written then).
+mod v1 {
+    use serde::Deserialize;
+
+    use crate::absence::Cadence;
+    use crate::alert::{AbsenceState, AlertState};
+    use crate::detect::{ewma, level_shift, likelihood, novelty, Window};
+
+    /// Decoded only to step over it (postcard is not self-describing): it is learned afresh.
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    pub struct DetectorState {
+        window: Window,
+        ewma: ewma::State,
+        level_shift: level_shift::State,
+        novelty: novelty::State,
+        likelihood: likelihood::State,
+        n: u32,
+    }
+
+    #[derive(Deserialize)]
+    pub struct SeriesState {
+        pub last_ts: i64,
+        pub deadline: i64,
+        pub queued_at: i64,
+        #[allow(dead_code)]
+        pub detectors: DetectorState,
+        pub cadence: Cadence,
+        pub anomaly: AlertState,
+        pub absence: AbsenceState,
+        pub rule: u16,
+    }
+
+    impl From<SeriesState> for super::SeriesState {
+        fn from(o: SeriesState) -> Self {
+            Self {
+                last_ts: o.last_ts,
+                deadline: o.deadline,
+                queued_at: o.queued_at,
+                detectors: super::DetectorState::default(),
+                cadence: o.cadence,
+                anomaly: o.anomaly,
+                absence: o.absence,
+                rule: o.rule,
+                peak: 0,
+            }
+        }
+    }
+}
+
+fn decode<S: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<Snap<S>, SnapshotError> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| SnapshotError(format!("engine snapshot is corrupt: {e}")))
 }
 
 /// A snapshot that cannot be restored.
@@ -105,13 +163,30 @@ impl Engine {
             ));
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-        if version != FORMAT {
-            return Err(SnapshotError(format!(
-                "engine snapshot format {version}; this deadair reads format {FORMAT}"
-            )));
-        }
-        let snap: Snap = postcard::from_bytes(&bytes[6..])
-            .map_err(|e| SnapshotError(format!("engine snapshot is corrupt: {e}")))?;
+        let snap: Snap<SeriesState> = match version {
+            FORMAT => decode(&bytes[6..])?,
+            1 => {
+                let old: Snap<v1::SeriesState> = decode(&bytes[6..])?;
+                Snap {
+                    rules: old.rules,
+                    now: old.now,
+                    scope: old.scope,
+                    keys: old.keys,
+                    free: old.free,
+                    states: old.states.into_iter().map(SeriesState::from).collect(),
+                    group_of: old.group_of,
+                    groups: old.groups,
+                    dirty: old.dirty,
+                    limit: old.limit,
+                    stats: old.stats,
+                }
+            }
+            _ => {
+                return Err(SnapshotError(format!(
+                    "engine snapshot format {version}; this deadair reads formats 1 and {FORMAT}"
+                )))
+            }
+        };
         let n = snap.keys.len();
         if snap.states.len() != n || snap.group_of.len() != n {
             return Err(SnapshotError(format!(

@@ -104,6 +104,10 @@ pub(crate) fn client_config(cfg: &RunConfig) -> ClientConfig {
 pub struct LagContext {
     metrics: Arc<Metrics>,
     revoked: std::sync::Mutex<Vec<(String, i32)>>,
+    /// Partitions this member owns now: added on assignment, removed when a revocation
+    /// starts. A message still queued from a partition that has moved away is skipped, not
+    /// processed by a resurrected engine beside its new owner's.
+    owned: std::sync::Mutex<std::collections::HashSet<(String, i32)>>,
     /// Wall ms until which the cached high watermarks are not trusted (a broker error was
     /// reported recently: fetches may have stopped, so "caught up" may be stale).
     distrust_until: std::sync::atomic::AtomicI64,
@@ -158,6 +162,23 @@ impl ClientContext for LagContext {
 }
 
 impl ConsumerContext for LagContext {
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
+            if let Ok(mut owned) = self.owned.lock() {
+                for e in tpl.elements() {
+                    owned.insert((e.topic().to_string(), e.partition()));
+                }
+            }
+            if tpl.count() > 0 {
+                eprintln!("deadair: assigned {} at {}", tpl_text(tpl), wall_ms());
+            }
+        }
+    }
+
     fn pre_rebalance(
         &self,
         consumer: &rdkafka::consumer::BaseConsumer<Self>,
@@ -169,6 +190,14 @@ impl ConsumerContext for LagContext {
                 .iter()
                 .map(|e| (e.topic().to_string(), e.partition()))
                 .collect();
+            if let Ok(mut owned) = self.owned.lock() {
+                list.iter().for_each(|k| {
+                    owned.remove(k);
+                });
+            }
+            if tpl.count() > 0 {
+                eprintln!("deadair: revoking {} at {}", tpl_text(tpl), wall_ms());
+            }
             // with a state topic: checkpoint first, so the next owner starts where we stopped
             if let Some(hook) = self.hook.get() {
                 hook.revoke(consumer, &list);
@@ -183,7 +212,24 @@ impl ConsumerContext for LagContext {
     }
 }
 
+/// `topic/p, topic/q` for a rebalance log line.
+fn tpl_text(tpl: &rdkafka::TopicPartitionList) -> String {
+    let parts: Vec<String> = tpl
+        .elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect();
+    parts.join(", ")
+}
+
 impl LagContext {
+    /// Whether this member owns `partition` of `topic` now.
+    fn owns(&self, topic: &str, partition: i32) -> bool {
+        self.owned
+            .lock()
+            .is_ok_and(|o| o.contains(&(topic.to_string(), partition)))
+    }
+
     /// Partitions revoked since the last call.
     fn take_revoked(&self) -> Vec<(String, i32)> {
         self.revoked
@@ -211,6 +257,7 @@ pub fn consumer(cfg: &RunConfig, metrics: Arc<Metrics>) -> Result<DeadairConsume
     c.create_with_context(LagContext {
         metrics,
         revoked: std::sync::Mutex::new(Vec::new()),
+        owned: std::sync::Mutex::new(std::collections::HashSet::new()),
         distrust_until: std::sync::atomic::AtomicI64::new(0),
         unread: std::sync::Mutex::new(HashMap::new()),
         hook: std::sync::OnceLock::new(),
@@ -599,6 +646,11 @@ pub async fn run(
                     }
                 };
                 drop_revoked(&consumer, &mut lock(&shared), &cfg.group_id, &mut alerts);
+                if !consumer.context().owns(msg.topic(), msg.partition()) {
+                    // fetched before its partition moved away: the new owner reads it from the
+                    // committed offset (restoring its engine here would process it twice)
+                    continue;
+                }
                 summary.messages += 1;
                 metrics.messages.inc();
                 metrics.bytes.inc_by(msg.payload().map_or(0, |p| p.len() as u64));

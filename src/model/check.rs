@@ -35,6 +35,14 @@ pub fn positive_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::E
     positive(d).map(Some)
 }
 
+pub fn non_negative_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    non_negative(d).map(Some)
+}
+
+pub fn open_unit_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    open_unit(d).map(Some)
+}
+
 pub fn non_negative<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let v = number(d)?;
     if v >= 0.0 {

@@ -385,6 +385,7 @@ impl RawRule {
             d.threshold.as_ref().map(|p| p.validate()),
             d.zscore.as_ref().map(|p| p.validate()),
             d.mad.as_ref().map(|p| p.validate()),
+            d.level_shift.as_ref().map(|p| p.validate()),
         ];
         for r in checks.into_iter().flatten() {
             r?;
