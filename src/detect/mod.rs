@@ -159,8 +159,8 @@ impl Default for Memory {
 }
 
 impl Memory {
-    /// The rolling window (a series that held a sequence set, after a model change, starts an
-    /// empty window).
+    /// The rolling window. `evaluate` has already given the series the memory its rule needs;
+    /// a mismatch here (not reachable through it) starts an empty window.
     #[inline]
     pub fn window(&mut self) -> &mut Window {
         if !matches!(self, Self::Window(_)) {
@@ -172,7 +172,7 @@ impl Memory {
         }
     }
 
-    /// The sequence set (started empty if this series held a window).
+    /// The context state (started empty on a mismatch, as for [`Memory::window`]).
     #[inline]
     pub fn context(&mut self) -> &mut context::State {
         if !matches!(self, Self::Context(_)) {
@@ -236,7 +236,15 @@ impl DetectorSet {
         let wants_window = self.zscore.is_some() || self.mad.is_some();
         let has_context = matches!(st.memory, Memory::Context(_));
         if (wants_context && !has_context) || (wants_window && has_context) {
-            *st = DetectorState::default();
+            let memory = if wants_context {
+                Memory::Context(context::State::default())
+            } else {
+                Memory::default()
+            };
+            *st = DetectorState {
+                memory,
+                ..DetectorState::default()
+            };
         }
         let robust_shift = self
             .level_shift

@@ -78,51 +78,47 @@ pub fn score<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     }
 }
 
-pub fn window<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+/// An integer in `lo..=hi`, or the error `message(found)`.
+fn int_in<'de, D: Deserializer<'de>>(
+    d: D,
+    lo: i64,
+    hi: i64,
+    message: impl FnOnce(i64) -> String,
+) -> Result<i64, D::Error> {
     let v = i64::deserialize(d)?;
-    if (2..=WINDOW_CAP as i64).contains(&v) {
-        Ok(v as usize)
+    if (lo..=hi).contains(&v) {
+        Ok(v)
     } else {
-        Err(D::Error::custom(format!(
-            "expected a window of 2 to {WINDOW_CAP} samples (the per-series window capacity), found {v}"
-        )))
+        Err(D::Error::custom(message(v)))
     }
 }
 
+pub fn window<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    int_in(d, 2, WINDOW_CAP as i64, |v| {
+        format!("expected a window of 2 to {WINDOW_CAP} samples (the per-series window capacity), found {v}")
+    })
+    .map(|v| v as usize)
+}
+
 pub fn warmup<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    let v = i64::deserialize(d)?;
-    if (2..=100_000).contains(&v) {
-        Ok(v as usize)
-    } else {
-        Err(D::Error::custom(format!(
-            "expected a warm-up of 2 to 100000 samples, found {v}"
-        )))
-    }
+    int_in(d, 2, 100_000, |v| {
+        format!("expected a warm-up of 2 to 100000 samples, found {v}")
+    })
+    .map(|v| v as usize)
 }
 
 /// Bands of the `context` detector: 2 to 64.
 pub fn levels<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let v = i64::deserialize(d)?;
-    if (2..=64).contains(&v) {
-        Ok(v as u32)
-    } else {
-        Err(D::Error::custom(format!(
-            "expected 2 to 64 levels, found {v}"
-        )))
-    }
+    int_in(d, 2, 64, |v| format!("expected 2 to 64 levels, found {v}")).map(|v| v as u32)
 }
 
 /// Sequence order of the `context` detector: 1 to its maximum.
 pub fn order<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     use crate::detect::context::MAX_ORDER;
-    let v = i64::deserialize(d)?;
-    if (1..=MAX_ORDER as i64).contains(&v) {
-        Ok(v as usize)
-    } else {
-        Err(D::Error::custom(format!(
-            "expected an order of 1 to {MAX_ORDER} past levels, found {v}"
-        )))
-    }
+    int_in(d, 1, MAX_ORDER as i64, |v| {
+        format!("expected an order of 1 to {MAX_ORDER} past levels, found {v}")
+    })
+    .map(|v| v as usize)
 }
 
 pub fn warmup_within_window(warmup: usize, window: usize) -> Result<(), String> {
@@ -168,15 +164,11 @@ pub fn factor<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 }
 
 pub fn intervals<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    let v = i64::deserialize(d)?;
     let max = crate::absence::CADENCE_INTERVALS as i64;
-    if (1..=max).contains(&v) {
-        Ok(v as usize)
-    } else {
-        Err(D::Error::custom(format!(
-            "expected 1 to {max} intervals, found {v}"
-        )))
-    }
+    int_in(d, 1, max, |v| {
+        format!("expected 1 to {max} intervals, found {v}")
+    })
+    .map(|v| v as usize)
 }
 
 /// A span in samples: >= 1.
