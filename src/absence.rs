@@ -91,6 +91,19 @@ impl Cadence {
         Some(i64::from(if n == CADENCE_INTERVALS { second } else { max }))
     }
 
+    /// The typical interval: the median of the kept intervals (the lower middle one of an
+    /// even count), if any is known.
+    pub fn typical(&self) -> Option<i64> {
+        let n = self.len as usize;
+        if n == 0 {
+            return None;
+        }
+        let mut v = self.intervals;
+        let kept = &mut v[..n];
+        kept.sort_unstable();
+        Some(i64::from(kept[(n - 1) / 2]))
+    }
+
     /// Whether the series is currently classed irregular (see the module docs).
     pub fn is_irregular(&self) -> bool {
         self.irregular

@@ -25,6 +25,7 @@ pub enum AlertKind {
     PipelineLag,
     CardinalityLimit,
     Heartbeat,
+    Stuck,
 }
 
 impl AlertKind {
@@ -36,6 +37,7 @@ impl AlertKind {
             Self::PipelineLag => "pipeline_lag",
             Self::CardinalityLimit => "cardinality_limit",
             Self::Heartbeat => "heartbeat",
+            Self::Stuck => "stuck",
         }
     }
 }

@@ -419,7 +419,10 @@ fn labels_of(a: &Alert) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| (label_name(k), v.clone()))
         .collect();
-    let per_series = matches!(a.kind, AlertKind::Anomaly | AlertKind::Absence);
+    let per_series = matches!(
+        a.kind,
+        AlertKind::Anomaly | AlertKind::Absence | AlertKind::Stuck
+    );
     let alertname = if per_series {
         a.rule.to_string()
     } else {

@@ -29,6 +29,7 @@ fn kind_to_proto(k: AlertKind) -> proto::AlertKind {
         AlertKind::PipelineLag => proto::AlertKind::PipelineLag,
         AlertKind::CardinalityLimit => proto::AlertKind::CardinalityLimit,
         AlertKind::Heartbeat => proto::AlertKind::Heartbeat,
+        AlertKind::Stuck => proto::AlertKind::Stuck,
     }
 }
 

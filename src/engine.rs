@@ -40,6 +40,9 @@ use crate::time::{format_duration, format_rfc3339};
 /// Rule index meaning "no rule matches this series".
 const NO_RULE: u16 = u16::MAX;
 
+/// Sampling interval assumed for a budget before a series has shown its cadence.
+const DEFAULT_INTERVAL_MS: i64 = 60_000;
+
 /// Everything the engine keeps per series besides its labels.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SeriesState {
@@ -53,6 +56,8 @@ pub struct SeriesState {
     pub cadence: Cadence,
     pub anomaly: AlertState,
     pub absence: AbsenceState,
+    /// The `stuck` alert (a run of identical values; only `Live` and `Firing` are used).
+    pub stuck: AbsenceState,
     /// Index of the governing rule in the model ([`NO_RULE`] if none).
     pub rule: u16,
     /// Onset peak: the recent maximum of the combined score, decaying by the rule's
@@ -70,11 +75,20 @@ impl SeriesState {
             cadence: Cadence::default(),
             anomaly: AlertState::default(),
             absence: AbsenceState::default(),
+            stuck: AbsenceState::default(),
             rule,
             peak: 0,
         }
     }
 }
+
+/// A budget-governed anomaly stays open while its probability is within this factor of the
+/// opening probability (hysteresis, as `resolve_threshold` for scores).
+const RESOLVE_FACTOR: f64 = 100.0;
+
+/// Probabilities above this are never within any budget (a budget of 100 alerts a day at one
+/// sample a day is 0.01 after sharing between at least one test): no cadence lookup needed.
+const CANDIDATE_P: f64 = 1.0;
 
 /// Onset reporting: a combined score `level` is reported only when it rises above the series'
 /// recent peak (which then takes its value and decays by `decay` per sample); otherwise 0. A
@@ -96,6 +110,12 @@ pub fn onset(peak: &mut u16, level: f64, decay: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// The surprise of a probability on [0, 1]: `-log10 p / 16` (1 at p = 1e-16 and below).
+#[inline]
+fn surprise(p: f64) -> f64 {
+    (-p.max(1e-16).log10() / 16.0).clamp(0.0, 1.0)
 }
 
 /// One sample as the engine reads it: borrowed from whatever decoded it.
@@ -238,6 +258,25 @@ impl Engine {
         self.series.get(hash_canonical(&self.scratch))
     }
 
+    /// The per-sample probability at which series `idx` opens an anomaly alert now (rules with
+    /// a `false_alerts_per_day` budget; its share of the budget at its learned cadence).
+    pub fn alert_probability(&self, idx: u32) -> Option<f64> {
+        let st = self.states.get(idx as usize)?;
+        let rule = self.model.rules.get(st.rule as usize)?;
+        rule.per_sample(st.cadence.typical().unwrap_or(DEFAULT_INTERVAL_MS))
+    }
+
+    /// The band of values the learned spike detector finds normal for the next sample of
+    /// series `idx` (for plots; an inverse t per call).
+    pub fn band(&self, idx: u32) -> Option<(f64, f64)> {
+        let st = self.states.get(idx as usize)?;
+        let rule = self.model.rules.get(st.rule as usize)?;
+        match (&rule.learned, &st.detectors) {
+            (Some(l), DetectorState::Learned(ls)) => l.band(ls, self.alert_probability(idx)?),
+            _ => None,
+        }
+    }
+
     pub fn series_id(&self, idx: u32) -> u64 {
         self.series.id(idx)
     }
@@ -372,29 +411,50 @@ impl Engine {
         }
 
         // Detectors, then the anomaly alert with hysteresis.
-        let mut verdict = rule.detectors.evaluate(
-            rule.likelihood.as_ref(),
-            rule.ensemble.as_ref(),
-            &mut st.detectors,
-            value,
-            ts,
-            rule.z_band,
-        );
+        let cadence = &st.cadence;
+        let eval = rule.evaluate(&mut st.detectors, value, ts, || {
+            cadence.typical().unwrap_or(DEFAULT_INTERVAL_MS)
+        });
+        let mut verdict = eval.verdict;
         // An episode opens on the reported score (the onset, with onset reporting) and stays
-        // open while the combined score holds above `resolve_threshold`.
+        // open while the combined score holds above `resolve_threshold`; under a budget, it
+        // opens at the per-sample probability and stays open within `RESOLVE_FACTOR` of it,
+        // and onset reporting only shapes the reported score (of its surprise, -log10 p).
+        let alert_verdict = verdict;
         let level = verdict.map_or(0.0, |(v, _)| v.score);
         if let (Some((v, _)), Some(decay)) = (&mut verdict, rule.onset_decay) {
-            v.score = onset(&mut st.peak, level, decay);
-        }
-        let active = verdict.is_some_and(|(v, _)| {
-            if st.anomaly.is_engaged() {
-                level >= rule.resolve_threshold
+            let strength = if rule.budget.is_some() {
+                surprise(eval.p)
             } else {
-                v.score >= rule.threshold
+                level
+            };
+            if onset(&mut st.peak, strength, decay) == 0.0 {
+                v.score = 0.0;
             }
+        }
+        let per_sample = if rule.budget.is_some() && eval.p.min(eval.stuck_p) < CANDIDATE_P {
+            rule.per_sample(st.cadence.typical().unwrap_or(DEFAULT_INTERVAL_MS))
+        } else {
+            None
+        };
+        let engaged = st.anomaly.is_engaged();
+        let active = verdict.is_some_and(|(v, _)| match (rule.budget, per_sample) {
+            (Some(_), Some(ps)) if engaged => eval.p <= ps * RESOLVE_FACTOR,
+            (Some(_), Some(ps)) => eval.p <= ps,
+            (Some(_), None) => false,
+            (None, _) if engaged => level >= rule.resolve_threshold,
+            (None, _) => v.score >= rule.threshold,
         });
         let transition = if verdict.is_some() || st.anomaly.is_engaged() {
             st.anomaly.step(active, ts, timing)
+        } else {
+            Transition::None
+        };
+        // A run of identical values beyond the series' habit is `stuck`, until the value changes.
+        let stuck = if st.stuck.is_firing() && !eval.repeats {
+            st.stuck.resolve()
+        } else if !st.stuck.is_firing() && per_sample.is_some_and(|ps| eval.stuck_p <= ps) {
+            st.stuck.fire(ts)
         } else {
             Transition::None
         };
@@ -403,7 +463,10 @@ impl Engine {
             self.series_returned(idx, ts, value, out);
         }
         if transition != Transition::None {
-            self.emit_anomaly(idx, transition, ts, value, verdict, out);
+            self.emit_anomaly(idx, transition, ts, value, alert_verdict, out);
+        }
+        if stuck != Transition::None {
+            self.emit_stuck(idx, stuck, ts, value, out);
         }
         Outcome::Accepted(verdict)
     }
@@ -481,11 +544,17 @@ impl Engine {
                 st.absence.version,
                 "has still not reported",
             ));
-            if anomaly.is_none() && absence.is_none() {
+            let stuck = st.stuck.is_firing().then_some((
+                AlertKind::Stuck,
+                st.stuck.since,
+                st.stuck.version,
+                "is still stuck",
+            ));
+            if anomaly.is_none() && absence.is_none() && stuck.is_none() {
                 continue;
             }
             let series = self.series.series(idx).display();
-            for (kind, since, version, what) in anomaly.into_iter().chain(absence) {
+            for (kind, since, version, what) in anomaly.into_iter().chain(absence).chain(stuck) {
                 let mut a = self.base_alert(idx, rule, kind, AlertStatus::Firing, version);
                 (a.event_time, a.started_at, a.score) = (since, since, 1.0);
                 a.summary = format!("{series} {what} (since {})", format_rfc3339(since));
@@ -574,9 +643,7 @@ impl Engine {
             return;
         }
         let last_seen = st.last_ts;
-        if st.anomaly.resolve() == Transition::Resolved {
-            self.emit_anomaly(idx, Transition::Resolved, at, f64::NAN, None, out);
-        }
+        self.close_episodes(idx, at, out);
         let st = &mut self.states[idx as usize];
         let phase = st.absence.phase;
         // only a series with its own firing absence gets a final event; held, covered and
@@ -600,17 +667,27 @@ impl Engine {
         self.limits_after_retire(g, at, out);
     }
 
+    /// Resolves the series' anomaly and stuck episodes at `at` (it went silent or is retired).
+    fn close_episodes(&mut self, idx: u32, at: i64, out: &mut Vec<Alert>) {
+        let st = &mut self.states[idx as usize];
+        if st.anomaly.resolve() == Transition::Resolved {
+            self.emit_anomaly(idx, Transition::Resolved, at, f64::NAN, None, out);
+        }
+        let st = &mut self.states[idx as usize];
+        if st.stuck.resolve() == Transition::Resolved {
+            self.emit_stuck(idx, Transition::Resolved, at, f64::NAN, out);
+        }
+    }
+
     /// A series passed its deadline (event time `deadline`) without a new sample.
     fn fire_absence(&mut self, idx: u32, deadline: i64, out: &mut Vec<Alert>) {
         let st = &mut self.states[idx as usize];
         if st.absence.is_silent() {
             return;
         }
-        // A silent series has no anomaly episode any more: a pending one is dropped, a
+        // A silent series has no anomaly or stuck episode any more: a pending one is dropped, a
         // firing one is resolved (at the deadline) so that every firing gets its resolved.
-        if st.anomaly.resolve() == Transition::Resolved {
-            self.emit_anomaly(idx, Transition::Resolved, deadline, f64::NAN, None, out);
-        }
+        self.close_episodes(idx, deadline, out);
         if !self.hold_for_group(idx, deadline, out) {
             let st = &mut self.states[idx as usize];
             st.absence.fire(deadline);
@@ -743,11 +820,33 @@ impl Engine {
                 format_duration(ts - st.anomaly.since)
             );
         }
-        if let Some((v, kind)) = verdict {
+        if let Some((mut v, kind)) = verdict {
+            if v.lower.is_nan() {
+                // the learned detectors draw their band only when it is shown
+                let band = match (&rule.learned, &st.detectors, st.cadence.typical()) {
+                    (Some(l), DetectorState::Learned(ls), interval) => rule
+                        .per_sample(interval.unwrap_or(DEFAULT_INTERVAL_MS))
+                        .and_then(|ps| l.band(ls, ps)),
+                    _ => None,
+                };
+                (v.lower, v.upper) = band.unwrap_or((v.expected, v.expected));
+            }
             a.expected = Some(v.expected);
             a.lower = Some(v.lower);
             a.upper = Some(v.upper);
             a.score = v.score;
+            let rarity = || {
+                let p = 1.0 - v.score;
+                if p > 0.0 {
+                    format!(
+                        "about 1 in {} samples of this series",
+                        num((1.0 / p).round())
+                    )
+                } else {
+                    "rarer than 1 in 1e16 samples of this series".to_string()
+                }
+            };
+            let band = || format!("normal {} to {}", num(v.lower), num(v.upper));
             a.summary = match status {
                 AlertStatus::Firing if kind == DetectorKind::Context => format!(
                     "{series} is {}: unusual after its recent levels or at this time of day \
@@ -758,6 +857,33 @@ impl Engine {
                     num(v.upper),
                     v.score
                 ),
+                AlertStatus::Firing if kind == DetectorKind::Spike => format!(
+                    "{series} is {}: a {} against its recent level {} ({}; {})",
+                    num(value),
+                    if value >= v.expected { "spike" } else { "dip" },
+                    num(v.expected),
+                    band(),
+                    rarity()
+                ),
+                AlertStatus::Firing if kind == DetectorKind::Shift => format!(
+                    "{series} is {}: its level moved away from where it has been for hours \
+                     (recent level {}; {})",
+                    num(value),
+                    num(v.expected),
+                    rarity()
+                ),
+                AlertStatus::Firing if kind == DetectorKind::Range => format!(
+                    "{series} is {}: beyond the range it has shown in recent days (recent level {}; {})",
+                    num(value),
+                    num(v.expected),
+                    rarity()
+                ),
+                AlertStatus::Firing if kind == DetectorKind::Spread => format!(
+                    "{series} is {}: its values swing far more than usual around {} ({})",
+                    num(value),
+                    num(v.expected),
+                    rarity()
+                ),
                 AlertStatus::Firing => format!(
                     "{series} is {} where {} expected {} (normal {} to {}, score {:.4})",
                     num(value),
@@ -766,6 +892,12 @@ impl Engine {
                     num(v.lower),
                     num(v.upper),
                     v.score
+                ),
+                AlertStatus::Resolved if rule.learned.is_some() => format!(
+                    "{series} is back to normal at {} (recent level {}) after {}",
+                    num(value),
+                    num(v.expected),
+                    format_duration(ts - st.anomaly.since)
                 ),
                 AlertStatus::Resolved => format!(
                     "{series} is no longer anomalous at {} (expected {}, score {:.4}) after {}",
@@ -776,6 +908,54 @@ impl Engine {
                 ),
             };
         }
+        self.count(status);
+        out.push(a);
+    }
+
+    /// A `stuck` transition at `ts` (`value`: the repeated value, or NaN when the series went
+    /// silent or was retired).
+    fn emit_stuck(
+        &mut self,
+        idx: u32,
+        transition: Transition,
+        ts: i64,
+        value: f64,
+        out: &mut Vec<Alert>,
+    ) {
+        let st = &self.states[idx as usize];
+        let rule = &self.model.rules[st.rule as usize];
+        let status = if transition == Transition::Fired {
+            AlertStatus::Firing
+        } else {
+            AlertStatus::Resolved
+        };
+        let mut a = self.base_alert(idx, rule, AlertKind::Stuck, status, st.stuck.version);
+        a.event_time = ts;
+        a.started_at = st.stuck.since;
+        a.emitted_at = self.now.max(ts);
+        a.value = value.is_finite().then_some(value);
+        a.score = if status == AlertStatus::Firing {
+            1.0
+        } else {
+            0.0
+        };
+        let series = self.series.series(idx).display();
+        a.summary = match status {
+            AlertStatus::Firing => format!(
+                "{series} keeps repeating {}: far longer than this series has ever repeated a \
+                 value (a frozen exporter or a cached reading?)",
+                num(value)
+            ),
+            AlertStatus::Resolved if value.is_finite() => format!(
+                "{series} varies again ({}) after {} stuck",
+                num(value),
+                format_duration(ts - st.stuck.since)
+            ),
+            AlertStatus::Resolved => format!(
+                "{series} stopped reporting; its stuck episode is closed after {}",
+                format_duration(ts - st.stuck.since)
+            ),
+        };
         self.count(status);
         out.push(a);
     }

@@ -47,6 +47,7 @@ pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod model;
+pub mod quality;
 pub mod replay;
 pub mod series;
 pub mod synth;

@@ -92,6 +92,25 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Measure a model on generated series: false alerts per series-day on twelve kinds of
+    /// healthy series, alerts during a new series' first day, and the share of injected events
+    /// caught (README, "Detection quality").
+    Quality {
+        /// Model file (default: the built-in models/default.toml).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Series per kind of healthy series.
+        #[arg(long, default_value_t = 40)]
+        series: usize,
+        /// Series per event.
+        #[arg(long, default_value_t = 100)]
+        event_series: usize,
+        /// Days per series (at least 3).
+        #[arg(long, default_value_t = 3)]
+        days: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Validate model files and run configs: unknown keys, bad regexes, bad durations,
     /// impossible values.
     Check {
@@ -117,6 +136,30 @@ fn main() -> ExitCode {
             batch,
             format,
         } => gen(&brokers, &topic, series, rate, &duration, batch, &format),
+        Command::Quality {
+            model,
+            series,
+            event_series,
+            days,
+            seed,
+        } => {
+            let model = match load_model(model.as_deref()) {
+                Ok(m) => m,
+                Err(code) => return code,
+            };
+            let opts = deadair::quality::Options {
+                series,
+                event_series,
+                days,
+                seed,
+            };
+            let started = std::time::Instant::now();
+            let report = deadair::quality::run(&Arc::new(model), opts, |step| {
+                eprintln!("quality: {step} ({:.0}s)", started.elapsed().as_secs_f64());
+            });
+            print!("{}", report.table());
+            ExitCode::SUCCESS
+        }
         Command::Check { files } => {
             let mut ok = true;
             for f in &files {
@@ -145,15 +188,9 @@ fn main() -> ExitCode {
             quiet,
             inputs,
         } => {
-            let model = match model {
-                Some(p) => match Model::load(&p) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        eprintln!("{e}");
-                        return ExitCode::from(2);
-                    }
-                },
-                None => Model::default_model(),
+            let model = match load_model(model.as_deref()) {
+                Ok(m) => m,
+                Err(code) => return code,
             };
             let opts = replay::Options {
                 model: Arc::new(model),
@@ -211,6 +248,17 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// The model at `path`, or the built-in one; a bad file is reported and exits with 2.
+fn load_model(path: Option<&std::path::Path>) -> Result<Model, ExitCode> {
+    match path {
+        Some(p) => Model::load(p).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }),
+        None => Ok(Model::default_model()),
     }
 }
 

@@ -28,6 +28,12 @@ impl Rng {
     pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
+    /// Standard normal (Box-Muller): true Gaussian tails, for the quality suite.
+    pub fn gaussian(&mut self) -> f64 {
+        let u = (self.uniform() + 0.5 / (1u64 << 53) as f64).min(1.0);
+        let v = self.uniform();
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
     /// Approximately standard normal (sum of 4 uniforms, rescaled).
     pub fn normal(&mut self) -> f64 {
         ((0..4).map(|_| self.uniform()).sum::<f64>() - 2.0) * 3f64.sqrt()

@@ -12,10 +12,12 @@
 
 pub mod context;
 pub mod ewma;
+pub mod learned;
 pub mod level_shift;
 pub mod likelihood;
 pub mod mad;
 pub mod novelty;
+pub mod tail;
 pub mod threshold;
 pub mod window;
 pub mod zscore;
@@ -51,6 +53,10 @@ pub enum DetectorKind {
     LevelShift,
     Novelty,
     Context,
+    Spike,
+    Shift,
+    Spread,
+    Range,
 }
 
 impl DetectorKind {
@@ -63,6 +69,10 @@ impl DetectorKind {
             Self::LevelShift => "level_shift",
             Self::Novelty => "novelty",
             Self::Context => "context",
+            Self::Spike => "spike",
+            Self::Shift => "shift",
+            Self::Spread => "spread",
+            Self::Range => "range",
         }
     }
 }
@@ -122,6 +132,11 @@ pub struct DetectorSet {
     pub level_shift: Option<level_shift::Params>,
     pub novelty: Option<novelty::Params>,
     pub context: Option<context::Params>,
+    pub spike: Option<learned::Spike>,
+    pub shift: Option<learned::Shift>,
+    pub spread: Option<learned::Spread>,
+    pub range: Option<learned::Range>,
+    pub stuck: Option<learned::Stuck>,
 }
 
 /// How a rule turns its detectors' verdicts into one score (`[rule.ensemble]`). Without it, the
@@ -185,10 +200,58 @@ impl Memory {
     }
 }
 
-/// Per-series detector state: the shared window plus the recursive detectors' state.
-/// Fixed size (see `SeriesState` in the engine for the whole budget).
+/// Per-series detector state: the classic detectors' or the learned ones' (a rule uses one
+/// family). Fixed size (see `SeriesState` in the engine for the whole budget).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub enum DetectorState {
+    Classic(ClassicState),
+    Learned(learned::State),
+}
+
+impl Default for DetectorState {
+    fn default() -> Self {
+        Self::Classic(ClassicState::default())
+    }
+}
+
+impl DetectorState {
+    /// The classic detectors' state; a series that held the learned ones' starts afresh.
+    #[inline]
+    pub fn classic(&mut self) -> &mut ClassicState {
+        if !matches!(self, Self::Classic(_)) {
+            *self = Self::Classic(ClassicState::default());
+        }
+        match self {
+            Self::Classic(c) => c,
+            Self::Learned(_) => unreachable!("just replaced"),
+        }
+    }
+
+    /// The learned detectors' state; a series that held the classic ones' starts afresh.
+    #[inline]
+    pub fn learned(&mut self) -> &mut learned::State {
+        if !matches!(self, Self::Learned(_)) {
+            *self = Self::Learned(learned::State::default());
+        }
+        match self {
+            Self::Learned(l) => l,
+            Self::Classic(_) => unreachable!("just replaced"),
+        }
+    }
+
+    /// Samples learned so far.
+    pub fn samples(&self) -> u32 {
+        match self {
+            Self::Classic(c) => c.n,
+            Self::Learned(l) => learned::Learned::samples(l),
+        }
+    }
+}
+
+/// The classic detectors' per-series state: the shared window plus the recursive detectors'
+/// state.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct DetectorState {
+pub struct ClassicState {
     pub memory: Memory,
     pub ewma: ewma::State,
     pub level_shift: level_shift::State,
@@ -207,6 +270,31 @@ impl DetectorSet {
             && self.level_shift.is_none()
             && self.novelty.is_none()
             && self.context.is_none()
+            && !self.has_learned()
+    }
+
+    /// Whether any learned detector (spike, shift, spread, stuck) is enabled.
+    pub fn has_learned(&self) -> bool {
+        self.spike.is_some()
+            || self.shift.is_some()
+            || self.spread.is_some()
+            || self.range.is_some()
+            || self.stuck.is_some()
+    }
+
+    /// The classic detectors this set enables besides `threshold` (for validation messages).
+    pub fn classic_names(&self) -> Vec<&'static str> {
+        [
+            (self.zscore.is_some(), "zscore"),
+            (self.mad.is_some(), "mad"),
+            (self.ewma.is_some(), "ewma"),
+            (self.level_shift.is_some(), "level_shift"),
+            (self.novelty.is_some(), "novelty"),
+            (self.context.is_some(), "context"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
     }
 
     /// Scores `x` against the series' history, then learns `x`.
@@ -224,7 +312,7 @@ impl DetectorSet {
         &self,
         lk: Option<&likelihood::Params>,
         ensemble: Option<&Ensemble>,
-        st: &mut DetectorState,
+        st: &mut ClassicState,
         x: f64,
         ts: i64,
         z_band: f64,
@@ -241,9 +329,9 @@ impl DetectorSet {
             } else {
                 Memory::default()
             };
-            *st = DetectorState {
+            *st = ClassicState {
                 memory,
-                ..DetectorState::default()
+                ..ClassicState::default()
             };
         }
         let robust_shift = self
@@ -391,7 +479,7 @@ mod tests {
     #[test]
     fn ensemble_reports_the_strongest_detector_and_waits_for_warmup() {
         let set: DetectorSet = toml::from_str("[mad]\n[ewma]\n").unwrap();
-        let mut st = DetectorState::default();
+        let mut st = ClassicState::default();
         let z = score_to_z(0.9999);
         let mut first_verdict = None;
         for i in 0..40 {

@@ -732,7 +732,7 @@ fn snapshots_of_another_format_or_corrupt_ones_are_refused_clearly() {
     let err = Engine::restore(model.clone(), &bytes).err().unwrap();
     assert_eq!(
         err.to_string(),
-        "engine snapshot format 9; this deadair reads formats 1 and 2"
+        "engine snapshot format 9; this deadair reads formats 1 to 3"
     );
     let good = e.snapshot();
     let err = Engine::restore(model.clone(), &good[..good.len() / 2])
@@ -754,7 +754,7 @@ fn a_snapshot_under_a_changed_model_keeps_series_and_relearns_orphans() {
     let r = Engine::restore(Arc::new(b), &e.snapshot()).unwrap();
     assert_eq!(r.series_count(), 1);
     assert_eq!(r.states[0].rule, 0, "matched again under the new model");
-    assert_eq!(r.states[0].detectors.n, 0, "learns afresh");
+    assert_eq!(r.states[0].detectors.samples(), 0, "learns afresh");
     assert_eq!(
         r.states[0].last_ts,
         T0 + 490 * S,

@@ -9,7 +9,10 @@
 //! keeps a reader for the previous one. Format 1 (before the `context` detector) is read with
 //! its series, cadences, deadlines, alert states and versions; its detector state is dropped
 //! and learned afresh (the detectors' layout and the default model changed), so a firing
-//! anomaly resolves at its series' first sample after the upgrade.
+//! anomaly resolves at its series' first sample after the upgrade. Format 2 (before the learned
+//! detectors and the `stuck` alert) is read whole: its classic detector state is kept for
+//! rules that still use the classic detectors; a series whose rule now uses the learned ones
+//! learns afresh, as above.
 //!
 //! Rules are recorded by name. On restore, a series whose rule still exists keeps its state;
 //! one whose rule is gone is matched again against the current model and starts learning
@@ -26,8 +29,8 @@ use crate::alert::AbsenceState;
 use crate::detect::DetectorState;
 use crate::model::Model;
 
-/// Snapshot format version this build writes (and reads, besides format 1).
-pub const FORMAT: u16 = 2;
+/// Snapshot format version this build writes (and reads, besides formats 1 and 2).
+pub const FORMAT: u16 = 3;
 const MAGIC: &[u8; 4] = b"DAsn";
 
 #[derive(Serialize)]
@@ -103,9 +106,71 @@ mod v1 {
                 cadence: o.cadence,
                 anomaly: o.anomaly,
                 absence: o.absence,
+                stuck: Default::default(),
                 rule: o.rule,
                 peak: 0,
             }
+        }
+    }
+}
+
+/// Format 2's per-series state (before the learned detectors and the `stuck` alert).
+mod v2 {
+    use serde::Deserialize;
+
+    use crate::absence::Cadence;
+    use crate::alert::{AbsenceState, AlertState};
+    use crate::detect::ClassicState;
+
+    #[derive(Deserialize)]
+    pub struct SeriesState {
+        pub last_ts: i64,
+        pub deadline: i64,
+        pub queued_at: i64,
+        pub detectors: ClassicState,
+        pub cadence: Cadence,
+        pub anomaly: AlertState,
+        pub absence: AbsenceState,
+        pub rule: u16,
+        pub peak: u16,
+    }
+
+    impl From<SeriesState> for super::SeriesState {
+        fn from(o: SeriesState) -> Self {
+            Self {
+                last_ts: o.last_ts,
+                deadline: o.deadline,
+                queued_at: o.queued_at,
+                detectors: super::DetectorState::Classic(o.detectors),
+                cadence: o.cadence,
+                anomaly: o.anomaly,
+                absence: o.absence,
+                stuck: Default::default(),
+                rule: o.rule,
+                peak: o.peak,
+            }
+        }
+    }
+}
+
+impl<S> Snap<S> {
+    /// The same snapshot with every series state upgraded.
+    fn upgrade(self) -> Snap<SeriesState>
+    where
+        SeriesState: From<S>,
+    {
+        Snap {
+            rules: self.rules,
+            now: self.now,
+            scope: self.scope,
+            keys: self.keys,
+            free: self.free,
+            states: self.states.into_iter().map(SeriesState::from).collect(),
+            group_of: self.group_of,
+            groups: self.groups,
+            dirty: self.dirty,
+            limit: self.limit,
+            stats: self.stats,
         }
     }
 }
@@ -165,25 +230,11 @@ impl Engine {
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
         let snap: Snap<SeriesState> = match version {
             FORMAT => decode(&bytes[6..])?,
-            1 => {
-                let old: Snap<v1::SeriesState> = decode(&bytes[6..])?;
-                Snap {
-                    rules: old.rules,
-                    now: old.now,
-                    scope: old.scope,
-                    keys: old.keys,
-                    free: old.free,
-                    states: old.states.into_iter().map(SeriesState::from).collect(),
-                    group_of: old.group_of,
-                    groups: old.groups,
-                    dirty: old.dirty,
-                    limit: old.limit,
-                    stats: old.stats,
-                }
-            }
+            1 => decode::<v1::SeriesState>(&bytes[6..])?.upgrade(),
+            2 => decode::<v2::SeriesState>(&bytes[6..])?.upgrade(),
             _ => {
                 return Err(SnapshotError(format!(
-                    "engine snapshot format {version}; this deadair reads formats 1 and {FORMAT}"
+                    "engine snapshot format {version}; this deadair reads formats 1 to {FORMAT}"
                 )))
             }
         };

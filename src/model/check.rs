@@ -218,3 +218,51 @@ pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
         )))
     }
 }
+
+/// A tail memory in samples: at least one block of 16.
+pub fn memory<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = number(d)?;
+    if (16.0..=1e9).contains(&v) {
+        Ok(v)
+    } else {
+        Err(D::Error::custom(format!(
+            "expected a memory of 16 to 1e9 samples, found {v}"
+        )))
+    }
+}
+
+/// A false-alarm budget: alerts per series per day, in (0, 100].
+pub fn budget<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = number(d)?;
+    if v > 0.0 && v <= 100.0 {
+        Ok(Some(v))
+    } else {
+        Err(D::Error::custom(format!(
+            "expected false alerts per series per day in (0, 100], found {v}"
+        )))
+    }
+}
+
+/// In [0, 1).
+pub fn unit_interval<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = number(d)?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(D::Error::custom(format!(
+            "expected a number from 0 up to (not including) 1, found {v}"
+        )))
+    }
+}
+
+/// Student-t degrees of freedom for a tail fit: 1.5 to 1000.
+pub fn min_nu<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = number(d)?;
+    if (1.5..=1000.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(D::Error::custom(format!(
+            "expected degrees of freedom from 1.5 to 1000, found {v}"
+        )))
+    }
+}

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use serde::{de::Error as _, Deserialize, Deserializer};
 
-use crate::detect::{score_to_z, DetectorSet};
+use crate::detect::learned::{Learned, Learning};
+use crate::detect::{score_to_z, DetectorKind, DetectorSet, DetectorState, Verdict};
 use crate::series::SeriesRef;
 pub use matcher::{parse_selector, parse_series, MatchOp, Matcher};
 
@@ -114,8 +115,17 @@ pub struct Rule {
     pub name: Arc<str>,
     pub matchers: Vec<Matcher>,
     pub severity: Arc<str>,
-    /// Score at or above which the anomaly condition becomes active.
+    /// Score at or above which the anomaly condition becomes active (classic detectors
+    /// without a budget).
     pub threshold: f64,
+    /// False alerts per series per day (`false_alerts_per_day`): with it, a sample is
+    /// anomalous when its probability under the series' learned behaviour is at most
+    /// `budget / tests × interval / 1 day` (see [`Rule::per_sample`]). Always set for the
+    /// learned detectors; for classic ones only when the model sets it (their probability is
+    /// then `1 - score`).
+    pub budget: Option<f64>,
+    /// The learned detectors (spike, shift, spread, stuck), if the rule uses them.
+    pub learned: Option<Learned>,
     /// Score below which an active condition clears (hysteresis; <= threshold).
     pub resolve_threshold: f64,
     /// |z| equivalent of `threshold`, used to draw bands.
@@ -219,6 +229,90 @@ fn default_threshold() -> f64 {
     0.9999
 }
 
+/// False alerts per series per day when a rule with learned detectors does not say.
+pub const DEFAULT_BUDGET: f64 = 0.01;
+
+/// What a rule's detectors say about one sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// The deciding verdict, `None` while every detector is warming up.
+    pub verdict: Option<(Verdict, DetectorKind)>,
+    /// Its probability under the series' behaviour: learned for the learned detectors, `1 -
+    /// score` for classic ones (1 without a verdict).
+    pub p: f64,
+    /// Probability of the current run of repeated values (`stuck`; 1 when off).
+    pub stuck_p: f64,
+    /// Whether the value repeats the previous one.
+    pub repeats: bool,
+}
+
+/// Milliseconds in a day.
+const DAY_MS: f64 = 86_400_000.0;
+
+impl Rule {
+    /// Scores `x` (event time `ts`) against the series' history, then learns it. `interval()`
+    /// is the series' typical sampling interval (ms), asked only when a budget needs it.
+    #[inline]
+    pub fn evaluate(
+        &self,
+        st: &mut DetectorState,
+        x: f64,
+        ts: i64,
+        interval: impl Fn() -> i64,
+    ) -> Evaluation {
+        let d = &self.detectors;
+        let Some(learned) = &self.learned else {
+            let verdict = d.evaluate(
+                self.likelihood.as_ref(),
+                self.ensemble.as_ref(),
+                st.classic(),
+                x,
+                ts,
+                self.z_band,
+            );
+            return Evaluation {
+                verdict,
+                p: verdict.map_or(1.0, |(v, _)| 1.0 - v.score),
+                stuck_p: 1.0,
+                repeats: false,
+            };
+        };
+        let j = learned.judge_and_learn(st.learned(), x, || {
+            let ms = interval();
+            crate::detect::learned::Context {
+                alert_p: self.per_sample(ms).unwrap_or(0.0),
+                interval_ms: ms as f64,
+            }
+        });
+        let mut e = Evaluation {
+            verdict: j.verdict,
+            p: j.p,
+            stuck_p: j.stuck_p,
+            repeats: j.repeats,
+        };
+        if let Some(v) = d.threshold.as_ref().and_then(|t| t.score(x)) {
+            if v.score >= 1.0 {
+                (e.verdict, e.p) = (Some((v, DetectorKind::Threshold)), 0.0);
+            }
+        }
+        e
+    }
+
+    /// How many tests share the budget: the learned detectors enabled (threshold's hard limits
+    /// are not drawn from it), or 1 for classic detectors.
+    pub fn tests(&self) -> usize {
+        self.learned.as_ref().map_or(1, |l| l.tests().max(1))
+    }
+
+    /// The per-sample probability at which this rule opens an alert, for a series sampled
+    /// every `interval_ms`: `budget / tests × interval / 1 day` (`None` without a budget).
+    #[inline]
+    pub fn per_sample(&self, interval_ms: i64) -> Option<f64> {
+        let budget = self.budget?;
+        Some((budget / self.tests() as f64 * interval_ms.max(1) as f64 / DAY_MS).min(0.5))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
@@ -232,8 +326,12 @@ struct RawRule {
     matchers: Vec<Matcher>,
     #[serde(default = "default_severity")]
     severity: String,
-    #[serde(default = "default_threshold", deserialize_with = "check::score")]
-    threshold: f64,
+    #[serde(default, deserialize_with = "check::opt_score")]
+    threshold: Option<f64>,
+    #[serde(default, deserialize_with = "check::budget")]
+    false_alerts_per_day: Option<f64>,
+    #[serde(default)]
+    learning: Option<Learning>,
     #[serde(default, deserialize_with = "check::opt_score")]
     resolve_threshold: Option<f64>,
     #[serde(default, rename = "for", deserialize_with = "check::duration")]
@@ -373,14 +471,57 @@ impl RawRule {
         if self.name.trim().is_empty() {
             return Err("rule `name` must not be empty".into());
         }
-        let resolve_threshold = self.resolve_threshold.unwrap_or(self.threshold);
-        if resolve_threshold > self.threshold {
+        let d = &self.detectors;
+        let learned = d.has_learned();
+        if learned {
+            let classic = d.classic_names();
+            if !classic.is_empty() || self.likelihood.is_some() || self.ensemble.is_some() {
+                let mut names: Vec<String> = classic.iter().map(|n| format!("`{n}`")).collect();
+                for (on, key) in [
+                    (self.likelihood.is_some(), "`[rule.likelihood]`"),
+                    (self.ensemble.is_some(), "`[rule.ensemble]`"),
+                ] {
+                    if on {
+                        names.push(key.into());
+                    }
+                }
+                return Err(format!(
+                    "the learned detectors (spike, shift, spread, stuck) cannot be combined with \
+                     the classic {} in one rule (only `threshold` goes with both)",
+                    names.join(", ")
+                ));
+            }
+            if self.threshold.is_some() || self.resolve_threshold.is_some() {
+                return Err(
+                    "the learned detectors alert by `false_alerts_per_day`, not by a score \
+                     `threshold`"
+                        .into(),
+                );
+            }
+        } else if self.learning.is_some() {
+            return Err(
+                "`[rule.learning]` configures the learned detectors (spike, shift, spread, \
+                 stuck), which this rule does not enable"
+                    .into(),
+            );
+        }
+        if self.threshold.is_some() && self.false_alerts_per_day.is_some() {
+            return Err(
+                "give either a score `threshold` or `false_alerts_per_day`, not both".into(),
+            );
+        }
+        let threshold = self.threshold.unwrap_or_else(default_threshold);
+        let resolve_threshold = self.resolve_threshold.unwrap_or(threshold);
+        if resolve_threshold > threshold {
             return Err(format!(
-                "`resolve_threshold` ({resolve_threshold}) must not exceed `threshold` ({})",
-                self.threshold
+                "`resolve_threshold` ({resolve_threshold}) must not exceed `threshold` ({threshold})"
             ));
         }
-        let d = &self.detectors;
+        let budget = if learned {
+            Some(self.false_alerts_per_day.unwrap_or(DEFAULT_BUDGET))
+        } else {
+            self.false_alerts_per_day
+        };
         let checks = [
             d.threshold.as_ref().map(|p| p.validate()),
             d.zscore.as_ref().map(|p| p.validate()),
@@ -422,14 +563,25 @@ impl RawRule {
             name: self.name.into(),
             matchers: self.matchers,
             severity: self.severity.into(),
-            threshold: self.threshold,
+            threshold,
+            budget,
+            learned: learned.then(|| {
+                Learned::new(
+                    self.learning.unwrap_or_default(),
+                    d.spike.is_some(),
+                    d.shift.clone(),
+                    d.spread.clone(),
+                    d.range.is_some(),
+                    d.stuck.is_some(),
+                )
+            }),
             resolve_threshold,
             // With likelihood the threshold applies to the likelihood, not to a deviation: bands
             // are then drawn at the 0.9999 deviation (|z| = 3.89).
             z_band: score_to_z(if self.likelihood.is_some() {
                 0.9999
             } else {
-                self.threshold
+                threshold
             }),
             for_ms: self.for_ms,
             keep_firing_for_ms: self.keep_firing_for,
@@ -661,12 +813,54 @@ mod tests {
              [rule.detectors.context.season]\nbuckets = 6\n",
         );
         assert!(e.to_string().contains("must not exceed 96"), "{e}");
-        // the default model combines them as designed
+        // the learned detectors go with `threshold` only, and alert by a budget
+        let e = err("[[rule]]\nname = \"a\"\n[rule.detectors.spike]\n[rule.detectors.mad]\n");
+        assert!(
+            e.to_string()
+                .contains("cannot be combined with the classic `mad`"),
+            "{e}"
+        );
+        let e = err("[[rule]]\nname = \"a\"\nthreshold = 0.9\n[rule.detectors.spike]\n");
+        assert!(e.to_string().contains("false_alerts_per_day"), "{e}");
+        let e = err("[[rule]]\nname = \"a\"\n[rule.learning]\n[rule.detectors.mad]\n");
+        assert!(e.to_string().contains("[rule.learning]"), "{e}");
+        // the default model: the learned detectors under the default budget, onset scores
         let m = Model::default_model();
         let r = m.rules.last().unwrap();
-        assert!(r.detectors.context.is_some() && r.ensemble.is_some());
+        assert!(r.learned.as_ref().is_some_and(|l| l.tests() == 5));
+        assert_eq!(r.budget, Some(DEFAULT_BUDGET));
         assert!(r
             .onset_decay
             .is_some_and(|d| (d.powf(50.0) - 0.5).abs() < 1e-12));
+    }
+
+    #[test]
+    fn the_budget_is_checked_and_shared_per_sample() {
+        let e = err("[[rule]]\nname = \"a\"\nfalse_alerts_per_day = 0\n[rule.detectors.spike]\n");
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (3, Some("false_alerts_per_day")),
+            "{e}"
+        );
+        assert!(e.message.contains("(0, 100]"), "{e}");
+        assert!(err(
+            "[[rule]]\nname = \"a\"\nfalse_alerts_per_day = 101\n[rule.detectors.spike]\n"
+        )
+        .message
+        .contains("(0, 100]"));
+        let e = err("[[rule]]\nname = \"a\"\nthreshold = 0.9\nfalse_alerts_per_day = 1\n[rule.detectors.mad]\n");
+        assert!(e.message.contains("not both"), "{e}");
+        let m = Model::parse(
+            "[[rule]]\nname = \"a\"\nfalse_alerts_per_day = 0.5\n[rule.detectors.spike]\n[rule.detectors.stuck]\n",
+            "m.toml",
+        )
+        .unwrap();
+        let r = &m.rules[0];
+        // 0.5 a day over two tests, one sample a minute: 0.25 / 1440 per test and sample
+        let p = r.per_sample(60_000).unwrap();
+        assert!((p - 0.25 / 1440.0).abs() < 1e-15, "{p}");
+        // a classic rule without a budget has none
+        let m = Model::parse("[[rule]]\nname = \"a\"\n[rule.detectors.mad]\n", "m.toml").unwrap();
+        assert_eq!(m.rules[0].per_sample(60_000), None);
     }
 }

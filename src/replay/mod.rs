@@ -123,10 +123,10 @@ impl ScoreFile {
 
     fn write(&mut self, r: &Record, series: &str, score: f64) -> Result<(), ReplayError> {
         let res = match (self.format, &r.raw) {
-            (Format::Csv, Some((ts, v))) => writeln!(self.w, "{ts},{v},{score:.6}"),
+            (Format::Csv, Some((ts, v))) => writeln!(self.w, "{ts},{v},{score:.12}"),
             _ => {
                 let row = serde_json::json!({
-                    "timestamp": r.ts, "series": series, "value": r.value, "anomaly_score": (score * 1e6).round() / 1e6
+                    "timestamp": r.ts, "series": series, "value": r.value, "anomaly_score": (score * 1e12).round() / 1e12
                 });
                 writeln!(self.w, "{row}")
             }
@@ -269,7 +269,9 @@ pub fn run(
                     plot.series =
                         Some((idx, engine.series_id(idx), engine.series_ref(idx).display()));
                 }
+                plot.budget_p = engine.alert_probability(idx);
                 plot.push(ts, rec.value, &outcome);
+                plot.next_band = engine.band(idx);
             }
         }
         flush_alerts(&mut alerts, &mut alerts_out, &mut on_alert, &mut plot)?;

@@ -21,14 +21,29 @@ pub struct PlotData {
     points: Vec<[f64; 6]>,
     /// (kind, start, end) of each alert episode; end is NaN while still firing.
     episodes: Vec<(AlertKind, f64, f64)>,
+    /// Under a false-alarm budget: the per-sample alert probability, and the band the next
+    /// sample will be judged against. The score panel then shows the surprise, -log10 p / 16.
+    pub budget_p: Option<f64>,
+    pub next_band: Option<(f64, f64)>,
+}
+
+/// The surprise of a score `1 - p` on [0, 1]: -log10 p / 16.
+fn surprise(score: f64) -> f64 {
+    (-(1.0 - score).max(1e-16).log10() / 16.0).clamp(0.0, 1.0)
 }
 
 impl PlotData {
     pub fn push(&mut self, ts: i64, value: f64, outcome: &Outcome) {
-        let (e, l, u, s) = match outcome {
+        let (e, mut l, mut u, mut s) = match outcome {
             Outcome::Accepted(Some((v, _))) => (v.expected, v.lower, v.upper, v.score),
             _ => (f64::NAN, f64::NAN, f64::NAN, 0.0),
         };
+        if self.budget_p.is_some() {
+            s = surprise(s);
+            if let Some((lo, hi)) = self.next_band.filter(|_| !e.is_nan()) {
+                (l, u) = (lo, hi);
+            }
+        }
         self.points.push([ts as f64, value, e, l, u, s]);
     }
 
@@ -154,7 +169,15 @@ pub fn render_svg(data: &PlotData, name: &str, model: &Model) -> String {
     polyline(&mut svg, 1, "#1864ab", 1.2, &y);
     polyline(&mut svg, 5, "#c92a2a", 1.0, &ys);
 
-    let threshold = model.rules.first().map_or(1.0, |r| r.threshold);
+    let threshold = match data.budget_p {
+        Some(p) => surprise(1.0 - p),
+        None => model.rules.first().map_or(1.0, |r| r.threshold),
+    };
+    let score_label = if data.budget_p.is_some() {
+        "surprise -log10(p)/16 (red, dashed line: the alert level)"
+    } else {
+        "score (red, dashed line: threshold)"
+    };
     let _ = write!(
         svg,
         r##"<line x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#495057" stroke-dasharray="4 3"/>
@@ -165,7 +188,7 @@ pub fn render_svg(data: &PlotData, name: &str, model: &Model) -> String {
 <text x="{:.1}" y="{:.1}" text-anchor="end">score</text>
 <text x="{LEFT}" y="{:.1}">{}</text>
 <text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>
-<text x="{:.1}" y="{:.1}">value (blue), expected (grey), normal band (light blue), anomaly episodes (red), absences (orange); score (red, dashed line: threshold {threshold})</text>
+<text x="{:.1}" y="{:.1}">value (blue), expected (grey), normal band (light blue), anomaly episodes (red), absences (orange); {score_label}</text>
 </svg>
 "##,
         W - RIGHT,

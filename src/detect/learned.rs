@@ -1,0 +1,774 @@
+//! The learned detectors: `spike`, `shift`, `spread` and `stuck`, calibrated on each series'
+//! own behaviour so that a rule's false-alarm budget means what it says.
+//!
+//! Every sample is reduced to four statistics, each judged by a [`Tail`] learned from this
+//! series (or, for `stuck`, by the series' own rate of repeats), giving a probability `p`: how
+//! often, for this series, a value at least this unusual happens. The engine compares `p` with
+//! the rule's budget turned into a per-sample probability (`false_alerts_per_day` ×
+//! the series' cadence / 1 day, shared between the enabled detectors).
+//!
+//! ```text
+//! r      = x - level                           one-step residual against the recent level
+//! unit   = max(scale, quantum)                 the series' own noise (mean |r|), at least
+//!                                              the smallest step its values take
+//! spike  : |r| / unit                          one value far from the recent level
+//! shift  : |level - base| / unit               the recent level far from the long-run one
+//! spread : fast / unit - 1 (above 0)           recent noise (mean |r|, fast) above its usual
+//! stuck  : run of identical values             P = repeat_rate^(run - 1), beyond the longest run seen
+//! level  += level_alpha · clip(r, ±clip·unit)  (Huber: a spike barely moves it)
+//! base   += shift.alpha · clip(x - base, ±clip·unit)
+//! scale  += scale_alpha · (min(|r|, clip·unit) - scale)
+//! ```
+//!
+//! A spike on a smooth daily curve is a spike against the recent level, so it is caught inside
+//! the day's range; a slow daily swing moves the level with it and raises nothing.
+//!
+//! Before `warmup` samples nothing is judged; after it, each tail starts cautious (see the
+//! learning margin in [`super::tail`]) and becomes as sensitive as the series allows.
+//! State: 100 bytes (levels, scales, three tails, the repeat run). Cost: about 40 flops per
+//! sample; a t survival function only for a value beyond its statistic's recent peak.
+
+use serde::{Deserialize, Serialize};
+
+use super::tail::{Heaviness, Shape, Tail, TailParams};
+use super::{to_f32, DetectorKind, Verdict};
+use crate::model::check;
+
+/// `[rule.learning]`: how the learned detectors learn (shared by the four).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Learning {
+    /// Samples before any verdict (>= 2).
+    #[serde(default = "default_warmup", deserialize_with = "check::warmup")]
+    pub warmup: usize,
+    /// Memory of the tails, samples (>= 16).
+    #[serde(default = "default_memory", deserialize_with = "check::memory")]
+    pub memory: f64,
+    /// Learning margin: how cautious a young series is (0: not at all).
+    #[serde(default = "default_margin", deserialize_with = "check::non_negative")]
+    pub margin: f64,
+    /// Samples over which a statistic's recent peak halves (a value within it is never
+    /// improbable).
+    #[serde(default = "default_peak_half_life", deserialize_with = "check::span")]
+    pub peak_half_life: f64,
+    /// Smoothing factor of the recent level, in (0, 1).
+    #[serde(default = "default_level_alpha", deserialize_with = "check::open_unit")]
+    pub level_alpha: f64,
+    /// Smoothing factor of the level's trend (Holt's β, as a share of the level's step), in
+    /// [0, 1): lets the level follow a daily curve without lagging behind it.
+    #[serde(default = "default_trend", deserialize_with = "check::unit_interval")]
+    pub trend: f64,
+    /// Pull toward Gaussian tails: subtracted from the spike tail's heaviness ratio (see
+    /// `tail.rs`), at most the ratio's own sampling noise after a day or two.
+    #[serde(default = "default_pull", deserialize_with = "check::non_negative")]
+    pub pull: f64,
+    /// How long a new series is judged by its records only (gross outliers), as event time
+    /// covered by its samples; a duration such as `1d`.
+    #[serde(
+        default = "default_youth",
+        deserialize_with = "check::duration",
+        rename = "youth"
+    )]
+    pub youth_ms: i64,
+    /// Lightest tail the spike fit may assume (Student-t degrees of freedom, >= 1.5).
+    #[serde(default = "default_min_nu", deserialize_with = "check::min_nu")]
+    pub min_nu: f64,
+    /// Smoothing factor of the noise scale, in (0, 1).
+    #[serde(default = "default_scale_alpha", deserialize_with = "check::open_unit")]
+    pub scale_alpha: f64,
+    /// Residuals are clipped at this many units when they move the level, base and scale (> 0).
+    #[serde(default = "default_clip", deserialize_with = "check::positive")]
+    pub clip: f64,
+}
+
+fn default_warmup() -> usize {
+    30
+}
+fn default_memory() -> f64 {
+    3000.0
+}
+fn default_margin() -> f64 {
+    1.0
+}
+fn default_peak_half_life() -> f64 {
+    3000.0
+}
+fn default_level_alpha() -> f64 {
+    0.1
+}
+fn default_trend() -> f64 {
+    0.05
+}
+fn default_youth() -> i64 {
+    86_400_000
+}
+fn default_min_nu() -> f64 {
+    1.5
+}
+fn default_pull() -> f64 {
+    0.03
+}
+fn default_scale_alpha() -> f64 {
+    0.01
+}
+fn default_clip() -> f64 {
+    4.0
+}
+
+impl Default for Learning {
+    fn default() -> Self {
+        Self {
+            warmup: default_warmup(),
+            memory: default_memory(),
+            margin: default_margin(),
+            peak_half_life: default_peak_half_life(),
+            level_alpha: default_level_alpha(),
+            scale_alpha: default_scale_alpha(),
+            trend: default_trend(),
+            pull: default_pull(),
+            min_nu: default_min_nu(),
+            youth_ms: default_youth(),
+            clip: default_clip(),
+        }
+    }
+}
+
+/// `[rule.detectors.spike]`: a value far from the recent level.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spike {}
+
+/// `[rule.detectors.shift]`: the recent level far from the long-run baseline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shift {
+    /// Smoothing factor of the long-run baseline, in (0, 1) (~2/alpha samples of memory).
+    #[serde(default = "default_shift_alpha", deserialize_with = "check::open_unit")]
+    pub alpha: f64,
+}
+
+fn default_shift_alpha() -> f64 {
+    0.01
+}
+
+/// `[rule.detectors.spread]`: the noise grew well beyond its usual size.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spread {
+    /// Smoothing factor of the recent noise, in (0, 1).
+    #[serde(
+        default = "default_spread_alpha",
+        deserialize_with = "check::open_unit"
+    )]
+    pub alpha: f64,
+    /// Smoothing factor of the usual noise it is compared with, in (0, 1).
+    #[serde(
+        default = "default_spread_baseline",
+        deserialize_with = "check::open_unit"
+    )]
+    pub baseline: f64,
+    /// Residuals beyond this many units count as this many (> 0): one wild value is a spike,
+    /// not a change of the noise.
+    #[serde(default = "default_spread_clip", deserialize_with = "check::positive")]
+    pub clip: f64,
+}
+
+fn default_spread_clip() -> f64 {
+    6.0
+}
+
+fn default_spread_baseline() -> f64 {
+    0.003
+}
+
+fn default_spread_alpha() -> f64 {
+    0.065
+}
+
+/// `[rule.detectors.range]`: the level beyond the range the series has shown (forgetting
+/// slowly, over the learning memory).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Range {}
+
+/// `[rule.detectors.stuck]`: one value repeated far longer than the series' history makes
+/// likely. Raised as its own alert kind (`stuck`), resolved when the value changes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stuck {}
+
+/// Floors of the tails' means, in their statistic's units (see [`TailParams::floor`]).
+const SPIKE_FLOOR: f64 = 0.5;
+const SHIFT_FLOOR: f64 = 0.05;
+/// While young, a value beyond a record by a factor f is as improbable as f^-YOUTH_EXPONENT
+/// divided by the samples seen.
+const YOUTH_EXPONENT: f64 = 4.0;
+/// A spike or noise rise less probable than this slows the learning of the usual noise, and a
+/// shift less probable than this does not raise the shift tail's peak.
+const CALM: f64 = 1e-3;
+/// A series whose values repeat their predecessor more often than this does not normally vary
+/// and is never `stuck`.
+const MAX_REPEAT_RATE: f64 = 0.5;
+/// Per-sample damping of the level's trend (a trend fades unless the data keep it).
+const TREND_DAMPING: f64 = 0.98;
+
+/// The learned detectors a rule enables, with their shared learning parameters.
+#[derive(Debug, Clone)]
+pub struct Learned {
+    pub learning: Learning,
+    pub spike: bool,
+    pub shift: Option<Shift>,
+    pub spread: Option<Spread>,
+    pub range: bool,
+    pub stuck: bool,
+    /// Tail parameters of `spike`, `shift`, `spread` and `range`, derived from `learning`.
+    tails: [TailParams; 4],
+    /// Per-sample decay of the longest run of repeats.
+    run_decay: f64,
+    /// Per-sample share by which the known range closes in on the level.
+    range_decay: f64,
+}
+
+/// Per-series state of the learned detectors (128 bytes).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    level: f64,
+    base: f64,
+    /// The previous two values (repeats, the quantum, the level's median-of-3).
+    last: f64,
+    last2: f64,
+    /// Holt trend of the level, per sample (damped).
+    trend: f32,
+    /// The usual noise: mean |residual| (clipped), following slow changes of the noise...
+    scale: f32,
+    /// ...and the same over `spread`'s longer baseline.
+    slow_scale: f32,
+    /// Smallest non-zero step between consecutive values seen (0: none yet).
+    quantum: f32,
+    /// Share of samples equal to their predecessor.
+    repeat: f32,
+    /// `spread`: the recent and the long-run mean of the squared standardised residual (clipped).
+    noise: f32,
+    noise_mean: f32,
+    spike: Tail,
+    shift: Tail,
+    spread: Tail,
+    /// `range`: the lowest and highest level (median of three) shown, forgetting slowly, and
+    /// the tail of the excesses beyond them.
+    low: f32,
+    high: f32,
+    range: Tail,
+    /// Length of the current run of identical values.
+    run: u32,
+    /// Longest run seen before the current one (decaying).
+    longest: f32,
+    /// Samples learned by the spike, shift, spread and range tails.
+    tail_n: [u32; 4],
+    /// Samples learned.
+    n: u32,
+}
+
+/// What the engine tells the learned detectors about a series, when they ask.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Context {
+    /// Per-sample probability at which an alert opens.
+    pub alert_p: f64,
+    /// Typical sampling interval, ms.
+    pub interval_ms: f64,
+}
+
+/// What the learned detectors say about one sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Judgement {
+    /// The most improbable of spike, shift and spread (`None` during warm-up), with its
+    /// probability in `Verdict::score` as `1 - p`.
+    pub verdict: Option<(Verdict, DetectorKind)>,
+    /// That probability (1 when none).
+    pub p: f64,
+    /// Probability of the current run of identical values (1 when not improbable or off).
+    pub stuck_p: f64,
+    /// Whether this value repeats its predecessor.
+    pub repeats: bool,
+}
+
+impl Learned {
+    pub fn new(
+        learning: Learning,
+        spike: bool,
+        shift: Option<Shift>,
+        spread: Option<Spread>,
+        range: bool,
+        stuck: bool,
+    ) -> Self {
+        let spike_tail = TailParams {
+            heaviness: Heaviness::Blocks,
+            pull: learning.pull,
+            min_nu: learning.min_nu,
+            memory: learning.memory,
+            margin: learning.margin,
+            peak_decay: 0.5f64.powf(1.0 / learning.peak_half_life),
+            floor: SPIKE_FLOOR,
+        };
+        let shift_tail = TailParams {
+            heaviness: Heaviness::Moments,
+            pull: 0.0,
+            floor: SHIFT_FLOOR,
+            ..spike_tail
+        };
+        Self {
+            run_decay: spike_tail.peak_decay,
+            range_decay: 1.0 / learning.memory,
+            learning,
+            spike,
+            shift,
+            spread,
+            range,
+            stuck,
+            tails: [spike_tail, shift_tail, shift_tail, shift_tail],
+        }
+    }
+
+    /// How many tests share the rule's budget (each gets `budget / tests`).
+    pub fn tests(&self) -> usize {
+        usize::from(self.spike)
+            + usize::from(self.shift.is_some())
+            + usize::from(self.spread.is_some())
+            + usize::from(self.range)
+            + usize::from(self.stuck)
+    }
+
+    /// Judges `x`, then learns it. `context()` tells the series' sampling interval and the
+    /// per-sample probability at which the engine opens an alert for it (asked only when a
+    /// value sets a record): a value that would not alert is normal for the series and widens
+    /// what its tails know, and a series younger than `youth` is judged by its records.
+    #[inline]
+    pub fn judge_and_learn(
+        &self,
+        st: &mut State,
+        x: f64,
+        context: impl Fn() -> Context,
+    ) -> Judgement {
+        let lr = &self.learning;
+        if st.n == 0 {
+            *st = State {
+                level: x,
+                base: x,
+                last: x,
+                last2: x,
+                low: x as f32,
+                high: x as f32,
+                run: 1,
+                n: 1,
+                ..State::default()
+            };
+            return Judgement {
+                verdict: None,
+                p: 1.0,
+                stuck_p: 1.0,
+                repeats: false,
+            };
+        }
+        let n = st.n;
+        // the tails learn once the level and scale have settled (half the warm-up)
+        let learn_from = (lr.warmup as u32 / 2).max(1);
+        let unit = self.unit(st);
+        let clip = lr.clip * unit;
+        // a series that has never varied has no scale yet: its first change teaches it one
+        let judged = n as usize >= lr.warmup && st.quantum > 0.0;
+
+        // spike: the residual against the recent level and trend, before they learn it
+        let expected = st.level + f64::from(st.trend);
+        let r = x - expected;
+        let y_spike = (r / unit).abs();
+        // the level follows the median of the last three values, so a lone spike (or a sparse
+        // counter's tick) does not move it
+        let m = median3(x, st.last, st.last2);
+        let step = super::warm_alpha(lr.level_alpha, n) * (m - expected).clamp(-clip, clip);
+        st.level = expected + step;
+        st.trend = to_f32(TREND_DAMPING * (f64::from(st.trend) + lr.trend * step));
+        // shift: the recent level against the slow baseline
+        let y_shift = ((st.level - st.base) / unit).abs();
+        // range: the median of three beyond the range the series has shown
+        let (low, high) = (f64::from(st.low), f64::from(st.high));
+        let y_range = ((m - high).max(low - m) / unit).max(0.0);
+        // spread: the recent mean of the squared residual against its long-run mean
+        // standardised by the slow unit: the fast one follows a change of the noise within a few
+        // dozen samples, which is what `spread` must see
+        let spread_clip = self.spread.as_ref().map_or(6.0, |s| s.clip);
+        let slow_unit = f64::from(st.slow_scale).max(unit * 1e-3);
+        let u = (r / slow_unit)
+            .powi(2)
+            .min((spread_clip * unit / slow_unit).powi(2));
+        let spread_alpha = self.spread.as_ref().map_or(0.065, |s| s.alpha);
+        // the noise statistics start with the tails, once the scales have settled
+        let noise_n = n.saturating_sub(learn_from);
+        let noise = f64::from(st.noise)
+            + super::warm_alpha(spread_alpha, noise_n) * (u - f64::from(st.noise));
+        // the log ratio of recent to usual noise; only a rise is judged
+        let ratio = (noise.max(1e-12) / f64::from(st.noise_mean).max(1e-12)).ln();
+        let y_spread = ratio.max(0.0);
+
+        // stuck: the run of identical values
+        let repeats = x == st.last;
+        let mut stuck_p = 1.0;
+        if repeats {
+            st.run = st.run.saturating_add(1);
+        } else {
+            st.longest = to_f32((f64::from(st.longest) * self.run_decay).max(f64::from(st.run)));
+            st.run = 1;
+            let step = (x - st.last).abs() as f32;
+            if step > 0.0 && (st.quantum == 0.0 || step < st.quantum) {
+                st.quantum = step;
+            }
+        }
+        // repeat rate with one repeat and one change assumed (so a young series whose values
+        // never repeated does not call its first repeat impossible)
+        let seen = f64::from(n).min(lr.memory);
+        let rate = (f64::from(st.repeat) * seen + 1.0) / (seen + 2.0);
+        // a run longer than any this series has had, in a series that normally varies (a
+        // sparse counter repeats its 0 more often than not): stuck's business alone, and not
+        // learned (a frozen reading is not the series' behaviour)
+        let long_run = rate <= MAX_REPEAT_RATE && f64::from(st.run) > f64::from(st.longest);
+        if self.stuck && long_run && n as usize >= lr.warmup {
+            // √rate allows for values that repeat more than the average one (a gauge's
+            // favourite step)
+            stuck_p = rate.sqrt().powf(f64::from(st.run - 1));
+        }
+        if long_run {
+            st.last2 = st.last;
+            st.last = x;
+            return Judgement {
+                verdict: None,
+                p: 1.0,
+                stuck_p,
+                repeats,
+            };
+        }
+        let a_rep = (1.0 / f64::from(n)).max(1.0 / lr.memory);
+        st.repeat = to_f32(
+            f64::from(st.repeat) + a_rep * (f64::from(u8::from(repeats)) - f64::from(st.repeat)),
+        );
+
+        let mut ps = [1.0f64; 4];
+        if judged {
+            if self.spike {
+                ps[0] = st.spike.p(y_spike, st.tail_n[0], &self.tails[0]);
+            }
+            if self.shift.is_some() {
+                ps[1] = st.shift.p(y_shift, st.tail_n[1], &self.tails[1]);
+            }
+            if self.spread.is_some() {
+                // a rise happens about half the time: P(rise >= y) = P(rise) P(.. | rise)
+                let p = st.spread.p(y_spread, st.tail_n[2], &self.tails[2]);
+                ps[2] = if p < 1.0 { 0.5 * p } else { 1.0 };
+            }
+            if self.range && y_range > 0.0 {
+                // an excess happens in this share of samples: P(excess >= y) = share P(.. | excess)
+                let share = (f64::from(st.tail_n[3]) + 1.0) / (f64::from(n) + 2.0);
+                let p = st.range.p(y_range, st.tail_n[3], &self.tails[3]);
+                ps[3] = if p < 1.0 { share * p } else { 1.0 };
+            }
+        }
+        // a young series knows too little to extrapolate its tails: a value beyond its records
+        // (at least one noise unit) is as improbable as the margin by which it beats them
+        // says, and no more (gross outliers still alert: ten times the record is 1e-4 divided
+        // by the samples seen)
+        let ctx = ps.iter().any(|&p| p < 1.0).then(&context);
+        let young = ctx.is_some_and(|c| f64::from(n) * c.interval_ms < lr.youth_ms as f64);
+        if young {
+            let tails = [&st.spike, &st.shift, &st.spread, &st.range];
+            let ys = [y_spike, y_shift, y_spread, y_range];
+            for i in 0..4 {
+                if ps[i] < 1.0 {
+                    // a deviation of one noise unit counts as seen
+                    let record = tails[i].peak().max(1.0);
+                    let seen = f64::from(st.tail_n[i]) + 1.0;
+                    ps[i] = (record / ys[i]).powf(YOUTH_EXPONENT) / seen;
+                }
+            }
+        }
+        let kinds = [
+            DetectorKind::Spike,
+            DetectorKind::Shift,
+            DetectorKind::Spread,
+            DetectorKind::Range,
+        ];
+        let ys = [y_spike, y_shift, y_spread, y_range];
+        // once judged, every sample has a verdict (the spike's when nothing is improbable), so
+        // its expected value and score are reported like any other
+        let on = [
+            self.spike,
+            self.shift.is_some(),
+            self.spread.is_some(),
+            self.range,
+        ];
+        let best = (0..4)
+            .filter(|&i| judged && on[i])
+            .min_by(|&a, &b| ps[a].total_cmp(&ps[b]));
+
+        // the band this sample was judged against, drawn (an inverse t) only for a sample that
+        // opens an alert, before the tails learn it
+        let band = match (best, ctx) {
+            (Some(i), Some(c)) if ps[i] <= c.alert_p => self
+                .half_width(st, c.alert_p, young, unit)
+                .map(|h| (expected - h, expected + h)),
+            _ => None,
+        };
+        st.last2 = st.last;
+        st.last = x;
+        let close = self.range_decay;
+        st.low = to_f32(low.min(m) + close * (st.level - low.min(m)).max(0.0));
+        st.high = to_f32(high.max(m) - close * (high.max(m) - st.level).max(0.0));
+
+        // learn: while a value or the noise is improbable, the usual noise learns at a quarter
+        // of its pace (a lasting change becomes the new normal, a passing one barely moves it)
+        let calm = if ps[0].min(ps[2]) >= CALM { 1.0 } else { 0.25 };
+        let sa = calm * super::warm_alpha(lr.scale_alpha, n - 1);
+        st.scale = to_f32(f64::from(st.scale) + sa * (r.abs().min(clip) - f64::from(st.scale)));
+        let baseline = self.spread.as_ref().map_or(0.003, |s| s.baseline);
+        let ba = calm * super::warm_alpha(baseline, n - 1);
+        st.slow_scale =
+            to_f32(f64::from(st.slow_scale) + ba * (r.abs().min(clip) - f64::from(st.slow_scale)));
+        if n >= learn_from {
+            st.noise = to_f32(noise);
+            let mean = f64::from(st.noise_mean);
+            st.noise_mean = to_f32(mean + calm * super::warm_alpha(baseline, noise_n) * (u - mean));
+        }
+        if let Some(s) = &self.shift {
+            let a = super::warm_alpha(s.alpha, n);
+            st.base += a * (m - st.base).clamp(-clip, clip);
+        }
+        if n >= learn_from {
+            // the residual's tail learns every value (its block ratio is robust to a few); the
+            // smoothed statistics, swayed by their largest values, only from unsurprising ones:
+            // less improbable than the square root of the alerting probability (halfway to an
+            // alert, on a log scale)
+            st.spike.learn(y_spike, st.tail_n[0], &self.tails[0], true);
+            let limit = match ctx {
+                Some(c) => c.alert_p.sqrt(),
+                None if ps[1].min(ps[2]).min(ps[3]) < 1.0 => context().alert_p.sqrt(),
+                None => 0.0,
+            };
+            st.shift
+                .learn(y_shift, st.tail_n[1], &self.tails[1], ps[1] > limit);
+            st.tail_n[0] = st.tail_n[0].saturating_add(1);
+            st.tail_n[1] = st.tail_n[1].saturating_add(1);
+            // one-sided: the spread tail is the distribution of the rises
+            // (once its baseline has seen a few of its own time constants)
+            if ratio > 0.0 && f64::from(noise_n) * baseline >= 2.0 {
+                st.spread
+                    .learn(ratio, st.tail_n[2], &self.tails[2], ps[2] > limit);
+                st.tail_n[2] = st.tail_n[2].saturating_add(1);
+            }
+            if y_range > 0.0 {
+                st.range
+                    .learn(y_range, st.tail_n[3], &self.tails[3], ps[3] > limit);
+                st.tail_n[3] = st.tail_n[3].saturating_add(1);
+            }
+        }
+        st.n = n.saturating_add(1);
+
+        let verdict = best.map(|i| {
+            (
+                Verdict {
+                    score: 1.0 - ps[i],
+                    deviation: ys[i].min(super::MAX_DEVIATION),
+                    expected,
+                    lower: band.map_or(f64::NAN, |b| b.0),
+                    upper: band.map_or(f64::NAN, |b| b.1),
+                },
+                kinds[i],
+            )
+        });
+        Judgement {
+            verdict,
+            p: best.map_or(1.0, |i| ps[i]),
+            stuck_p,
+            repeats,
+        }
+    }
+
+    /// The series' noise unit (see the module docs).
+    #[inline]
+    fn unit(&self, st: &State) -> f64 {
+        f64::from(st.scale)
+            .max(f64::from(st.quantum))
+            .max(1e-9 * st.level.abs().max(1.0))
+    }
+
+    /// The band of values the spike detector finds normal at per-sample probability `p`:
+    /// `level ± y·unit`, where `y` is the spike tail's value at `p` (for alerts and plots; not
+    /// on the hot path).
+    pub fn band(&self, st: &State, p: f64) -> Option<(f64, f64)> {
+        let half = self.half_width(st, p, false, self.unit(st))?;
+        let level = st.level + f64::from(st.trend);
+        Some((level - half, level + half))
+    }
+
+    /// Half the width of the spike band at probability `p`, in the series' units: where the
+    /// fitted tail reaches `p` (never inside the recent peak), or for a young series where its
+    /// record rule does.
+    fn half_width(&self, st: &State, p: f64, young: bool, unit: f64) -> Option<f64> {
+        let peak = st.spike.peak();
+        let y = if young {
+            let seen = f64::from(st.tail_n[0]) + 1.0;
+            peak.max(1.0) * (p * seen).powf(-1.0 / YOUTH_EXPONENT)
+        } else {
+            let shape: Shape = st.spike.shape(st.tail_n[0], &self.tails[0])?;
+            shape.y_at(p).max(peak)
+        };
+        Some(y * unit)
+    }
+
+    /// Samples learned.
+    pub fn samples(st: &State) -> u32 {
+        st.n
+    }
+}
+
+/// The median of three values.
+#[inline]
+fn median3(a: f64, b: f64, c: f64) -> f64 {
+    a.min(b).max(a.max(b).min(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Learned {
+        Learned::new(
+            Learning::default(),
+            true,
+            Some(Shift {
+                alpha: default_shift_alpha(),
+            }),
+            Some(Spread {
+                alpha: default_spread_alpha(),
+                baseline: default_spread_baseline(),
+                clip: default_spread_clip(),
+            }),
+            true,
+            true,
+        )
+    }
+
+    /// One-minute samples, an alert at 1e-6 per sample.
+    fn ctx() -> Context {
+        Context {
+            alert_p: 1e-6,
+            interval_ms: 60_000.0,
+        }
+    }
+
+    /// Deterministic Gaussian noise (splitmix64 of the index, Box-Muller).
+    fn noise(i: u32) -> f64 {
+        let mix = |k: u64| {
+            let mut z = k.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let (u, v) = (mix(2 * u64::from(i)), mix(2 * u64::from(i) + 1));
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+
+    /// Feeds `f(i)` for `i` in `from..to`; returns the smallest probability seen.
+    fn feed(d: &Learned, st: &mut State, from: u32, to: u32, f: impl Fn(u32) -> f64) -> f64 {
+        (from..to)
+            .map(|i| d.judge_and_learn(st, f(i), ctx).p)
+            .fold(1.0, f64::min)
+    }
+
+    #[test]
+    fn state_size() {
+        assert_eq!(std::mem::size_of::<State>(), 160);
+    }
+
+    #[test]
+    fn a_spike_is_improbable_and_noise_is_not() {
+        let d = all();
+        let mut st = State::default();
+        let worst = feed(&d, &mut st, 0, 4000, |i| 50.0 + 2.0 * noise(i));
+        assert!(worst > 1e-6, "noise scored {worst}");
+        // the band at 1e-6 is about 4.9 sd (of 2) either side of the level
+        let (lo, hi) = d.band(&st, 1e-6).unwrap();
+        assert!(
+            lo < 41.0 && lo > 36.0 && hi > 59.0 && hi < 64.0,
+            "{lo} {hi}"
+        );
+        let j = d.judge_and_learn(&mut st, 50.0 + 2.0 * 8.0, ctx);
+        assert!(j.p < 1e-7, "{j:?}");
+        assert_eq!(j.verdict.unwrap().1, DetectorKind::Spike);
+    }
+
+    #[test]
+    fn a_young_series_alerts_only_on_gross_outliers() {
+        let d = all();
+        let mut st = State::default();
+        feed(&d, &mut st, 0, 200, |i| 50.0 + 2.0 * noise(i));
+        let young = st.clone();
+        // 8 sd in its first hours: its records are about 3 sd, so this is under 3 times them
+        let j = d.judge_and_learn(&mut st, 50.0 + 16.0, ctx);
+        assert!(j.p > 1e-6, "{j:?}");
+        // 60 sd is gross
+        let j = d.judge_and_learn(&mut young.clone(), 50.0 + 120.0, ctx);
+        assert!(j.p < 1e-6, "{j:?}");
+        // a day later the 8 sd is improbable
+        let mut st = young;
+        feed(&d, &mut st, 200, 3000, |i| 50.0 + 2.0 * noise(i));
+        let j = d.judge_and_learn(&mut st, 50.0 + 16.0, ctx);
+        assert!(j.p < 1e-6, "{j:?}");
+    }
+
+    #[test]
+    fn a_sparse_counter_ticking_is_normal() {
+        let d = all();
+        let mut st = State::default();
+        let worst = feed(&d, &mut st, 0, 5000, |i| {
+            let u = noise(i).abs();
+            if u > 2.2 {
+                f64::from(1 + (i % 6))
+            } else {
+                0.0
+            }
+        });
+        assert!(worst > 1e-6, "{worst}");
+    }
+
+    #[test]
+    fn a_level_shift_and_a_noise_rise_are_found() {
+        let d = all();
+        let mut st = State::default();
+        feed(&d, &mut st, 0, 3000, |i| 50.0 + 2.0 * noise(i));
+        let mut kinds = Vec::new();
+        for i in 3000..3015 {
+            let j = d.judge_and_learn(&mut st, 58.0 + 2.0 * noise(i), ctx);
+            if j.p < 1e-6 {
+                kinds.push(j.verdict.unwrap().1);
+            }
+        }
+        assert!(kinds.contains(&DetectorKind::Shift), "{kinds:?}");
+        let mut st = State::default();
+        feed(&d, &mut st, 0, 3000, |i| 50.0 + 2.0 * noise(i));
+        let p = feed(&d, &mut st, 3000, 3060, |i| 50.0 + 6.0 * noise(i));
+        assert!(p < 1e-6, "{p}");
+    }
+
+    #[test]
+    fn a_run_of_repeats_is_improbable_only_for_a_series_that_varies() {
+        let d = all();
+        let (mut varying, mut constant) = (State::default(), State::default());
+        feed(&d, &mut varying, 0, 2000, |i| 50.0 + noise(i));
+        feed(&d, &mut constant, 0, 2000, |_| 7.0);
+        let mut p = 1.0;
+        for _ in 0..10 {
+            p = d.judge_and_learn(&mut varying, 50.0, ctx).stuck_p;
+            assert_eq!(d.judge_and_learn(&mut constant, 7.0, ctx).stuck_p, 1.0);
+        }
+        assert!(p < 1e-12, "{p}");
+        let j = d.judge_and_learn(&mut varying, 51.0, ctx);
+        assert_eq!((j.stuck_p, j.repeats), (1.0, false));
+    }
+}
