@@ -1,8 +1,8 @@
 //! Replay-path throughput of the engine with the shipped default model, at 10k, 100k and 1M
 //! series, and the engine's bytes per series.
 //!
-//! Samples arrive round-robin over all series (as a scrape interval delivers them), 10 s apart
-//! per series, in messages of 100 samples fed to `Engine::ingest_batch`, each with a metric name and three labels, so every sample pays for identity
+//! Samples arrive round-robin over all series (as a scrape interval delivers them), 200 s apart
+//! per series (so the warm-up below covers a new series' first day), in messages of 100 samples fed to `Engine::ingest_batch`, each with a metric name and three labels, so every sample pays for identity
 //! hashing, the series lookup, the detectors, the absence clock and the alert state machine.
 //! Run: `cargo bench --bench engine` (criterion prints samples/s as "elem/s").
 
@@ -100,8 +100,11 @@ fn round(
     out.clear();
 }
 
-/// Samples per series fed before measuring.
+/// Samples per series fed before measuring: past every warm-up, and at [`STEP_MS`] apart
+/// more than a day of event time, past a new series' quiet first day.
 const WARM_ROUNDS: usize = 460;
+/// Event time between two samples of a series.
+const STEP_MS: i64 = 200_000;
 
 fn bench(c: &mut Criterion) {
     let model = Arc::new(Model::default_model());
@@ -113,11 +116,11 @@ fn bench(c: &mut Criterion) {
         let mut out = Vec::new();
         let mut outcomes = Vec::new();
         let mut ts = 1_767_225_600_000i64;
-        // Past the default model's longest warm-up (context: `learn` 300, then its season's
-        // likelihood 150 more), so every detector scores every sample.
+        // Past the default model's warm-ups and its first day, so every detector judges every
+        // sample as it does for a mature series.
         for _ in 0..WARM_ROUNDS {
             round(&mut e, &w, ts, &mut out, &mut outcomes);
-            ts += 10_000;
+            ts += STEP_MS;
         }
         let (state, labels) = e.memory_bytes();
         eprintln!(
@@ -133,7 +136,7 @@ fn bench(c: &mut Criterion) {
                 let start = Instant::now();
                 for _ in 0..iters {
                     round(&mut e, &w, ts, &mut out, &mut outcomes);
-                    ts += 10_000;
+                    ts += STEP_MS;
                 }
                 start.elapsed()
             })

@@ -19,7 +19,7 @@ use crate::time::format_rfc3339;
 
 /// The demo's fleet: three sources with different cadences, a 20-minute "day", and a script of
 /// trouble relative to `now`: a spike, a level shift, one series going silent and coming back,
-/// and later a whole source going silent.
+/// one repeating a frozen reading, and a whole source going silent for a while.
 pub fn demo_fleet(now: i64) -> Vec<Series> {
     let s = 1_000;
     let day = 20 * 60 * s;
@@ -39,6 +39,12 @@ pub fn demo_fleet(now: i64) -> Vec<Series> {
             cpu = cpu.with_event(Event::Spike {
                 at: now + 3 * s,
                 factor: 2.5,
+            });
+        }
+        if host == "web-3" {
+            cpu = cpu.with_event(Event::Stuck {
+                from: now + 8 * s,
+                until: now + 20 * s,
             });
         }
         add(cpu);
@@ -66,6 +72,7 @@ pub fn demo_fleet(now: i64) -> Vec<Series> {
         if host == "db-1" {
             lat = lat.with_event(Event::Shift {
                 at: now + 6 * s,
+                until: now + 22 * s,
                 delta: 6.0,
             });
         }
@@ -77,7 +84,7 @@ pub fn demo_fleet(now: i64) -> Vec<Series> {
             50.0,
         ));
     }
-    for host in ["worker-1", "worker-2"] {
+    for host in ["worker-1", "worker-2", "worker-3"] {
         let q = Series::new(
             "queue_depth",
             &[("instance", host), ("job", "batch")],
@@ -86,7 +93,7 @@ pub fn demo_fleet(now: i64) -> Vec<Series> {
         )
         .with_event(Event::Silence {
             from: now + 10 * s,
-            until: i64::MAX,
+            until: now + 30 * s,
         });
         add(q);
     }
@@ -249,23 +256,27 @@ pub async fn demo(
     produce(&producer, samples_topic, &buf, 100, InputFormat::Proto).await?;
     print(&format!(
         "deadair demo: seeded {} samples (one 20-minute \"day\") of history for {} series in 3 sources; now live. \
-         Scripted: a spike at +3s, a series silent from +4s to +16s, a level shift at +6s, source job=\"batch\" \
-         silent from +10s. Alert events:",
+         Scripted: a spike at +3s, a series silent from +4s to +16s, a level shift from +6s to +22s, a series \
+         stuck from +8s to +20s, source job=\"batch\" silent from +10s to +30s. Alert events:",
         buf.len(),
         synth.series.len()
     ));
 
     let (stop_pipeline, pipeline_stopped) = tokio::sync::oneshot::channel::<()>();
+    // the demo's day lasts 20 minutes, and so does a new series' quiet youth; an episode is
+    // held 10 seconds past its last improbable sample (10 minutes in a real day)
+    let text = crate::model::DEFAULT_MODEL_TOML
+        .replace("youth = \"1d\"", "youth = \"20m\"")
+        .replace("keep_firing_for = \"10m\"", "keep_firing_for = \"10s\"");
+    let model = crate::model::Model::parse(
+        &text,
+        "models/default.toml (demo: youth 20m, keep_firing_for 10s)",
+    )
+    .map_err(|e| e.to_string())?;
     let pipeline = tokio::spawn(async move {
-        crate::kafka::run(
-            &cfg,
-            Arc::new(crate::model::Model::default_model()),
-            metrics,
-            health,
-            async {
-                let _ = pipeline_stopped.await;
-            },
-        )
+        crate::kafka::run(&cfg, Arc::new(model), metrics, health, async {
+            let _ = pipeline_stopped.await;
+        })
         .await
     });
 
@@ -284,6 +295,8 @@ pub async fn demo(
     let history_events = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let in_history = history_events.clone();
     let reader_task = tokio::spawn(async move {
+        // alerts that fired while the seeded history was learned: their resolves are hidden too
+        let mut hidden = std::collections::HashSet::new();
         loop {
             let Ok(m) = reader.recv().await else { continue };
             let Some(Ok(e)) = m.payload().map(AlertEvent::decode) else {
@@ -293,9 +306,14 @@ pub async fn demo(
             if e.kind() == crate::proto::AlertKind::Heartbeat {
                 continue;
             }
-            if t < now - 1_000 {
+            let resolves_hidden =
+                e.state() == crate::proto::AlertState::Resolved && hidden.remove(&e.alert_id);
+            if t < now - 1_000 || resolves_hidden {
                 // learning the seeded history: counted, not shown
                 in_history.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if e.state() == crate::proto::AlertState::Firing {
+                    hidden.insert(e.alert_id.clone());
+                }
             } else {
                 printer(&event_line(&e));
             }

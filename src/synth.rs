@@ -45,10 +45,13 @@ impl Rng {
 pub enum Event {
     /// One sample at or after `at` is multiplied by `factor`.
     Spike { at: i64, factor: f64 },
-    /// From `at` on, the level moves by `delta`.
-    Shift { at: i64, delta: f64 },
+    /// From `at` until `until`, the level moves by `delta`.
+    Shift { at: i64, until: i64, delta: f64 },
     /// No samples in `[from, until)`.
     Silence { from: i64, until: i64 },
+    /// In `[from, until)` every sample repeats the last value before `from` (a frozen
+    /// exporter).
+    Stuck { from: i64, until: i64 },
 }
 
 #[derive(Clone, Debug)]
@@ -65,6 +68,8 @@ pub struct Series {
     pub events: Vec<Event>,
     next_ts: i64,
     spiked: Vec<bool>,
+    /// The last value produced (what a stuck series repeats).
+    last: f64,
 }
 
 impl Series {
@@ -83,6 +88,7 @@ impl Series {
             events: Vec::new(),
             next_ts: i64::MIN,
             spiked: Vec::new(),
+            last: f64::NAN,
         }
     }
 
@@ -92,12 +98,19 @@ impl Series {
     }
 
     fn value_at(&mut self, ts: i64, rng: &mut Rng) -> f64 {
+        let stuck = self
+            .events
+            .iter()
+            .any(|e| matches!(*e, Event::Stuck { from, until } if ts >= from && ts < until));
+        if stuck && self.last.is_finite() {
+            return self.last;
+        }
         let phase = (ts.rem_euclid(self.period_ms)) as f64 / self.period_ms as f64;
         let mut level = self.level;
         let mut factor = 1.0;
         for (i, e) in self.events.iter().enumerate() {
             match *e {
-                Event::Shift { at, delta } if ts >= at => level += delta,
+                Event::Shift { at, until, delta } if ts >= at && ts < until => level += delta,
                 Event::Spike { at, factor: f } if ts >= at && !self.spiked[i] => {
                     self.spiked[i] = true;
                     factor *= f;
@@ -106,7 +119,9 @@ impl Series {
             }
         }
         let seasonal = 1.0 + self.swing * (std::f64::consts::TAU * phase).sin();
-        (level * seasonal + self.level * self.noise * rng.normal()) * factor
+        let v = (level * seasonal + self.level * self.noise * rng.normal()) * factor;
+        self.last = v;
+        v
     }
 
     fn silent_at(&self, ts: i64) -> bool {

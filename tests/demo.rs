@@ -52,15 +52,26 @@ fn demo_prints_firing_and_resolved_alerts_and_stops_by_itself() {
         ),
         "return:\n{stdout}"
     );
-    for worker in ["worker-1", "worker-2"] {
-        assert!(
-            has(
-                "firing",
-                "absence",
-                &format!(r#"queue_depth{{instance="{worker}",job="batch"}}"#)
-            ),
-            "source:\n{stdout}"
-        );
-    }
+    assert!(
+        has(
+            "firing",
+            "stuck",
+            r#"cpu_usage_percent{instance="web-3",job="api"}"#
+        ),
+        "stuck:\n{stdout}"
+    );
+    assert!(
+        has(
+            "resolved",
+            "stuck",
+            r#"cpu_usage_percent{instance="web-3",job="api"}"#
+        ),
+        "stuck resolved:\n{stdout}"
+    );
+    assert!(has("firing", "source_silent", "batch"), "source:\n{stdout}");
+    // the scripted trouble and nothing else: one firing per script line (spike, shift, stuck,
+    // silent series, silent source), none for the healthy series
+    let firing: Vec<&str> = stdout.lines().filter(|l| l.contains(" firing ")).collect();
+    assert_eq!(firing.len(), 5, "{stdout}");
     assert!(stdout.contains("deadair demo: done after"), "{stdout}");
 }

@@ -300,6 +300,9 @@ fn check_accepts_the_shipped_model_and_names_what_is_wrong() {
     let o = deadair(&["check", s(&shipped)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("default.toml: ok (1 rule)"));
+    let classic = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/classic-nab.toml");
+    let o = deadair(&["check", s(&classic)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let d = tmpdir("check");
     let cases = [

@@ -209,6 +209,8 @@ const CALM: f64 = 1e-3;
 /// A series whose values repeat their predecessor more often than this does not normally vary
 /// and is never `stuck`.
 const MAX_REPEAT_RATE: f64 = 0.5;
+/// Smoothing factor of `shift`'s fast average of the level.
+const SHIFT_SPEED: f64 = 0.1;
 /// Per-sample damping of the level's trend (a trend fades unless the data keep it).
 const TREND_DAMPING: f64 = 0.98;
 
@@ -229,11 +231,13 @@ pub struct Learned {
     range_decay: f64,
 }
 
-/// Per-series state of the learned detectors (128 bytes).
+/// Per-series state of the learned detectors (168 bytes).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     level: f64,
     base: f64,
+    /// `shift`: a fast average of the median of three, as an offset from `base`.
+    shifted: f32,
     /// The previous two values (repeats, the quantum, the level's median-of-3).
     last: f64,
     last2: f64,
@@ -381,13 +385,16 @@ impl Learned {
         let r = x - expected;
         let y_spike = (r / unit).abs();
         // the level follows the median of the last three values, so a lone spike (or a sparse
-        // counter's tick) does not move it
+        // counter's tick) does not move it, while a lasting move does at once
         let m = median3(x, st.last, st.last2);
-        let step = super::warm_alpha(lr.level_alpha, n) * (m - expected).clamp(-clip, clip);
+        let step = super::warm_alpha(lr.level_alpha, n) * (m - expected);
         st.level = expected + step;
         st.trend = to_f32(TREND_DAMPING * (f64::from(st.trend) + lr.trend * step));
         // shift: the recent level against the slow baseline
-        let y_shift = ((st.level - st.base) / unit).abs();
+        // (a faster average of the median than the level, whose smoothing serves the spike's
+        // prediction: a lasting move is seen within a few samples)
+        let shifted = f64::from(st.shifted) + SHIFT_SPEED * (m - st.base - f64::from(st.shifted));
+        let y_shift = (shifted / unit).abs();
         // range: the median of three beyond the range the series has shown
         let (low, high) = (f64::from(st.low), f64::from(st.high));
         let y_range = ((m - high).max(low - m) / unit).max(0.0);
@@ -536,13 +543,16 @@ impl Learned {
         }
         if let Some(s) = &self.shift {
             let a = super::warm_alpha(s.alpha, n);
-            st.base += a * (m - st.base).clamp(-clip, clip);
+            let step = a * (m - st.base);
+            st.base += step;
+            st.shifted = to_f32(shifted - step);
         }
         if n >= learn_from {
-            // the residual's tail learns every value (its block ratio is robust to a few); the
-            // smoothed statistics, swayed by their largest values, only from unsurprising ones:
-            // less improbable than the square root of the alerting probability (halfway to an
-            // alert, on a log scale)
+            // the residual's tail learns every value (its block ratio is robust to a few; its
+            // peak takes even an alerting one, so a burst alerts once); the smoothed
+            // statistics, swayed by their largest values, only the unsurprising ones: less
+            // improbable than the square root of the alerting probability (halfway to an alert,
+            // on a log scale), so an anomaly in progress does not become their normal
             st.spike.learn(y_spike, st.tail_n[0], &self.tails[0], true);
             let limit = match ctx {
                 Some(c) => c.alert_p.sqrt(),
@@ -683,7 +693,7 @@ mod tests {
 
     #[test]
     fn state_size() {
-        assert_eq!(std::mem::size_of::<State>(), 160);
+        assert_eq!(std::mem::size_of::<State>(), 168);
     }
 
     #[test]
