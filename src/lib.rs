@@ -8,8 +8,10 @@
 //! - [`series`]: series identity (name + sorted labels -> 64-bit id) and the series table that
 //!   stores each label set once.
 //! - [`model`]: model files (`[[rule]]` tables, label matchers, validation with file/line/key).
-//! - [`detect`]: the detectors (threshold, zscore, mad, ewma, level_shift), one module each, and
-//!   their ensemble; the shared rolling window.
+//! - [`detect`]: the detectors: the learned ones (spike, shift, spread, range, stuck; `learned`)
+//!   over the learned tails of `tail` that turn a statistic into a probability for its series;
+//!   the classic ones (threshold, zscore, mad, ewma, level_shift, novelty, context), one module
+//!   each, with their ensemble, the likelihood stage and the shared rolling window.
 //! - [`absence`]: the dead-man's switch: learned per-series timeouts and the deadline queue.
 //! - [`alert`]: alert events, stable alert ids, the alert state machine.
 //! - [`engine`]: one partition's engine tying the above together: `ingest(sample)` and
@@ -32,6 +34,8 @@
 //!   the real pipeline) and `deadair gen` (the synthetic producer against a real broker).
 //! - [`replay`]: the offline mode behind `deadair replay` (CSV/JSONL inputs merged by event
 //!   time, scores, alerts, plots).
+//! - [`quality`]: the detection-quality suite behind `deadair quality` (generated healthy
+//!   series and injected events; false alerts per series-day and catch rates).
 
 pub mod absence;
 pub mod alert;

@@ -524,9 +524,6 @@ fn run_kind(
             if a.state == AlertStatus::Firing
                 && matches!(a.kind, AlertKind::Anomaly | AlertKind::Stuck)
             {
-                if std::env::var_os("DEADAIR_QUALITY_TRACE").is_some() {
-                    eprintln!("{} {}", i, a.summary);
-                }
                 let s = a
                     .labels
                     .iter()

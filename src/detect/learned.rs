@@ -1,32 +1,35 @@
-//! The learned detectors: `spike`, `shift`, `spread` and `stuck`, calibrated on each series'
-//! own behaviour so that a rule's false-alarm budget means what it says.
+//! The learned detectors: `spike`, `shift`, `spread`, `range` and `stuck`, calibrated on each
+//! series' own behaviour so that a rule's false-alarm budget means what it says.
 //!
 //! Every sample is reduced to four statistics, each judged by a [`Tail`] learned from this
-//! series (or, for `stuck`, by the series' own rate of repeats), giving a probability `p`: how
-//! often, for this series, a value at least this unusual happens. The engine compares `p` with
-//! the rule's budget turned into a per-sample probability (`false_alerts_per_day` ×
-//! the series' cadence / 1 day, shared between the enabled detectors).
+//! series (and a fifth, the run of repeated values, by the series' own rate of repeats), giving
+//! a probability `p`: how often, for this series, a value at least this unusual happens. The
+//! engine compares `p` with the rule's budget turned into a per-sample probability
+//! (`false_alerts_per_day` × the series' interval / 1 day, shared between the enabled
+//! detectors).
 //!
 //! ```text
-//! r      = x - level                           one-step residual against the recent level
-//! unit   = max(scale, quantum)                 the series' own noise (mean |r|), at least
-//!                                              the smallest step its values take
-//! spike  : |r| / unit                          one value far from the recent level
-//! shift  : |level - base| / unit               the recent level far from the long-run one
-//! spread : fast / unit - 1 (above 0)           recent noise (mean |r|, fast) above its usual
-//! stuck  : run of identical values             P = repeat_rate^(run - 1), beyond the longest run seen
-//! level  += level_alpha · clip(r, ±clip·unit)  (Huber: a spike barely moves it)
-//! base   += shift.alpha · clip(x - base, ±clip·unit)
-//! scale  += scale_alpha · (min(|r|, clip·unit) - scale)
+//! m      = median of the last three values     (a lone spike does not move what follows)
+//! level, trend: Holt average of m               (follows a daily curve without lagging)
+//! r      = x - (level + trend)                  one-step residual
+//! unit   = max(scale, quantum)                  the series' noise (mean |r|), at least the
+//!                                               smallest step its values take
+//! spike  : |r| / unit                           one value far from the recent level
+//! shift  : |fast average of m - base| / unit    the level far from the long-run baseline
+//! spread : ln(recent / usual mean of (r / slow unit)²), rises only
+//! range  : m beyond the range shown (forgetting over `memory`) / unit
+//! stuck  : a run of identical values: P = sqrt(repeat rate)^(run - 1), beyond the longest run
+//!          seen, for a series that repeats less often than not
 //! ```
 //!
 //! A spike on a smooth daily curve is a spike against the recent level, so it is caught inside
 //! the day's range; a slow daily swing moves the level with it and raises nothing.
 //!
-//! Before `warmup` samples nothing is judged; after it, each tail starts cautious (see the
-//! learning margin in [`super::tail`]) and becomes as sensitive as the series allows.
-//! State: 100 bytes (levels, scales, three tails, the repeat run). Cost: about 40 flops per
-//! sample; a t survival function only for a value beyond its statistic's recent peak.
+//! Before `warmup` samples nothing is judged. During its `youth` (a day of event time by
+//! default) a series is judged by its records alone, so only gross outliers alert; after it, by
+//! its tails (with a learning margin in [`super::tail`]).
+//! State: 168 bytes (levels, scales, four tails, the range, the repeat run). Cost: about 60 flops
+//! per sample; a t survival function only for a value beyond its statistic's recent peak.
 
 use serde::{Deserialize, Serialize};
 

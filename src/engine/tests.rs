@@ -40,9 +40,9 @@ fn flat(n: usize) -> Vec<f64> {
 #[test]
 fn state_fits_the_documented_budget() {
     let bytes = Engine::state_bytes_per_series();
-    // 256 B until the learned detectors: their state (160 B: levels, scales, four learned
-    // tails, the repeat run) and the `stuck` alert (16 B) make it 288 (README, "Performance")
-    assert!(bytes <= 288, "SeriesState is {bytes} bytes, budget 288");
+    // 256 B until the learned detectors: their state (168 B: levels, scales, four learned
+    // tails, the repeat run) and the `stuck` alert (16 B) make it 296 (README, "Performance")
+    assert!(bytes <= 296, "SeriesState is {bytes} bytes, budget 296");
 }
 
 #[test]
