@@ -801,18 +801,10 @@ impl Engine {
         verdict: Option<(Verdict, DetectorKind)>,
         out: &mut Vec<Alert>,
     ) {
+        let mut a = self.episode_alert(idx, AlertKind::Anomaly, transition, ts, value);
+        let status = a.state;
         let st = &self.states[idx as usize];
         let rule = &self.model.rules[st.rule as usize];
-        let status = if transition == Transition::Fired {
-            AlertStatus::Firing
-        } else {
-            AlertStatus::Resolved
-        };
-        let mut a = self.base_alert(idx, rule, AlertKind::Anomaly, status, st.anomaly.version);
-        a.event_time = ts;
-        a.started_at = st.anomaly.since;
-        a.emitted_at = self.now.max(ts);
-        a.value = value.is_finite().then_some(value);
         let series = self.series.series(idx).display();
         if verdict.is_none() {
             a.summary = format!(
@@ -912,6 +904,36 @@ impl Engine {
         out.push(a);
     }
 
+    /// The event of an anomaly or stuck transition at `ts` (`value` NaN when the series went
+    /// silent or was retired), before its score and summary.
+    fn episode_alert(
+        &self,
+        idx: u32,
+        kind: AlertKind,
+        transition: Transition,
+        ts: i64,
+        value: f64,
+    ) -> Alert {
+        let st = &self.states[idx as usize];
+        let rule = &self.model.rules[st.rule as usize];
+        let status = if transition == Transition::Fired {
+            AlertStatus::Firing
+        } else {
+            AlertStatus::Resolved
+        };
+        let episode = if kind == AlertKind::Stuck {
+            (st.stuck.since, st.stuck.version)
+        } else {
+            (st.anomaly.since, st.anomaly.version)
+        };
+        let mut a = self.base_alert(idx, rule, kind, status, episode.1);
+        a.event_time = ts;
+        a.started_at = episode.0;
+        a.emitted_at = self.now.max(ts);
+        a.value = value.is_finite().then_some(value);
+        a
+    }
+
     /// A `stuck` transition at `ts` (`value`: the repeated value, or NaN when the series went
     /// silent or was retired).
     fn emit_stuck(
@@ -922,18 +944,9 @@ impl Engine {
         value: f64,
         out: &mut Vec<Alert>,
     ) {
+        let mut a = self.episode_alert(idx, AlertKind::Stuck, transition, ts, value);
+        let status = a.state;
         let st = &self.states[idx as usize];
-        let rule = &self.model.rules[st.rule as usize];
-        let status = if transition == Transition::Fired {
-            AlertStatus::Firing
-        } else {
-            AlertStatus::Resolved
-        };
-        let mut a = self.base_alert(idx, rule, AlertKind::Stuck, status, st.stuck.version);
-        a.event_time = ts;
-        a.started_at = st.stuck.since;
-        a.emitted_at = self.now.max(ts);
-        a.value = value.is_finite().then_some(value);
         a.score = if status == AlertStatus::Firing {
             1.0
         } else {

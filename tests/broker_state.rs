@@ -234,9 +234,10 @@ async fn kill_9_mid_stream_loses_no_transition_and_duplicates_keep_their_version
         uninterrupted.len(),
         n_crashed - crashed.len()
     );
-    // the scenario's transitions: app-7 absence (firing, resolved), app-3 anomaly, edge's
+    // the scenario's transitions: app-7 absence (firing, resolved), app-3 anomaly (firing; the
+    // default model holds it 10 minutes past the spike, beyond the input), edge's
     // source_silent (firing, resolved)
-    assert!(uninterrupted.len() >= 6, "{uninterrupted:#?}");
+    assert!(uninterrupted.len() >= 5, "{uninterrupted:#?}");
     let missing: Vec<_> = uninterrupted.difference(&crashed).collect();
     let invented: Vec<_> = crashed.difference(&uninterrupted).collect();
     assert!(missing.is_empty(), "lost transitions: {missing:#?}");

@@ -31,11 +31,12 @@ fn noise(i: u64) -> f64 {
     ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 1000) as f64 / 500.0 - 1.0
 }
 
-/// Two series at a 10 s cadence for 200 samples: `web-b` stops after sample 99, `web-a` has a
-/// spike at sample 150. Returns JSONL lines per host.
+/// Two series at a 10 s cadence for 220 samples: `web-b` stops after sample 99, `web-a` has a
+/// spike at sample 150 (and 70 samples after it: the default model holds an episode 10
+/// minutes past its last improbable sample). Returns JSONL lines per host.
 fn scenario() -> (String, String) {
     let (mut a, mut b) = (String::new(), String::new());
-    for i in 0..200u64 {
+    for i in 0..220u64 {
         let ts = T0 + i as i64 * 10_000;
         let va = if i == 150 { 160.0 } else { 100.0 + noise(i) };
         writeln!(a, r#"{{"name":"cpu","labels":{{"host":"web-a","job":"api"}},"timestamp":{ts},"value":{va}}}"#).unwrap();
@@ -103,7 +104,8 @@ fn jsonl_replay_reports_silence_spike_and_recovery() {
         // web-b's last sample at 990 s, learned timeout 3 × 10 s -> deadline 1020 s = 00:17:00
         ("absence", "firing", "web-b", "2026-01-01T00:17:00.000Z"),
         ("anomaly", "firing", "web-a", "2026-01-01T00:25:00.000Z"),
-        ("anomaly", "resolved", "web-a", "2026-01-01T00:25:10.000Z"),
+        // held 10 minutes (`keep_firing_for`) past its one improbable sample
+        ("anomaly", "resolved", "web-a", "2026-01-01T00:35:00.000Z"),
     ];
     let want: Vec<_> = want
         .into_iter()

@@ -383,41 +383,6 @@ impl Learned {
         // a series that has never varied has no scale yet: its first change teaches it one
         let judged = n as usize >= lr.warmup && st.quantum > 0.0;
 
-        // spike: the residual against the recent level and trend, before they learn it
-        let expected = st.level + f64::from(st.trend);
-        let r = x - expected;
-        let y_spike = (r / unit).abs();
-        // the level follows the median of the last three values, so a lone spike (or a sparse
-        // counter's tick) does not move it, while a lasting move does at once
-        let m = median3(x, st.last, st.last2);
-        let step = super::warm_alpha(lr.level_alpha, n) * (m - expected);
-        st.level = expected + step;
-        st.trend = to_f32(TREND_DAMPING * (f64::from(st.trend) + lr.trend * step));
-        // shift: the recent level against the slow baseline
-        // (a faster average of the median than the level, whose smoothing serves the spike's
-        // prediction: a lasting move is seen within a few samples)
-        let shifted = f64::from(st.shifted) + SHIFT_SPEED * (m - st.base - f64::from(st.shifted));
-        let y_shift = (shifted / unit).abs();
-        // range: the median of three beyond the range the series has shown
-        let (low, high) = (f64::from(st.low), f64::from(st.high));
-        let y_range = ((m - high).max(low - m) / unit).max(0.0);
-        // spread: the recent mean of the squared residual against its long-run mean
-        // standardised by the slow unit: the fast one follows a change of the noise within a few
-        // dozen samples, which is what `spread` must see
-        let spread_clip = self.spread.as_ref().map_or(6.0, |s| s.clip);
-        let slow_unit = f64::from(st.slow_scale).max(unit * 1e-3);
-        let u = (r / slow_unit)
-            .powi(2)
-            .min((spread_clip * unit / slow_unit).powi(2));
-        let spread_alpha = self.spread.as_ref().map_or(0.065, |s| s.alpha);
-        // the noise statistics start with the tails, once the scales have settled
-        let noise_n = n.saturating_sub(learn_from);
-        let noise = f64::from(st.noise)
-            + super::warm_alpha(spread_alpha, noise_n) * (u - f64::from(st.noise));
-        // the log ratio of recent to usual noise; only a rise is judged
-        let ratio = (noise.max(1e-12) / f64::from(st.noise_mean).max(1e-12)).ln();
-        let y_spread = ratio.max(0.0);
-
         // stuck: the run of identical values
         let repeats = x == st.last;
         let mut stuck_p = 1.0;
@@ -454,6 +419,41 @@ impl Learned {
                 repeats,
             };
         }
+        // spike: the residual against the recent level and trend, before they learn it
+        let expected = st.level + f64::from(st.trend);
+        let r = x - expected;
+        let y_spike = (r / unit).abs();
+        // the level follows the median of the last three values, so a lone spike (or a sparse
+        // counter's tick) does not move it, while a lasting move does at once
+        let m = median3(x, st.last, st.last2);
+        let step = super::warm_alpha(lr.level_alpha, n) * (m - expected);
+        st.level = expected + step;
+        st.trend = to_f32(TREND_DAMPING * (f64::from(st.trend) + lr.trend * step));
+        // shift: the recent level against the slow baseline
+        // (a faster average of the median than the level, whose smoothing serves the spike's
+        // prediction: a lasting move is seen within a few samples)
+        let shifted = f64::from(st.shifted) + SHIFT_SPEED * (m - st.base - f64::from(st.shifted));
+        let y_shift = (shifted / unit).abs();
+        // range: the median of three beyond the range the series has shown
+        let (low, high) = (f64::from(st.low), f64::from(st.high));
+        let y_range = ((m - high).max(low - m) / unit).max(0.0);
+        // spread: the recent mean of the squared residual against its long-run mean
+        // standardised by the slow unit: the fast one follows a change of the noise within a few
+        // dozen samples, which is what `spread` must see
+        let spread_clip = self.spread.as_ref().map_or(6.0, |s| s.clip);
+        let slow_unit = f64::from(st.slow_scale).max(unit * 1e-3);
+        let u = (r / slow_unit)
+            .powi(2)
+            .min((spread_clip * unit / slow_unit).powi(2));
+        let spread_alpha = self.spread.as_ref().map_or(0.065, |s| s.alpha);
+        // the noise statistics start with the tails, once the scales have settled
+        let noise_n = n.saturating_sub(learn_from);
+        let noise = f64::from(st.noise)
+            + super::warm_alpha(spread_alpha, noise_n) * (u - f64::from(st.noise));
+        // the log ratio of recent to usual noise; only a rise is judged
+        let ratio = (noise.max(1e-12) / f64::from(st.noise_mean).max(1e-12)).ln();
+        let y_spread = ratio.max(0.0);
+
         let a_rep = (1.0 / f64::from(n)).max(1.0 / lr.memory);
         st.repeat = to_f32(
             f64::from(st.repeat) + a_rep * (f64::from(u8::from(repeats)) - f64::from(st.repeat)),
