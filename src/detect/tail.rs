@@ -1,7 +1,8 @@
 //! A learned tail: how likely, for this series, a statistic at least this large is.
 //!
-//! The learned detectors (`spike`, `shift`, `spread`; see [`super::learned`]) each reduce a
-//! sample to a standardised statistic `y >= 0` (a residual in units of the series' own scale).
+//! The learned detectors (`spike`, `shift`, `spread`, `range`; see [`super::learned`]) each
+//! reduce a sample to a standardised statistic `y >= 0` (a residual in units of the series' own
+//! scale).
 //! How often a given `y` happens depends on the series: Gaussian noise almost never reaches 5,
 //! Student-t(3) noise does it a few times a day, a sparse counter does it every time it ticks.
 //! A [`Tail`] learns that from the series itself, in 16 bytes, and answers with a calibrated
@@ -22,15 +23,18 @@
 //! The block-maximum ratio reads the tail from hundreds of blocks rather than from the few
 //! extreme samples a series has shown: after a day of one-minute samples it tells Gaussian
 //! noise (R = 2.60) from t(5) (3.15) within a few per cent. Heavier-than-t shapes (a sparse
-//! counter, a two-state series) come out as small ν, i.e. cautious.
+//! counter, a two-state series) come out as small ν, i.e. cautious. For a smoothed statistic,
+//! whose neighbours are alike, the block ratio reads as light-tailed whatever the marginal
+//! shape: [`Heaviness::Moments`] reads `ν` from `E[y²] / E[y]²` instead.
 //!
-//! Two guards keep the extrapolation honest where the t shape does not fit:
+//! Guards keep the extrapolation honest where the t shape does not fit:
 //! - **Record guard**: a value not above the series' own recent peak (`peak`, which halves over
 //!   `peak_half_life` samples) is never improbable: what the series did in the last days is
 //!   normal for it, whatever the fitted shape says.
-//! - **Learning margin**: while few blocks are known, `R` is raised by `margin / sqrt(blocks)`,
-//!   so a young series is judged as heavy-tailed and alerts only on gross outliers; the margin
-//!   fades as the tail is learned.
+//! - **Learning margin**: while few blocks are known, `R` is raised by a factor `1 + margin /
+//!   blocks`, so a young tail is judged as heavier; the margin fades as the tail is learned.
+//! - **No scale yet**: a statistic that has (almost) always been 0 is not judged until its
+//!   first excursion has taught it a scale.
 //!
 //! Cost: one comparison per sample, plus one t survival function (statrs' regularised incomplete
 //! beta) for values above the peak. State: 16 bytes.
