@@ -86,10 +86,6 @@ impl SeriesState {
 /// opening probability (hysteresis, as `resolve_threshold` for scores).
 const RESOLVE_FACTOR: f64 = 100.0;
 
-/// Probabilities above this are never within any budget (a budget of 100 alerts a day at one
-/// sample a day is 0.01 after sharing between at least one test): no cadence lookup needed.
-const CANDIDATE_P: f64 = 1.0;
-
 /// Onset reporting: a combined score `level` is reported only when it rises above the series'
 /// recent peak (which then takes its value and decays by `decay` per sample); otherwise 0. A
 /// sustained anomaly is reported at its onset, and again only if it grows.
@@ -412,9 +408,8 @@ impl Engine {
 
         // Detectors, then the anomaly alert with hysteresis.
         let cadence = &st.cadence;
-        let eval = rule.evaluate(&mut st.detectors, value, ts, || {
-            cadence.typical().unwrap_or(DEFAULT_INTERVAL_MS)
-        });
+        let interval = || cadence.typical().unwrap_or(DEFAULT_INTERVAL_MS);
+        let eval = rule.evaluate(&mut st.detectors, value, ts, interval);
         let mut verdict = eval.verdict;
         // An episode opens on the reported score (the onset, with onset reporting) and stays
         // open while the combined score holds above `resolve_threshold`; under a budget, it
@@ -432,8 +427,9 @@ impl Engine {
                 v.score = 0.0;
             }
         }
-        let per_sample = if rule.budget.is_some() && eval.p.min(eval.stuck_p) < CANDIDATE_P {
-            rule.per_sample(st.cadence.typical().unwrap_or(DEFAULT_INTERVAL_MS))
+        // the cadence is looked up only for a sample that is improbable at all
+        let per_sample = if eval.p.min(eval.stuck_p) < 1.0 {
+            rule.per_sample(interval())
         } else {
             None
         };

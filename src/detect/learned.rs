@@ -368,24 +368,109 @@ impl Learned {
                 n: 1,
                 ..State::default()
             };
-            return Judgement {
-                verdict: None,
-                p: 1.0,
-                stuck_p: 1.0,
-                repeats: false,
-            };
+            return Judgement::none(1.0, false);
         }
         let n = st.n;
-        // the tails learn once the level and scale have settled (half the warm-up)
-        let learn_from = (lr.warmup as u32 / 2).max(1);
         let unit = self.unit(st);
-        let clip = lr.clip * unit;
         // a series that has never varied has no scale yet: its first change teaches it one
         let judged = n as usize >= lr.warmup && st.quantum > 0.0;
+        let (repeats, stuck_p, long_run) = self.run_of_repeats(st, x);
+        if long_run {
+            // stuck's business alone, and not learned (a frozen reading is not the series'
+            // behaviour)
+            st.last2 = st.last;
+            st.last = x;
+            return Judgement::none(stuck_p, repeats);
+        }
+        let s = self.statistics(st, x, unit);
+        let a_rep = (1.0 / f64::from(n)).max(1.0 / lr.memory);
+        st.repeat = to_f32(
+            f64::from(st.repeat) + a_rep * (f64::from(u8::from(repeats)) - f64::from(st.repeat)),
+        );
 
-        // stuck: the run of identical values
+        let mut ps = if judged {
+            self.probabilities(st, &s.y)
+        } else {
+            [1.0; 4]
+        };
+        // a young series knows too little to extrapolate its tails: a value beyond its records
+        // (at least one noise unit) is as improbable as the margin by which it beats them
+        // says, and no more (gross outliers still alert: ten times the record is 1e-4 divided
+        // by the samples seen)
+        let ctx = ps.iter().any(|&p| p < 1.0).then(&context);
+        let young = ctx.is_some_and(|c| f64::from(n) * c.interval_ms < lr.youth_ms as f64);
+        if young {
+            let tails = [&st.spike, &st.shift, &st.spread, &st.range];
+            for i in 0..4 {
+                if ps[i] < 1.0 {
+                    let record = tails[i].peak().max(1.0);
+                    let seen = f64::from(st.tail_n[i]) + 1.0;
+                    ps[i] = (record / s.y[i]).powf(YOUTH_EXPONENT) / seen;
+                }
+            }
+        }
+        // once judged, every sample has a verdict (the spike's when nothing is improbable), so
+        // its expected value and score are reported like any other
+        let on = [
+            self.spike,
+            self.shift.is_some(),
+            self.spread.is_some(),
+            self.range,
+        ];
+        let best = (0..4)
+            .filter(|&i| judged && on[i])
+            .min_by(|&a, &b| ps[a].total_cmp(&ps[b]));
+        // the band this sample was judged against, drawn (an inverse t) only for a sample that
+        // opens an alert, before the tails learn it
+        let band = match (best, ctx) {
+            (Some(i), Some(c)) if ps[i] <= c.alert_p => self
+                .half_width(st, c.alert_p, young, unit)
+                .map(|h| (s.expected - h, s.expected + h)),
+            _ => None,
+        };
+        // the smoothed statistics learn only what is less improbable than the square root of
+        // the alerting probability (halfway to an alert, on a log scale)
+        let limit = match ctx {
+            Some(c) => c.alert_p.sqrt(),
+            None if ps[1].min(ps[2]).min(ps[3]) < 1.0 => context().alert_p.sqrt(),
+            None => 0.0,
+        };
+        self.learn(st, x, unit, &s, &ps, limit);
+
+        const KINDS: [DetectorKind; 4] = [
+            DetectorKind::Spike,
+            DetectorKind::Shift,
+            DetectorKind::Spread,
+            DetectorKind::Range,
+        ];
+        let verdict = best.map(|i| {
+            (
+                Verdict {
+                    score: 1.0 - ps[i],
+                    deviation: s.y[i].min(super::MAX_DEVIATION),
+                    expected: s.expected,
+                    lower: band.map_or(f64::NAN, |b| b.0),
+                    upper: band.map_or(f64::NAN, |b| b.1),
+                },
+                KINDS[i],
+            )
+        });
+        Judgement {
+            verdict,
+            p: best.map_or(1.0, |i| ps[i]),
+            stuck_p,
+            repeats,
+        }
+    }
+
+    /// Counts the run of identical values `x` continues or ends (and learns the quantum from a
+    /// change): whether `x` repeats, the run's probability (`stuck`), and whether the run is
+    /// longer than any this series has had while it normally varies (a sparse counter repeats
+    /// its 0 more often than not).
+    #[inline]
+    fn run_of_repeats(&self, st: &mut State, x: f64) -> (bool, f64, bool) {
+        let lr = &self.learning;
         let repeats = x == st.last;
-        let mut stuck_p = 1.0;
         if repeats {
             st.run = st.run.saturating_add(1);
         } else {
@@ -398,207 +483,157 @@ impl Learned {
         }
         // repeat rate with one repeat and one change assumed (so a young series whose values
         // never repeated does not call its first repeat impossible)
-        let seen = f64::from(n).min(lr.memory);
+        let seen = f64::from(st.n).min(lr.memory);
         let rate = (f64::from(st.repeat) * seen + 1.0) / (seen + 2.0);
-        // a run longer than any this series has had, in a series that normally varies (a
-        // sparse counter repeats its 0 more often than not): stuck's business alone, and not
-        // learned (a frozen reading is not the series' behaviour)
         let long_run = rate <= MAX_REPEAT_RATE && f64::from(st.run) > f64::from(st.longest);
-        if self.stuck && long_run && n as usize >= lr.warmup {
-            // √rate allows for values that repeat more than the average one (a gauge's
-            // favourite step)
-            stuck_p = rate.sqrt().powf(f64::from(st.run - 1));
-        }
-        if long_run {
-            st.last2 = st.last;
-            st.last = x;
-            return Judgement {
-                verdict: None,
-                p: 1.0,
-                stuck_p,
-                repeats,
-            };
-        }
-        // spike: the residual against the recent level and trend, before they learn it
+        // √rate allows for values that repeat more than the average one (a gauge's favourite
+        // step)
+        let stuck_p = if self.stuck && long_run && st.n as usize >= lr.warmup {
+            rate.sqrt().powf(f64::from(st.run - 1))
+        } else {
+            1.0
+        };
+        (repeats, stuck_p, long_run)
+    }
+
+    /// The four statistics of `x` against the state before it (see the module docs).
+    #[inline]
+    fn statistics(&self, st: &State, x: f64, unit: f64) -> Statistics {
         let expected = st.level + f64::from(st.trend);
         let r = x - expected;
-        let y_spike = (r / unit).abs();
         // the level follows the median of the last three values, so a lone spike (or a sparse
         // counter's tick) does not move it, while a lasting move does at once
         let m = median3(x, st.last, st.last2);
-        let step = super::warm_alpha(lr.level_alpha, n) * (m - expected);
-        st.level = expected + step;
-        st.trend = to_f32(TREND_DAMPING * (f64::from(st.trend) + lr.trend * step));
-        // shift: the recent level against the slow baseline
-        // (a faster average of the median than the level, whose smoothing serves the spike's
-        // prediction: a lasting move is seen within a few samples)
+        // shift: a faster average of the median than the level (whose smoothing serves the
+        // spike's prediction) against the slow baseline: a lasting move is seen within a few
+        // samples
         let shifted = f64::from(st.shifted) + SHIFT_SPEED * (m - st.base - f64::from(st.shifted));
-        let y_shift = (shifted / unit).abs();
-        // range: the median of three beyond the range the series has shown
         let (low, high) = (f64::from(st.low), f64::from(st.high));
-        let y_range = ((m - high).max(low - m) / unit).max(0.0);
-        // spread: the recent mean of the squared residual against its long-run mean
-        // standardised by the slow unit: the fast one follows a change of the noise within a few
-        // dozen samples, which is what `spread` must see
+        // spread: squared residuals standardised by the slow unit (the noise unit follows a
+        // change of the noise within a few dozen samples, which is what `spread` must see)
         let spread_clip = self.spread.as_ref().map_or(6.0, |s| s.clip);
         let slow_unit = f64::from(st.slow_scale).max(unit * 1e-3);
         let u = (r / slow_unit)
             .powi(2)
             .min((spread_clip * unit / slow_unit).powi(2));
-        let spread_alpha = self.spread.as_ref().map_or(0.065, |s| s.alpha);
-        // the noise statistics start with the tails, once the scales have settled
-        let noise_n = n.saturating_sub(learn_from);
+        let alpha = self.spread.as_ref().map_or(0.065, |s| s.alpha);
         let noise = f64::from(st.noise)
-            + super::warm_alpha(spread_alpha, noise_n) * (u - f64::from(st.noise));
+            + super::warm_alpha(alpha, self.noise_n(st)) * (u - f64::from(st.noise));
         // the log ratio of recent to usual noise; only a rise is judged
         let ratio = (noise.max(1e-12) / f64::from(st.noise_mean).max(1e-12)).ln();
-        let y_spread = ratio.max(0.0);
+        Statistics {
+            expected,
+            r,
+            m,
+            shifted,
+            u,
+            noise,
+            ratio,
+            y: [
+                (r / unit).abs(),
+                (shifted / unit).abs(),
+                ratio.max(0.0),
+                ((m - high).max(low - m) / unit).max(0.0),
+            ],
+        }
+    }
 
-        let a_rep = (1.0 / f64::from(n)).max(1.0 / lr.memory);
-        st.repeat = to_f32(
-            f64::from(st.repeat) + a_rep * (f64::from(u8::from(repeats)) - f64::from(st.repeat)),
-        );
-
+    /// Each statistic's probability under its tail (1 for one disabled or not improbable).
+    #[inline]
+    fn probabilities(&self, st: &State, y: &[f64; 4]) -> [f64; 4] {
         let mut ps = [1.0f64; 4];
-        if judged {
-            if self.spike {
-                ps[0] = st.spike.p(y_spike, st.tail_n[0], &self.tails[0]);
-            }
-            if self.shift.is_some() {
-                ps[1] = st.shift.p(y_shift, st.tail_n[1], &self.tails[1]);
-            }
-            if self.spread.is_some() {
-                // a rise happens about half the time: P(rise >= y) = P(rise) P(.. | rise)
-                let p = st.spread.p(y_spread, st.tail_n[2], &self.tails[2]);
-                ps[2] = if p < 1.0 { 0.5 * p } else { 1.0 };
-            }
-            if self.range && y_range > 0.0 {
-                // an excess happens in this share of samples: P(excess >= y) = share P(.. | excess)
-                let share = (f64::from(st.tail_n[3]) + 1.0) / (f64::from(n) + 2.0);
-                let p = st.range.p(y_range, st.tail_n[3], &self.tails[3]);
-                ps[3] = if p < 1.0 { share * p } else { 1.0 };
-            }
+        if self.spike {
+            ps[0] = st.spike.p(y[0], st.tail_n[0], &self.tails[0]);
         }
-        // a young series knows too little to extrapolate its tails: a value beyond its records
-        // (at least one noise unit) is as improbable as the margin by which it beats them
-        // says, and no more (gross outliers still alert: ten times the record is 1e-4 divided
-        // by the samples seen)
-        let ctx = ps.iter().any(|&p| p < 1.0).then(&context);
-        let young = ctx.is_some_and(|c| f64::from(n) * c.interval_ms < lr.youth_ms as f64);
-        if young {
-            let tails = [&st.spike, &st.shift, &st.spread, &st.range];
-            let ys = [y_spike, y_shift, y_spread, y_range];
-            for i in 0..4 {
-                if ps[i] < 1.0 {
-                    // a deviation of one noise unit counts as seen
-                    let record = tails[i].peak().max(1.0);
-                    let seen = f64::from(st.tail_n[i]) + 1.0;
-                    ps[i] = (record / ys[i]).powf(YOUTH_EXPONENT) / seen;
-                }
-            }
+        if self.shift.is_some() {
+            ps[1] = st.shift.p(y[1], st.tail_n[1], &self.tails[1]);
         }
-        let kinds = [
-            DetectorKind::Spike,
-            DetectorKind::Shift,
-            DetectorKind::Spread,
-            DetectorKind::Range,
-        ];
-        let ys = [y_spike, y_shift, y_spread, y_range];
-        // once judged, every sample has a verdict (the spike's when nothing is improbable), so
-        // its expected value and score are reported like any other
-        let on = [
-            self.spike,
-            self.shift.is_some(),
-            self.spread.is_some(),
-            self.range,
-        ];
-        let best = (0..4)
-            .filter(|&i| judged && on[i])
-            .min_by(|&a, &b| ps[a].total_cmp(&ps[b]));
+        if self.spread.is_some() {
+            // a rise happens about half the time: P(rise >= y) = P(rise) P(.. | rise)
+            let p = st.spread.p(y[2], st.tail_n[2], &self.tails[2]);
+            ps[2] = if p < 1.0 { 0.5 * p } else { 1.0 };
+        }
+        if self.range && y[3] > 0.0 {
+            // an excess happens in this share of samples: P(excess >= y) = share P(.. | excess)
+            let share = (f64::from(st.tail_n[3]) + 1.0) / (f64::from(st.n) + 2.0);
+            let p = st.range.p(y[3], st.tail_n[3], &self.tails[3]);
+            ps[3] = if p < 1.0 { share * p } else { 1.0 };
+        }
+        ps
+    }
 
-        // the band this sample was judged against, drawn (an inverse t) only for a sample that
-        // opens an alert, before the tails learn it
-        let band = match (best, ctx) {
-            (Some(i), Some(c)) if ps[i] <= c.alert_p => self
-                .half_width(st, c.alert_p, young, unit)
-                .map(|h| (expected - h, expected + h)),
-            _ => None,
-        };
+    /// Learns `x` (its statistics `s`, judged `ps`): the level, range, scales, baseline and
+    /// tails. `limit`: the smoothed statistics' tails learn only values more probable than it.
+    #[inline]
+    fn learn(&self, st: &mut State, x: f64, unit: f64, s: &Statistics, ps: &[f64; 4], limit: f64) {
+        let lr = &self.learning;
+        let n = st.n;
+        let clip = lr.clip * unit;
+        let step = super::warm_alpha(lr.level_alpha, n) * (s.m - s.expected);
+        st.level = s.expected + step;
+        st.trend = to_f32(TREND_DAMPING * (f64::from(st.trend) + lr.trend * step));
         st.last2 = st.last;
         st.last = x;
-        let close = self.range_decay;
-        st.low = to_f32(low.min(m) + close * (st.level - low.min(m)).max(0.0));
-        st.high = to_f32(high.max(m) - close * (high.max(m) - st.level).max(0.0));
+        let (low, high) = (f64::from(st.low).min(s.m), f64::from(st.high).max(s.m));
+        st.low = to_f32(low + self.range_decay * (st.level - low).max(0.0));
+        st.high = to_f32(high - self.range_decay * (high - st.level).max(0.0));
 
-        // learn: while a value or the noise is improbable, the usual noise learns at a quarter
-        // of its pace (a lasting change becomes the new normal, a passing one barely moves it)
+        // while a value or the noise is improbable, the usual noise learns at a quarter of its
+        // pace (a lasting change becomes the new normal, a passing one barely moves it)
         let calm = if ps[0].min(ps[2]) >= CALM { 1.0 } else { 0.25 };
         let sa = calm * super::warm_alpha(lr.scale_alpha, n - 1);
-        st.scale = to_f32(f64::from(st.scale) + sa * (r.abs().min(clip) - f64::from(st.scale)));
+        let dev = s.r.abs().min(clip);
+        st.scale = to_f32(f64::from(st.scale) + sa * (dev - f64::from(st.scale)));
         let baseline = self.spread.as_ref().map_or(0.003, |s| s.baseline);
         let ba = calm * super::warm_alpha(baseline, n - 1);
-        st.slow_scale =
-            to_f32(f64::from(st.slow_scale) + ba * (r.abs().min(clip) - f64::from(st.slow_scale)));
-        if n >= learn_from {
-            st.noise = to_f32(noise);
-            let mean = f64::from(st.noise_mean);
-            st.noise_mean = to_f32(mean + calm * super::warm_alpha(baseline, noise_n) * (u - mean));
-        }
-        if let Some(s) = &self.shift {
-            let a = super::warm_alpha(s.alpha, n);
-            let step = a * (m - st.base);
+        st.slow_scale = to_f32(f64::from(st.slow_scale) + ba * (dev - f64::from(st.slow_scale)));
+        if let Some(sh) = &self.shift {
+            let step = super::warm_alpha(sh.alpha, n) * (s.m - st.base);
             st.base += step;
-            st.shifted = to_f32(shifted - step);
+            st.shifted = to_f32(s.shifted - step);
         }
-        if n >= learn_from {
+        // the tails learn once the level and scale have settled (half the warm-up)
+        if n >= self.learn_from() {
+            let noise_n = self.noise_n(st);
+            st.noise = to_f32(s.noise);
+            let mean = f64::from(st.noise_mean);
+            st.noise_mean =
+                to_f32(mean + calm * super::warm_alpha(baseline, noise_n) * (s.u - mean));
             // the residual's tail learns every value (its block ratio is robust to a few; its
             // peak takes even an alerting one, so a burst alerts once); the smoothed
-            // statistics, swayed by their largest values, only the unsurprising ones: less
-            // improbable than the square root of the alerting probability (halfway to an alert,
-            // on a log scale), so an anomaly in progress does not become their normal
-            st.spike.learn(y_spike, st.tail_n[0], &self.tails[0], true);
-            let limit = match ctx {
-                Some(c) => c.alert_p.sqrt(),
-                None if ps[1].min(ps[2]).min(ps[3]) < 1.0 => context().alert_p.sqrt(),
-                None => 0.0,
-            };
+            // statistics, swayed by their largest values, only the unsurprising ones, so an
+            // anomaly in progress does not become their normal
+            st.spike.learn(s.y[0], st.tail_n[0], &self.tails[0], true);
             st.shift
-                .learn(y_shift, st.tail_n[1], &self.tails[1], ps[1] > limit);
+                .learn(s.y[1], st.tail_n[1], &self.tails[1], ps[1] > limit);
             st.tail_n[0] = st.tail_n[0].saturating_add(1);
             st.tail_n[1] = st.tail_n[1].saturating_add(1);
-            // one-sided: the spread tail is the distribution of the rises
-            // (once its baseline has seen a few of its own time constants)
-            if ratio > 0.0 && f64::from(noise_n) * baseline >= 2.0 {
+            // one-sided: the spread tail is the distribution of the rises (once its baseline
+            // has seen a few of its own time constants)
+            if s.ratio > 0.0 && f64::from(noise_n) * baseline >= 2.0 {
                 st.spread
-                    .learn(ratio, st.tail_n[2], &self.tails[2], ps[2] > limit);
+                    .learn(s.ratio, st.tail_n[2], &self.tails[2], ps[2] > limit);
                 st.tail_n[2] = st.tail_n[2].saturating_add(1);
             }
-            if y_range > 0.0 {
+            if s.y[3] > 0.0 {
                 st.range
-                    .learn(y_range, st.tail_n[3], &self.tails[3], ps[3] > limit);
+                    .learn(s.y[3], st.tail_n[3], &self.tails[3], ps[3] > limit);
                 st.tail_n[3] = st.tail_n[3].saturating_add(1);
             }
         }
         st.n = n.saturating_add(1);
+    }
 
-        let verdict = best.map(|i| {
-            (
-                Verdict {
-                    score: 1.0 - ps[i],
-                    deviation: ys[i].min(super::MAX_DEVIATION),
-                    expected,
-                    lower: band.map_or(f64::NAN, |b| b.0),
-                    upper: band.map_or(f64::NAN, |b| b.1),
-                },
-                kinds[i],
-            )
-        });
-        Judgement {
-            verdict,
-            p: best.map_or(1.0, |i| ps[i]),
-            stuck_p,
-            repeats,
-        }
+    /// The sample from which the tails and the noise statistics learn: half the warm-up.
+    #[inline]
+    fn learn_from(&self) -> u32 {
+        (self.learning.warmup as u32 / 2).max(1)
+    }
+
+    /// Samples the noise statistics have seen.
+    #[inline]
+    fn noise_n(&self, st: &State) -> u32 {
+        st.n.saturating_sub(self.learn_from())
     }
 
     /// The series' noise unit (see the module docs).
@@ -632,10 +667,42 @@ impl Learned {
         };
         Some(y * unit)
     }
+}
 
+impl State {
     /// Samples learned.
-    pub fn samples(st: &State) -> u32 {
-        st.n
+    pub fn samples(&self) -> u32 {
+        self.n
+    }
+}
+
+/// The statistics of one sample (see [`Learned::statistics`]).
+struct Statistics {
+    /// The level (and trend) the sample was predicted at, and its residual against it.
+    expected: f64,
+    r: f64,
+    /// The median of the last three values.
+    m: f64,
+    /// `shift`'s fast average of `m`, as an offset from the base.
+    shifted: f64,
+    /// `spread`'s squared standardised residual, the recent mean of it, and the log ratio of
+    /// that to its usual mean.
+    u: f64,
+    noise: f64,
+    ratio: f64,
+    /// spike, shift, spread and range statistics.
+    y: [f64; 4],
+}
+
+impl Judgement {
+    /// No anomaly verdict (not judged), with the run's `stuck_p`.
+    fn none(stuck_p: f64, repeats: bool) -> Self {
+        Self {
+            verdict: None,
+            p: 1.0,
+            stuck_p,
+            repeats,
+        }
     }
 }
 

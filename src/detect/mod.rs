@@ -243,7 +243,7 @@ impl DetectorState {
     pub fn samples(&self) -> u32 {
         match self {
             Self::Classic(c) => c.n,
-            Self::Learned(l) => learned::Learned::samples(l),
+            Self::Learned(l) => l.samples(),
         }
     }
 }
@@ -273,7 +273,7 @@ impl DetectorSet {
             && !self.has_learned()
     }
 
-    /// Whether any learned detector (spike, shift, spread, stuck) is enabled.
+    /// Whether any learned detector (spike, shift, spread, range, stuck) is enabled.
     pub fn has_learned(&self) -> bool {
         self.spike.is_some()
             || self.shift.is_some()

@@ -124,7 +124,7 @@ pub struct Rule {
     /// learned detectors; for classic ones only when the model sets it (their probability is
     /// then `1 - score`).
     pub budget: Option<f64>,
-    /// The learned detectors (spike, shift, spread, stuck), if the rule uses them.
+    /// The learned detectors (spike, shift, spread, range, stuck), if the rule uses them.
     pub learned: Option<Learned>,
     /// Score below which an active condition clears (hysteresis; <= threshold).
     pub resolve_threshold: f64,
@@ -486,7 +486,7 @@ impl RawRule {
                     }
                 }
                 return Err(format!(
-                    "the learned detectors (spike, shift, spread, stuck) cannot be combined with \
+                    "the learned detectors (spike, shift, spread, range, stuck) cannot be combined with \
                      the classic {} in one rule (only `threshold` goes with both)",
                     names.join(", ")
                 ));
@@ -501,7 +501,7 @@ impl RawRule {
         } else if self.learning.is_some() {
             return Err(
                 "`[rule.learning]` configures the learned detectors (spike, shift, spread, \
-                 stuck), which this rule does not enable"
+                 range, stuck), which this rule does not enable"
                     .into(),
             );
         }
