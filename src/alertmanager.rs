@@ -37,150 +37,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::alert::{Alert, AlertKind, AlertStatus};
-use crate::kafka::ratelog::RateLimitedLog;
-use crate::model::check;
+use crate::config::{AlertmanagerConfig, Endpoint};
+use crate::ratelog::RateLimitedLog;
 use crate::time::format_rfc3339;
-
-fn default_resend() -> i64 {
-    60_000
-}
-fn default_timeout() -> i64 {
-    10_000
-}
-fn default_max_queue() -> usize {
-    10_000
-}
-
-/// The `[alertmanager]` table of `deadair run`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertmanagerConfig {
-    /// Alertmanager's base URL, plain HTTP only, e.g. `http://127.0.0.1:9093` (a path prefix
-    /// such as `http://host:9093/alertmanager` is kept; `/api/v2/alerts` is appended).
-    pub url: String,
-    /// Interval at which firing alerts are sent again, ms (default 60 s). Firing alerts carry
-    /// `endsAt = now + 4 × resend_interval`.
-    #[serde(
-        default = "default_resend",
-        deserialize_with = "check::positive_duration"
-    )]
-    pub resend_interval: i64,
-    /// Upper bound on one request (connect, send, response), ms (default 10 s).
-    #[serde(
-        default = "default_timeout",
-        deserialize_with = "check::positive_duration"
-    )]
-    pub timeout: i64,
-    /// Alerts held for Alertmanager at most (firing ones being re-sent plus resolved ones not
-    /// yet delivered), count (default 10000).
-    #[serde(default = "default_max_queue")]
-    pub max_queue: usize,
-    /// `generatorURL` of every alert (a URL). Default: `http://<metrics_addr>/`, or none when
-    /// `metrics_addr` is "" (set it when `metrics_addr` binds a wildcard address).
-    #[serde(default)]
-    pub generator_url: Option<String>,
-}
-
-impl AlertmanagerConfig {
-    /// Checks the table and fills in the default `generator_url` (errors name the key; the
-    /// caller adds the file).
-    pub fn validate(&mut self, metrics_addr: &str) -> Result<(), String> {
-        Endpoint::parse(&self.url).map_err(|e| format!("[alertmanager] `url`: {e}"))?;
-        if self.max_queue == 0 {
-            return Err("[alertmanager] `max_queue` must be at least 1".into());
-        }
-        match &self.generator_url {
-            Some(u) if !u.is_empty() && !u.starts_with("http://") && !u.starts_with("https://") => {
-                return Err(format!(
-                    "[alertmanager] `generator_url`: expected an http:// or https:// URL, found `{u}`"
-                ));
-            }
-            Some(_) => {}
-            None => {
-                self.generator_url = Some(if metrics_addr.is_empty() {
-                    String::new()
-                } else {
-                    format!("http://{metrics_addr}/")
-                });
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Where alerts are POSTed: host, port and the path of the v2 alerts endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-    /// `Host` header value.
-    pub authority: String,
-    /// e.g. `/api/v2/alerts`.
-    pub path: String,
-}
-
-impl Endpoint {
-    pub fn parse(url: &str) -> Result<Endpoint, String> {
-        let rest = match url.strip_prefix("http://") {
-            Some(r) => r,
-            None if url.starts_with("https://") => {
-                return Err(format!(
-                    "`{url}`: https is not supported (deadair speaks plain HTTP to Alertmanager; \
-                     use http://, e.g. to Alertmanager on loopback or to a local TLS proxy)"
-                ))
-            }
-            None => return Err(format!("`{url}`: expected http://host:port")),
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        if path.contains(['?', '#']) {
-            return Err(format!("`{url}`: no query or fragment expected"));
-        }
-        if authority.contains('@') {
-            return Err(format!("`{url}`: credentials in the URL are not supported"));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("`{url}`: unclosed `[` in the host"))?;
-            match after.strip_prefix(':') {
-                Some(p) => (h, Some(p)),
-                None if after.is_empty() => (h, None),
-                None => return Err(format!("`{url}`: unexpected `{after}` after the host")),
-            }
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("`{url}`: no host"));
-        }
-        let port = match port {
-            None => 80,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| format!("`{url}`: bad port `{p}`"))?,
-        };
-        Ok(Endpoint {
-            host: host.to_string(),
-            port,
-            authority: authority.to_string(),
-            path: format!("{}/api/v2/alerts", path.trim_end_matches('/')),
-        })
-    }
-}
 
 /// A partition an alert came from: its firing alerts are forgotten when it moves away.
 pub type Scope = (Arc<str>, i32);
@@ -726,7 +591,7 @@ impl Task {
             let sleep = async {
                 match wake {
                     Some(t) => {
-                        let ms = (t - crate::kafka::wall_ms()).max(0) as u64;
+                        let ms = (t - crate::wallclock::wall_ms()).max(0) as u64;
                         tokio::time::sleep(Duration::from_millis(ms)).await;
                     }
                     None => std::future::pending().await,
@@ -771,7 +636,7 @@ impl Task {
     fn apply(&mut self, m: Msg) {
         match m {
             Msg::Alert(a, scope) => {
-                let dropped = self.outbox.push(&a, scope, crate::kafka::wall_ms());
+                let dropped = self.outbox.push(&a, scope, crate::wallclock::wall_ms());
                 self.metrics.dropped.inc_by(dropped);
             }
             Msg::Forget(scope) => {
@@ -790,11 +655,11 @@ impl Task {
 
     /// One POST of what is due. Returns false when nothing was due or it failed.
     async fn round(&mut self, timeout: Duration) -> bool {
-        let Some(batch) = self.outbox.take_due(crate::kafka::wall_ms(), MAX_BATCH) else {
+        let Some(batch) = self.outbox.take_due(crate::wallclock::wall_ms(), MAX_BATCH) else {
             return false;
         };
         let result = post(&self.ep, &batch.body, timeout).await;
-        let now = crate::kafka::wall_ms();
+        let now = crate::wallclock::wall_ms();
         let ok = match result {
             Ok(()) => {
                 self.metrics.sent.inc_by(batch.len() as u64);
@@ -843,7 +708,7 @@ impl Task {
                 || self
                     .outbox
                     .next_due()
-                    .is_none_or(|t| t > crate::kafka::wall_ms())
+                    .is_none_or(|t| t > crate::wallclock::wall_ms())
             {
                 break;
             }

@@ -12,10 +12,10 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::config::{InputFormat, RunConfig};
-use crate::kafka::wall_ms;
 use crate::proto::{AlertEvent, Sample, SampleBatch};
 use crate::synth::{Event, Series, Synth};
 use crate::time::format_rfc3339;
+use crate::wallclock::wall_ms;
 
 /// The demo's fleet: three sources with different cadences, a 20-minute "day", and a script of
 /// trouble relative to `now`: a spike, a level shift, one series going silent and coming back,

@@ -993,7 +993,7 @@ impl Engine {
         };
         let series = self.series.series(idx).display();
         let how = match rule.absence {
-            crate::model::Absence::Auto(_) => "learned from its cadence",
+            crate::absence::Absence::Auto(_) => "learned from its cadence",
             _ => "fixed",
         };
         a.summary = match status {

@@ -81,7 +81,7 @@ fn respond(
             crate::metrics::render(registry),
         ),
         "/healthz" => {
-            let now = crate::kafka::wall_ms();
+            let now = crate::wallclock::wall_ms();
             let age = now - health.last_loop_ms.load(Ordering::Relaxed);
             if age <= health.stall_ms.load(Ordering::Relaxed) {
                 ("200 OK", text, "ok\n".into())

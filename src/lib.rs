@@ -40,6 +40,7 @@
 pub mod absence;
 pub mod alert;
 pub mod alertmanager;
+pub mod check;
 pub mod clock;
 pub mod codec;
 pub mod config;
@@ -52,10 +53,12 @@ pub mod kafka;
 pub mod metrics;
 pub mod model;
 pub mod quality;
+pub mod ratelog;
 pub mod replay;
 pub mod series;
 pub mod synth;
 pub mod time;
+pub mod wallclock;
 
 /// prost-generated types for `proto/deadair/v1/*.proto`.
 pub mod proto {

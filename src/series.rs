@@ -11,6 +11,16 @@
 //! collision is about 3e-8.
 
 /// 64-bit series identity (see the module docs).
+/// One series as a person names it (`up{job="api",instance="a:9100"}`), before it is
+/// interned: the metric name and the labels sorted by key. Expected-series inventories are
+/// lists of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesKey {
+    pub name: String,
+    /// Sorted by label name, each name once.
+    pub labels: Vec<(String, String)>,
+}
+
 pub type SeriesId = u64;
 
 const LABEL_SEP: u8 = 0xFF;

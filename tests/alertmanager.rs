@@ -10,14 +10,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deadair::alertmanager::{spawn, AlertmanagerConfig};
+use deadair::alertmanager::spawn;
+use deadair::config::AlertmanagerConfig;
 use deadair::{AlertKind, AlertStatus, Engine, Model};
 use serde_json::Value;
 
 const S: i64 = 1_000;
 
 fn wall_ms() -> i64 {
-    deadair::kafka::wall_ms()
+    deadair::wallclock::wall_ms()
 }
 
 /// The Alertmanager binary on PATH (Debian names it `prometheus-alertmanager`).

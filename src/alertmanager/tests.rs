@@ -353,7 +353,7 @@ async fn a_5xx_is_retried_with_backoff_then_delivered() {
     let (url, seen) = server(vec![500, 200]).await;
     let r = Registry::new();
     let f = spawn(&cfg(&url), &r).unwrap();
-    f.try_push(&firing("aaaa", crate::kafka::wall_ms()));
+    f.try_push(&firing("aaaa", crate::wallclock::wall_ms()));
     wait_for("two requests", || seen.lock().unwrap().len() >= 2).await;
     let s = seen.lock().unwrap().clone();
     let gap = s[1].0 - s[0].0;
@@ -391,7 +391,7 @@ async fn a_4xx_is_counted_and_not_retried() {
     let (url, seen) = server(vec![400]).await;
     let r = Registry::new();
     let f = spawn(&cfg(&url), &r).unwrap();
-    let now = crate::kafka::wall_ms();
+    let now = crate::wallclock::wall_ms();
     f.try_push(&resolved("aaaa", now - 10 * S, now));
     f.try_push(&alert(
         "hb",
@@ -422,7 +422,7 @@ async fn shutdown_flushes_pending_resolves_within_its_deadline() {
     drop(probe);
     let r = Registry::new();
     let f = spawn(&cfg(&format!("http://{addr}")), &r).unwrap();
-    let now = crate::kafka::wall_ms();
+    let now = crate::wallclock::wall_ms();
     f.try_push(&resolved("aaaa", now - 10 * S, now));
     wait_for("a connect error", || {
         metric(
@@ -467,7 +467,7 @@ async fn a_full_channel_drops_and_counts() {
     let mut c = cfg(&format!("http://{addr}"));
     c.max_queue = 2;
     let f = spawn(&c, &r).unwrap();
-    let now = crate::kafka::wall_ms();
+    let now = crate::wallclock::wall_ms();
     for i in 0..50 {
         f.try_push(&firing(&format!("f{i}"), now));
     }

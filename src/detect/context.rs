@@ -33,7 +33,7 @@
 use serde::Deserialize;
 
 use super::likelihood;
-use crate::model::check;
+use crate::check;
 
 /// Bits in a series' sequence set: what fits beside the rest of the state in the memory a
 /// rolling window uses (see [`super::Memory`]).
@@ -44,6 +44,14 @@ pub const SEASON_BITS: usize = 96;
 /// Highest supported `order` (levels kept).
 pub const MAX_ORDER: usize = 3;
 
+/// `order`: 1 to [`MAX_ORDER`] past levels (a model-file check).
+fn check_order<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    crate::check::int_in(d, 1, MAX_ORDER as i64, |v| {
+        format!("expected an order of 1 to {MAX_ORDER} past levels, found {v}")
+    })
+    .map(|v| v as usize)
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
@@ -51,7 +59,7 @@ pub struct Params {
     #[serde(default = "default_levels", deserialize_with = "check::levels")]
     pub levels: u32,
     /// Longest sequence hashed, in past levels (1..=3).
-    #[serde(default = "default_order", deserialize_with = "check::order")]
+    #[serde(default = "default_order", deserialize_with = "check_order")]
     pub order: usize,
     /// Samples whose range sets the bands (>= 2).
     #[serde(default = "default_learn", deserialize_with = "check::warmup")]

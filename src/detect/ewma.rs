@@ -11,7 +11,7 @@
 use serde::Deserialize;
 
 use super::{spread_floor, to_f32, warm_alpha, z_to_score, Verdict, MAX_DEVIATION};
-use crate::model::check;
+use crate::check;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use super::tail::{Heaviness, Shape, Tail, TailParams};
 use super::{to_f32, DetectorKind, Verdict};
-use crate::model::check;
+use crate::check;
 
 /// `[rule.learning]`: how the learned detectors learn (shared by the four).
 #[derive(Debug, Clone, Deserialize)]

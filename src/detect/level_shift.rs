@@ -22,7 +22,7 @@
 use serde::Deserialize;
 
 use super::{spread_floor, warm_alpha, Verdict};
-use crate::model::check;
+use crate::check;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -18,7 +18,7 @@
 
 use serde::Deserialize;
 
-use crate::model::check;
+use crate::check;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -147,10 +147,7 @@ pub struct Ensemble {
     /// Weight of the vote: the likelihood-calibrated detectors (the statistical group and
     /// `context`) are averaged and scaled by this, so one of them alone cannot reach a score the
     /// two reach together. The absolute detectors (threshold, novelty) are not averaged.
-    #[serde(
-        default = "default_vote",
-        deserialize_with = "crate::model::check::score"
-    )]
+    #[serde(default = "default_vote", deserialize_with = "crate::check::score")]
     pub vote: f64,
 }
 

@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use super::Verdict;
-use crate::model::check;
+use crate::check;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

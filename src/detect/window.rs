@@ -11,6 +11,14 @@
 /// Capacity of the shared window, in samples. Detector `window` parameters may not exceed it.
 pub const WINDOW_CAP: usize = 16;
 
+/// `window` of a windowed detector: 2 to [`WINDOW_CAP`] samples (a model-file check).
+pub fn check_window<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    crate::check::int_in(d, 2, WINDOW_CAP as i64, |v| {
+        format!("expected a window of 2 to {WINDOW_CAP} samples (the per-series window capacity), found {v}")
+    })
+    .map(|v| v as usize)
+}
+
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     buf: [f32; WINDOW_CAP],

@@ -8,13 +8,16 @@
 use serde::Deserialize;
 
 use super::{spread_floor, z_to_score, Verdict, Window, WINDOW_CAP};
-use crate::model::check;
+use crate::check;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// Number of newest values the statistics use (2..=16).
-    #[serde(default = "default_window", deserialize_with = "check::window")]
+    #[serde(
+        default = "default_window",
+        deserialize_with = "super::window::check_window"
+    )]
     pub window: usize,
     /// Values seen before the first verdict (>= 2, <= window).
     #[serde(default = "default_warmup", deserialize_with = "check::warmup")]

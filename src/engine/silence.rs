@@ -30,10 +30,10 @@
 //! (its event time is still its deadline), by at most one reporting interval.
 
 use super::{Engine, NO_RULE};
+use crate::absence::Absence;
 use crate::alert::{
     alert_id, AbsencePhase, AbsenceState, Alert, AlertKind, AlertStatus, Transition,
 };
-use crate::model::Absence;
 use crate::series::SeriesRef;
 use crate::time::{format_duration, format_rfc3339};
 

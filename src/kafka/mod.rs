@@ -18,7 +18,6 @@
 //! is checkpointed in the rebalance callback before it moves ([`RevokeHook`]).
 
 pub mod checkpoint;
-pub mod ratelog;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -44,7 +43,8 @@ use crate::engine::{Engine, Outcome, SampleRef};
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::model::Model;
-use ratelog::RateLimitedLog;
+use crate::ratelog::RateLimitedLog;
+use crate::wallclock::wall_ms;
 
 /// A partition: its engine, its clock and its checkpoint bookkeeping.
 pub struct Part {
@@ -81,13 +81,6 @@ pub struct RunSummary {
 
 /// Samples stamped further than this ahead of wall time are dropped (`reason="future"`).
 pub const MAX_FUTURE_MS: i64 = 3_600_000;
-
-/// Wall-clock milliseconds, for `emitted_at` and heartbeats (never used by the engine).
-pub fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 pub(crate) fn client_config(cfg: &RunConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -555,9 +548,9 @@ pub async fn run(
                     if let Some(Part { engine, .. }) = part {
                         let at = if engine.now() == i64::MIN { wall_ms() } else { engine.now() };
                         if tombstone {
-                            engine.unexpect(&series.0, series.1.as_slice(), at, &mut alerts);
+                            engine.unexpect(&series.name, series.labels.as_slice(), at, &mut alerts);
                         } else {
-                            engine.expect(&series.0, series.1.as_slice(), at, &mut alerts);
+                            engine.expect(&series.name, series.labels.as_slice(), at, &mut alerts);
                         }
                     }
                 }
@@ -779,7 +772,7 @@ pub async fn run(
 }
 
 /// Expected series per inventory partition (= input partition), by record key.
-type Expected = HashMap<i32, HashMap<String, crate::replay::ExpectedSeries>>;
+type Expected = HashMap<i32, HashMap<String, crate::series::SeriesKey>>;
 
 /// Checkpoint bookkeeping of one partition: the next epoch and when the last one was taken.
 #[derive(Clone, Copy, Debug, Default)]
@@ -830,12 +823,12 @@ async fn engine_for(
     };
     if cfg.inventory_input() == Some(&*topic) {
         let at = wall_ms();
-        for (name, labels) in expected
+        for s in expected
             .get(&partition)
             .into_iter()
             .flat_map(|m| m.values())
         {
-            engine.expect(name, labels.as_slice(), at, alerts);
+            engine.expect(&s.name, s.labels.as_slice(), at, alerts);
         }
     }
     lock(shared).insert(

@@ -2,7 +2,7 @@
 
 use regex::Regex;
 
-use crate::series::SeriesRef;
+use crate::series::{SeriesKey, SeriesRef};
 
 /// How a matcher compares a label value.
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ impl Matcher {
 /// separated by commas. Values are double-quoted with `\"` and `\\` escapes.
 /// Parses one exact series, `name{label="value", ...}` (the selector syntax with `=` only), into
 /// its name and labels sorted by key.
-pub fn parse_series(text: &str) -> Result<(String, Vec<(String, String)>), String> {
+pub fn parse_series(text: &str) -> Result<SeriesKey, String> {
     let mut name = None;
     let mut labels = Vec::new();
     for m in parse_selector(text)? {
@@ -62,7 +62,7 @@ pub fn parse_series(text: &str) -> Result<(String, Vec<(String, String)>), Strin
     if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(format!("label `{}` appears twice", w[0].0));
     }
-    Ok((name, labels))
+    Ok(SeriesKey { name, labels })
 }
 
 pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn exact_series_parse_and_refuse_matchers() {
-        let (name, labels) = parse_series(r#"up{job="api", instance="a:1"}"#).unwrap();
+        let SeriesKey { name, labels } = parse_series(r#"up{job="api", instance="a:1"}"#).unwrap();
         assert_eq!(name, "up");
         assert_eq!(
             labels,
@@ -185,7 +185,7 @@ mod tests {
                 ("job".into(), "api".into())
             ]
         );
-        assert_eq!(parse_series("up").unwrap().1, []);
+        assert_eq!(parse_series("up").unwrap().labels, []);
         assert!(parse_series(r#"up{job=~"a.*"}"#)
             .unwrap_err()
             .contains("not an exact series"));

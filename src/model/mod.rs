@@ -5,7 +5,6 @@
 //! match it, so each series carries exactly one rule's state and a catch-all rule goes last.
 //! `models/default.toml` is compiled into the binary ([`Model::default_model`]).
 
-pub mod check;
 pub mod matcher;
 
 use std::path::Path;
@@ -13,6 +12,8 @@ use std::sync::Arc;
 
 use serde::{de::Error as _, Deserialize, Deserializer};
 
+use crate::absence::{Absence, RawAbsence};
+use crate::check;
 use crate::detect::learned::{Learned, Learning};
 use crate::detect::{score_to_z, DetectorKind, DetectorSet, DetectorState, Verdict};
 use crate::series::SeriesRef;
@@ -150,28 +151,6 @@ pub struct Rule {
     /// Extra labels added to this rule's alert events.
     pub labels: Vec<(String, String)>,
     pub annotations: Vec<(String, String)>,
-}
-
-/// The dead-man's switch of a rule.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Absence {
-    Off,
-    /// Fire when a series is silent for this long (ms).
-    Fixed(i64),
-    /// Learn the timeout from the series' own cadence.
-    Auto(AutoAbsence),
-}
-
-/// Parameters of learned absence timeouts (formula in `absence.rs` and the README).
-#[derive(Debug, Clone, PartialEq)]
-pub struct AutoAbsence {
-    pub factor: f64,
-    pub floor_ms: i64,
-    pub ceiling_ms: i64,
-    pub initial_ms: i64,
-    pub min_intervals: usize,
-    /// Irregularity ratio (see `absence.rs`); 0 treats every series as regular.
-    pub irregular: f64,
 }
 
 impl Rule {
@@ -354,116 +333,6 @@ struct RawRule {
     labels: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     annotations: std::collections::BTreeMap<String, String>,
-}
-
-fn default_timeout() -> String {
-    "auto".into()
-}
-fn default_factor() -> f64 {
-    3.0
-}
-fn default_floor() -> i64 {
-    10_000
-}
-fn default_ceiling() -> i64 {
-    86_400_000
-}
-fn default_initial() -> i64 {
-    3_600_000
-}
-fn default_min_intervals() -> usize {
-    4
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAbsence {
-    /// `auto`, `off`, or a duration.
-    #[serde(default = "default_timeout")]
-    timeout: String,
-    #[serde(default = "default_factor", deserialize_with = "check::factor")]
-    factor: f64,
-    #[serde(
-        default = "default_floor",
-        deserialize_with = "check::positive_duration"
-    )]
-    floor: i64,
-    #[serde(
-        default = "default_ceiling",
-        deserialize_with = "check::positive_duration"
-    )]
-    ceiling: i64,
-    #[serde(
-        default = "default_initial",
-        deserialize_with = "check::positive_duration"
-    )]
-    initial: i64,
-    #[serde(
-        default = "default_min_intervals",
-        deserialize_with = "check::intervals"
-    )]
-    min_intervals: usize,
-    #[serde(default = "default_irregular", deserialize_with = "check::irregular")]
-    irregular: f64,
-    #[serde(
-        default = "default_retention",
-        deserialize_with = "check::positive_duration"
-    )]
-    retention: i64,
-}
-
-fn default_retention() -> i64 {
-    7 * 86_400_000
-}
-
-fn default_irregular() -> f64 {
-    4.0
-}
-
-impl Default for RawAbsence {
-    fn default() -> Self {
-        Self {
-            timeout: default_timeout(),
-            factor: default_factor(),
-            floor: default_floor(),
-            ceiling: default_ceiling(),
-            initial: default_initial(),
-            min_intervals: default_min_intervals(),
-            irregular: default_irregular(),
-            retention: default_retention(),
-        }
-    }
-}
-
-impl RawAbsence {
-    fn build(self) -> Result<Absence, String> {
-        match self.timeout.as_str() {
-            "off" => Ok(Absence::Off),
-            "auto" => {
-                if self.floor > self.ceiling {
-                    return Err(format!(
-                        "absence `floor` ({}) exceeds `ceiling` ({})",
-                        crate::time::format_duration(self.floor),
-                        crate::time::format_duration(self.ceiling)
-                    ));
-                }
-                Ok(Absence::Auto(AutoAbsence {
-                    factor: self.factor,
-                    floor_ms: self.floor,
-                    ceiling_ms: self.ceiling,
-                    initial_ms: self.initial,
-                    min_intervals: self.min_intervals,
-                    irregular: self.irregular,
-                }))
-            }
-            other => match crate::time::parse_duration(other) {
-                Ok(ms) if ms > 0 => Ok(Absence::Fixed(ms)),
-                _ => Err(format!(
-                    "absence `timeout` must be `auto`, `off` or a duration > 0 like `5m`, found `{other}`"
-                )),
-            },
-        }
-    }
 }
 
 impl RawRule {

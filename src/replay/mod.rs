@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::alert::Alert;
 use crate::engine::Engine;
 use crate::model::{parse_selector, Matcher, Model};
-use crate::series::SeriesRef;
+use crate::series::{SeriesKey, SeriesRef};
 use crate::time::format_rfc3339;
 pub use input::{Format, Input, InputError, Record};
 
@@ -223,8 +223,8 @@ pub fn run(
 
     // the inventory's series are expected from the first timestamp of the input on
     if let Some(Reverse((first, _))) = heap.peek() {
-        for (name, labels) in &expected {
-            engine.expect(name, labels.as_slice(), *first, &mut alerts);
+        for s in &expected {
+            engine.expect(&s.name, s.labels.as_slice(), *first, &mut alerts);
         }
     }
 
@@ -341,12 +341,9 @@ pub fn run(
     Ok(summary)
 }
 
-/// One expected series: name and labels sorted by key.
-pub type ExpectedSeries = (String, Vec<(String, String)>);
-
 /// Reads an expected-series file: one exact series per line (`name{label="value",...}`),
 /// blank lines and `#` comments ignored. Errors name the file and line.
-pub fn read_inventory(path: &std::path::Path) -> Result<Vec<ExpectedSeries>, ReplayError> {
+pub fn read_inventory(path: &std::path::Path) -> Result<Vec<SeriesKey>, ReplayError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ReplayError::Usage(format!("--inventory {}: cannot read: {e}", path.display()))
     })?;

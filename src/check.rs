@@ -3,8 +3,6 @@
 
 use serde::{de::Error, Deserialize, Deserializer};
 
-use crate::detect::WINDOW_CAP;
-
 fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let v = f64::deserialize(d)?;
     if v.is_finite() {
@@ -79,7 +77,7 @@ pub fn score<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 }
 
 /// An integer in `lo..=hi`, or the error `message(found)`.
-fn int_in<'de, D: Deserializer<'de>>(
+pub fn int_in<'de, D: Deserializer<'de>>(
     d: D,
     lo: i64,
     hi: i64,
@@ -93,13 +91,6 @@ fn int_in<'de, D: Deserializer<'de>>(
     }
 }
 
-pub fn window<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    int_in(d, 2, WINDOW_CAP as i64, |v| {
-        format!("expected a window of 2 to {WINDOW_CAP} samples (the per-series window capacity), found {v}")
-    })
-    .map(|v| v as usize)
-}
-
 pub fn warmup<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     int_in(d, 2, 100_000, |v| {
         format!("expected a warm-up of 2 to 100000 samples, found {v}")
@@ -110,15 +101,6 @@ pub fn warmup<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
 /// Bands of the `context` detector: 2 to 64.
 pub fn levels<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     int_in(d, 2, 64, |v| format!("expected 2 to 64 levels, found {v}")).map(|v| v as u32)
-}
-
-/// Sequence order of the `context` detector: 1 to its maximum.
-pub fn order<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    use crate::detect::context::MAX_ORDER;
-    int_in(d, 1, MAX_ORDER as i64, |v| {
-        format!("expected an order of 1 to {MAX_ORDER} past levels, found {v}")
-    })
-    .map(|v| v as usize)
 }
 
 pub fn warmup_within_window(warmup: usize, window: usize) -> Result<(), String> {
@@ -161,14 +143,6 @@ pub fn factor<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
             "expected a factor from 1 to 1000, found {v}"
         )))
     }
-}
-
-pub fn intervals<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    let max = crate::absence::CADENCE_INTERVALS as i64;
-    int_in(d, 1, max, |v| {
-        format!("expected 1 to {max} intervals, found {v}")
-    })
-    .map(|v| v as usize)
 }
 
 /// A span in samples: >= 1.

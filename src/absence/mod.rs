@@ -35,7 +35,9 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::model::{Absence, AutoAbsence};
+mod config;
+
+pub use config::{Absence, AutoAbsence, RawAbsence};
 
 /// Inter-arrival intervals kept per series.
 pub const CADENCE_INTERVALS: usize = 8;

@@ -45,7 +45,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::model::check;
+use crate::check;
+
+mod alertmanager;
+
+pub use alertmanager::{AlertmanagerConfig, Endpoint};
 
 /// Payload format of an input topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -265,7 +269,7 @@ pub struct RunConfig {
     pub state: Option<StateConfig>,
     /// Alerts also forwarded to Prometheus Alertmanager (optional; see `alertmanager.rs`).
     #[serde(default)]
-    pub alertmanager: Option<crate::alertmanager::AlertmanagerConfig>,
+    pub alertmanager: Option<AlertmanagerConfig>,
     /// Topic that receives a copy of every undecodable message (optional): same key, payload
     /// and headers, plus `deadair-source-topic`, `deadair-source-partition`,
     /// `deadair-source-offset`, `deadair-error-reason` and `deadair-error` headers.
