@@ -484,11 +484,19 @@ pub struct Forwarder {
     join: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
+/// Why the forwarder could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwarderError {
+    #[error("[alertmanager] `url`: {0}")]
+    Url(crate::check::Invalid),
+    #[error("cannot register the Alertmanager metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
 /// Starts the forwarder task (on the current tokio runtime) and registers its metrics.
-pub fn spawn(cfg: &AlertmanagerConfig, registry: &Registry) -> Result<Forwarder, String> {
-    let ep = Endpoint::parse(&cfg.url).map_err(|e| format!("[alertmanager] `url`: {e}"))?;
-    let metrics = AmMetrics::new(registry)
-        .map_err(|e| format!("cannot register the Alertmanager metrics: {e}"))?;
+pub fn spawn(cfg: &AlertmanagerConfig, registry: &Registry) -> Result<Forwarder, ForwarderError> {
+    let ep = Endpoint::parse(&cfg.url).map_err(ForwarderError::Url)?;
+    let metrics = AmMetrics::new(registry)?;
     let (tx, rx) = mpsc::channel(cfg.max_queue.clamp(1, 100_000));
     let overflow = Arc::new(Mutex::new(Vec::new()));
     let outbox = Outbox::new(

@@ -3,6 +3,24 @@
 
 use serde::{de::Error, Deserialize, Deserializer};
 
+/// A value that failed a check; the message names the key (or the value) and what was
+/// expected. Callers add the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<String> for Invalid {
+    fn from(message: String) -> Self {
+        Invalid(message)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(message: &str) -> Self {
+        Invalid(message.to_string())
+    }
+}
+
 fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let v = f64::deserialize(d)?;
     if v.is_finite() {
@@ -103,11 +121,11 @@ pub fn levels<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     int_in(d, 2, 64, |v| format!("expected 2 to 64 levels, found {v}")).map(|v| v as u32)
 }
 
-pub fn warmup_within_window(warmup: usize, window: usize) -> Result<(), String> {
+pub fn warmup_within_window(warmup: usize, window: usize) -> Result<(), Invalid> {
     if warmup > window {
-        Err(format!(
+        Err(Invalid(format!(
             "`warmup` ({warmup}) cannot exceed `window` ({window})"
-        ))
+        )))
     } else {
         Ok(())
     }

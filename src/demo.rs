@@ -17,6 +17,36 @@ use crate::synth::{Event, Series, Synth};
 use crate::time::format_rfc3339;
 use crate::wallclock::wall_ms;
 
+/// Why the demo or the generator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("{what}: {source}")]
+    Kafka {
+        what: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error(transparent)]
+    Stage(#[from] crate::kafka::StageError),
+    #[error(transparent)]
+    Http(#[from] crate::http::BindError),
+    #[error("cannot register the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("the pipeline task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Usage(&'static str),
+}
+
+/// A Kafka error, saying what was being done.
+fn kafka(what: impl Into<String>) -> impl FnOnce(rdkafka::error::KafkaError) -> DemoError {
+    let what = what.into();
+    move |source| DemoError::Kafka { what, source }
+}
+
 /// The demo's fleet: three sources with different cadences, a 20-minute "day", and a script of
 /// trouble relative to `now`: a spike, a level shift, one series going silent and coming back,
 /// one repeating a frozen reading, and a whole source going silent for a while.
@@ -108,7 +138,7 @@ async fn produce(
     samples: &[Sample],
     batch: usize,
     format: InputFormat,
-) -> Result<u64, String> {
+) -> Result<u64, DemoError> {
     let mut by_job: std::collections::BTreeMap<&str, Vec<&Sample>> =
         std::collections::BTreeMap::new();
     for s in samples {
@@ -140,7 +170,7 @@ async fn produce(
                     )) => {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
-                    Err((e, _)) => return Err(format!("cannot produce to {topic}: {e}")),
+                    Err((e, _)) => return Err(kafka(format!("cannot produce to {topic}"))(e)),
                 }
             }
             messages += 1;
@@ -212,13 +242,13 @@ pub async fn demo(
     metrics_addr: &str,
     stop: impl std::future::Future<Output = ()>,
     print: impl Fn(&str) + Send + Sync + 'static,
-) -> Result<(), String> {
-    let cluster = MockCluster::new(1).map_err(|e| format!("cannot start the mock cluster: {e}"))?;
+) -> Result<(), DemoError> {
+    let cluster = MockCluster::new(1).map_err(kafka("cannot start the mock cluster"))?;
     let (samples_topic, alerts_topic) = ("deadair-samples", "deadair-alerts");
     for t in [samples_topic, alerts_topic] {
         cluster
             .create_topic(t, 1, 1)
-            .map_err(|e| format!("cannot create {t}: {e}"))?;
+            .map_err(kafka(format!("cannot create {t}")))?;
     }
     let brokers = cluster.bootstrap_servers();
     let text = format!(
@@ -233,7 +263,7 @@ pub async fn demo(
     ));
 
     let registry = prometheus::Registry::new();
-    let metrics = Arc::new(crate::metrics::Metrics::new(&registry).map_err(|e| e.to_string())?);
+    let metrics = Arc::new(crate::metrics::Metrics::new(&registry)?);
     let health = Arc::new(crate::http::Health::default());
     if !metrics_addr.is_empty() {
         let listener = crate::http::bind(metrics_addr).await?;
@@ -250,7 +280,7 @@ pub async fn demo(
         .set("bootstrap.servers", &brokers)
         .set("linger.ms", "5")
         .create()
-        .map_err(|e| format!("cannot create the demo producer: {e}"))?;
+        .map_err(kafka("cannot create the demo producer"))?;
     let mut buf = Vec::new();
     synth.take_until(now, &mut buf);
     produce(&producer, samples_topic, &buf, 100, InputFormat::Proto).await?;
@@ -271,8 +301,7 @@ pub async fn demo(
     let model = crate::model::Model::parse(
         &text,
         "models/default.toml (demo: youth 20m, keep_firing_for 10s)",
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let pipeline = tokio::spawn(async move {
         crate::kafka::run(&cfg, Arc::new(model), metrics, health, async {
             let _ = pipeline_stopped.await;
@@ -285,12 +314,14 @@ pub async fn demo(
         .set("group.id", "deadair-demo-reader")
         .set("auto.offset.reset", "earliest")
         .create()
-        .map_err(|e| format!("cannot create the alert reader: {e}"))?;
+        .map_err(kafka("cannot create the alert reader"))?;
     // assigned, not subscribed: the reader is no group member, so it closes without a broker
     let mut tpl = rdkafka::TopicPartitionList::new();
     tpl.add_partition_offset(alerts_topic, 0, rdkafka::Offset::Beginning)
-        .map_err(|e| e.to_string())?;
-    reader.assign(&tpl).map_err(|e| e.to_string())?;
+        .map_err(kafka("cannot read the alert topic"))?;
+    reader
+        .assign(&tpl)
+        .map_err(kafka("cannot read the alert topic"))?;
     let printer = print.clone();
     let history_events = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let in_history = history_events.clone();
@@ -338,7 +369,7 @@ pub async fn demo(
     }
     let _ = producer.flush(Duration::from_secs(2));
     let _ = stop_pipeline.send(());
-    let summary = pipeline.await.map_err(|e| e.to_string())??;
+    let summary = pipeline.await??;
     // give the reader a moment to print the last events
     tokio::time::sleep(Duration::from_millis(500)).await;
     reader_task.abort();
@@ -369,9 +400,9 @@ pub async fn gen(
     duration: Duration,
     batch: usize,
     format: InputFormat,
-) -> Result<(u64, u64), String> {
+) -> Result<(u64, u64), DemoError> {
     if series == 0 || rate <= 0.0 {
-        return Err("--series and --rate must be positive".into());
+        return Err(DemoError::Usage("--series and --rate must be positive"));
     }
     let cadence_ms = ((series as f64 / rate) * 1000.0).max(1.0) as i64;
     let producer: FutureProducer = ClientConfig::new()
@@ -379,7 +410,7 @@ pub async fn gen(
         .set("linger.ms", "5")
         .set("enable.idempotence", "true")
         .create()
-        .map_err(|e| format!("cannot create producer: {e}"))?;
+        .map_err(kafka("cannot create producer"))?;
     let start = wall_ms();
     let mut synth = Synth::fleet(series, cadence_ms, start, 7);
     let (mut samples, mut messages) = (0u64, 0u64);
@@ -403,6 +434,6 @@ pub async fn gen(
     }
     producer
         .flush(Duration::from_secs(30))
-        .map_err(|e| format!("flush: {e}"))?;
+        .map_err(kafka("flush"))?;
     Ok((samples, messages))
 }

@@ -218,9 +218,10 @@ impl Engine {
         }
     }
 
-    /// The engine clock: the latest `now` passed to [`Engine::advance`].
-    pub fn now(&self) -> i64 {
-        self.now
+    /// The engine clock: the latest `now` passed to [`Engine::advance`], `None` before the
+    /// first.
+    pub fn now(&self) -> Option<i64> {
+        (self.now != i64::MIN).then_some(self.now)
     }
 
     pub fn stats(&self) -> &EngineStats {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use deadair::model::Model;
+use deadair::config::{ConfigError, RunConfig};
+use deadair::model::{Model, ModelError};
 use deadair::replay;
 
 #[derive(Parser)]
@@ -122,11 +123,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => run(&config),
+        Command::Run { config } => report("deadair run", run(&config)),
         Command::Demo {
             duration,
             metrics_addr,
-        } => demo(duration.as_deref(), &metrics_addr),
+        } => report("deadair demo", demo(duration.as_deref(), &metrics_addr)),
         Command::Gen {
             brokers,
             topic,
@@ -135,7 +136,10 @@ fn main() -> ExitCode {
             duration,
             batch,
             format,
-        } => gen(&brokers, &topic, series, rate, &duration, batch, &format),
+        } => report(
+            "deadair gen",
+            gen(&brokers, &topic, series, rate, &duration, batch, &format),
+        ),
         Command::Quality {
             model,
             series,
@@ -143,40 +147,15 @@ fn main() -> ExitCode {
             days,
             seed,
         } => {
-            let model = match load_model(model.as_deref()) {
-                Ok(m) => m,
-                Err(code) => return code,
-            };
             let opts = deadair::quality::Options {
                 series,
                 event_series,
                 days,
                 seed,
             };
-            let started = std::time::Instant::now();
-            let report = deadair::quality::run(&Arc::new(model), opts, |step| {
-                eprintln!("quality: {step} ({:.0}s)", started.elapsed().as_secs_f64());
-            });
-            print!("{}", report.table());
-            ExitCode::SUCCESS
+            report("", quality(model.as_deref(), opts))
         }
-        Command::Check { files } => {
-            let mut ok = true;
-            for f in &files {
-                match check_file(f) {
-                    Ok(what) => println!("{}: ok ({what})", f.display()),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        ok = false;
-                    }
-                }
-            }
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            }
-        }
+        Command::Check { files } => check(&files),
         Command::Replay {
             model,
             scores,
@@ -187,99 +166,149 @@ fn main() -> ExitCode {
             skip_bad,
             quiet,
             inputs,
-        } => {
-            let model = match load_model(model.as_deref()) {
-                Ok(m) => m,
-                Err(code) => return code,
-            };
-            let opts = replay::Options {
-                model: Arc::new(model),
-                inputs,
-                scores_dir: scores,
-                alerts,
-                plot,
-                series,
-                inventory,
-                skip_bad,
-                progress: true,
-            };
-            let mut shown_bad = 0u32;
-            let started = std::time::Instant::now();
-            let result = replay::run(
-                &opts,
-                |a| {
-                    if !quiet {
-                        println!("{}", replay::alert_line(a));
-                    }
+        } => match load_model(model.as_deref()) {
+            Ok(model) => replay_files(
+                replay::Options {
+                    model: Arc::new(model),
+                    inputs,
+                    scores_dir: scores,
+                    alerts,
+                    plot,
+                    series,
+                    inventory,
+                    skip_bad,
+                    progress: true,
                 },
-                |e| {
-                    shown_bad += 1;
-                    if shown_bad <= 10 {
-                        eprintln!("skipped: {e}");
-                    } else if shown_bad == 11 {
-                        eprintln!("skipped: (further bad lines are counted, not shown)");
-                    }
-                },
-            );
-            match result {
-                Ok(s) => {
-                    let secs = started.elapsed().as_secs_f64();
-                    eprintln!(
-                        "replayed {} samples from {} input{} ({} series) in {secs:.2}s: {} firing, {} resolved; {} late, {} non-finite dropped{}",
-                        s.samples,
-                        s.inputs,
-                        if s.inputs == 1 { "" } else { "s" },
-                        s.series,
-                        s.alerts_firing,
-                        s.alerts_resolved,
-                        s.late,
-                        s.non_finite,
-                        if skip_bad { format!("; {} bad lines skipped", s.bad_lines) } else { String::new() }
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("deadair replay: {e}");
-                    ExitCode::from(if matches!(e, replay::ReplayError::Usage(_)) {
-                        2
-                    } else {
-                        1
-                    })
-                }
+                quiet,
+            ),
+            Err(e) => report("", Err(e)),
+        },
+    }
+}
+
+/// Why a command failed: printed as `deadair <command>: <error>` (files and configuration
+/// errors name the file themselves), with exit code 2 for bad input and 1 otherwise.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    /// A bad command-line argument.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot register the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Http(#[from] deadair::http::BindError),
+    #[error(transparent)]
+    Stage(#[from] deadair::kafka::StageError),
+    #[error(transparent)]
+    Demo(#[from] deadair::demo::DemoError),
+}
+
+impl CliError {
+    /// 2 for input the user can fix (files, configuration), 1 for a failure at run time.
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Config(_) | CliError::Model(_) | CliError::Read { .. } => ExitCode::from(2),
+            _ => ExitCode::from(1),
+        }
+    }
+
+    /// Whether the message already names its file (and so needs no command prefix).
+    fn names_its_file(&self) -> bool {
+        matches!(
+            self,
+            CliError::Config(_) | CliError::Model(_) | CliError::Read { .. }
+        )
+    }
+}
+
+/// The exit code of a command's result; an error is printed first (prefixed by `command`
+/// unless it names its file).
+fn report(command: &str, result: Result<(), CliError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if e.names_its_file() || command.is_empty() {
+                eprintln!("{e}");
+            } else {
+                eprintln!("{command}: {e}");
             }
+            e.exit_code()
         }
     }
 }
 
-/// The model at `path`, or the built-in one; a bad file is reported and exits with 2.
-fn load_model(path: Option<&std::path::Path>) -> Result<Model, ExitCode> {
+/// The model at `path`, or the built-in one.
+fn load_model(path: Option<&std::path::Path>) -> Result<Model, CliError> {
     match path {
-        Some(p) => Model::load(p).map_err(|e| {
-            eprintln!("{e}");
-            ExitCode::from(2)
-        }),
+        Some(p) => Ok(Model::load(p)?),
         None => Ok(Model::default_model()),
     }
 }
 
+/// `deadair quality`: the table on stdout, progress on stderr.
+fn quality(
+    model: Option<&std::path::Path>,
+    opts: deadair::quality::Options,
+) -> Result<(), CliError> {
+    let model = load_model(model)?;
+    let started = std::time::Instant::now();
+    let report = deadair::quality::run(&Arc::new(model), opts, |step| {
+        eprintln!("quality: {step} ({:.0}s)", started.elapsed().as_secs_f64());
+    });
+    print!("{}", report.table());
+    Ok(())
+}
+
+/// `deadair check`: each file's verdict; exit code 2 if any is refused.
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for f in files {
+        match check_file(f) {
+            Ok(what) => println!("{}: ok ({what})", f.display()),
+            Err(e) => {
+                eprintln!("{e}");
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
 /// Validates a model file, or a run config (a file with `[[input]]` tables) and its model.
-fn check_file(f: &std::path::Path) -> Result<String, String> {
-    let text =
-        std::fs::read_to_string(f).map_err(|e| format!("{}: cannot read: {e}", f.display()))?;
+fn check_file(f: &std::path::Path) -> Result<String, CliError> {
+    let text = std::fs::read_to_string(f).map_err(|source| CliError::Read {
+        file: f.display().to_string(),
+        source,
+    })?;
     let is_run_config = text
         .lines()
         .any(|l| l.trim_start().starts_with("[[input]]"));
     if !is_run_config {
-        let m = Model::load(f).map_err(|e| e.to_string())?;
+        let m = Model::load(f)?;
         return Ok(format!(
             "{} rule{}",
             m.rules.len(),
             if m.rules.len() == 1 { "" } else { "s" }
         ));
     }
-    let cfg = deadair::config::RunConfig::load(f)?;
+    let cfg = RunConfig::load(f)?;
     if let Some(m) = &cfg.model {
-        Model::load(m).map_err(|e| e.to_string())?;
+        Model::load(m)?;
     }
     Ok(format!(
         "run config, {} input topic{}",
@@ -288,32 +317,63 @@ fn check_file(f: &std::path::Path) -> Result<String, String> {
     ))
 }
 
-fn run(config: &std::path::Path) -> ExitCode {
-    let cfg = match deadair::config::RunConfig::load(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let model = match &cfg.model {
-        Some(p) => match Model::load(p) {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
+/// `deadair replay`: alert lines on stdout (unless `quiet`), the summary and skipped lines on
+/// stderr.
+fn replay_files(opts: replay::Options, quiet: bool) -> ExitCode {
+    let mut shown_bad = 0u32;
+    let started = std::time::Instant::now();
+    let result = replay::run(
+        &opts,
+        |a| {
+            if !quiet {
+                println!("{}", replay::alert_line(a));
             }
         },
+        |e| {
+            shown_bad += 1;
+            if shown_bad <= 10 {
+                eprintln!("skipped: {e}");
+            } else if shown_bad == 11 {
+                eprintln!("skipped: (further bad lines are counted, not shown)");
+            }
+        },
+    );
+    match result {
+        Ok(s) => {
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "replayed {} samples from {} input{} ({} series) in {secs:.2}s: {} firing, {} resolved; {} late, {} non-finite dropped{}",
+                s.samples,
+                s.inputs,
+                if s.inputs == 1 { "" } else { "s" },
+                s.series,
+                s.alerts_firing,
+                s.alerts_resolved,
+                s.late,
+                s.non_finite,
+                if opts.skip_bad { format!("; {} bad lines skipped", s.bad_lines) } else { String::new() }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("deadair replay: {e}");
+            ExitCode::from(if matches!(e, replay::ReplayError::Usage(_)) {
+                2
+            } else {
+                1
+            })
+        }
+    }
+}
+
+/// `deadair run`: the Kafka stage until SIGTERM or SIGINT.
+fn run(config: &std::path::Path) -> Result<(), CliError> {
+    let cfg = RunConfig::load(config)?;
+    let model = match &cfg.model {
+        Some(p) => Model::load(p)?,
         None => Model::default_model(),
     };
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("deadair run: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let result = runtime.block_on(async {
+    let s = runtime()?.block_on(async {
         eprintln!(
             "deadair run: group {} on {}, inputs {:?}, alerts to {}",
             cfg.group_id,
@@ -325,8 +385,7 @@ fn run(config: &std::path::Path) -> ExitCode {
             cfg.alert_topic
         );
         let registry = prometheus::Registry::new();
-        let metrics =
-            Arc::new(deadair::metrics::Metrics::new(&registry).map_err(|e| e.to_string())?);
+        let metrics = Arc::new(deadair::metrics::Metrics::new(&registry)?);
         let health = Arc::new(deadair::http::Health::default());
         if !cfg.metrics_addr.is_empty() {
             let listener = deadair::http::bind(&cfg.metrics_addr).await?;
@@ -336,21 +395,15 @@ fn run(config: &std::path::Path) -> ExitCode {
             );
             tokio::spawn(deadair::http::serve(listener, registry, health.clone()));
         }
-        deadair::kafka::run(&cfg, Arc::new(model), metrics, health, shutdown_signal()).await
-    });
-    match result {
-        Ok(s) => {
-            eprintln!(
-                "deadair run: stopped: {} messages, {} samples, {} decode errors, {} alert events, {} offsets stored",
-                s.messages, s.samples, s.decode_errors, s.alerts, s.offsets_stored
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("deadair run: {e}");
-            ExitCode::from(1)
-        }
-    }
+        let summary =
+            deadair::kafka::run(&cfg, Arc::new(model), metrics, health, shutdown_signal()).await?;
+        Ok::<_, CliError>(summary)
+    })?;
+    eprintln!(
+        "deadair run: stopped: {} messages, {} samples, {} decode errors, {} alert events, {} offsets stored",
+        s.messages, s.samples, s.decode_errors, s.alerts, s.offsets_stored
+    );
+    Ok(())
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -370,39 +423,31 @@ async fn shutdown_signal() {
     eprintln!("deadair run: shutting down");
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+        .map_err(CliError::Runtime)
 }
 
-fn parse_duration_arg(flag: &str, text: &str) -> Result<std::time::Duration, String> {
+fn parse_duration_arg(flag: &str, text: &str) -> Result<std::time::Duration, CliError> {
     deadair::time::parse_duration(text)
         .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64))
-        .map_err(|e| format!("{flag}: {e}"))
+        .map_err(|e| CliError::Usage(format!("{flag}: {e}")))
 }
 
-fn demo(duration: Option<&str>, metrics_addr: &str) -> ExitCode {
-    let result = (|| {
-        let duration = duration
-            .map(|d| parse_duration_arg("--duration", d))
-            .transpose()?;
-        runtime()?.block_on(deadair::demo::demo(
-            duration,
-            metrics_addr,
-            shutdown_signal(),
-            |line| println!("{line}"),
-        ))
-    })();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("deadair demo: {e}");
-            ExitCode::from(1)
-        }
-    }
+fn demo(duration: Option<&str>, metrics_addr: &str) -> Result<(), CliError> {
+    let duration = duration
+        .map(|d| parse_duration_arg("--duration", d))
+        .transpose()?;
+    runtime()?.block_on(deadair::demo::demo(
+        duration,
+        metrics_addr,
+        shutdown_signal(),
+        |line| println!("{line}"),
+    ))?;
+    Ok(())
 }
 
 fn gen(
@@ -413,30 +458,19 @@ fn gen(
     duration: &str,
     batch: usize,
     format: &str,
-) -> ExitCode {
-    let result = (|| {
-        let duration = parse_duration_arg("--duration", duration)?;
-        let format: deadair::config::InputFormat =
-            serde::Deserialize::deserialize(serde::de::value::StrDeserializer::<
-                serde::de::value::Error,
-            >::new(format))
-            .map_err(|_| {
-                format!(
-                "--format: expected proto, json, remote_write, otlp or influx, found `{format}`"
-            )
-            })?;
-        runtime()?.block_on(deadair::demo::gen(
-            brokers, topic, series, rate, duration, batch, format,
+) -> Result<(), CliError> {
+    let duration = parse_duration_arg("--duration", duration)?;
+    let format: deadair::config::InputFormat = serde::Deserialize::deserialize(
+        serde::de::value::StrDeserializer::<serde::de::value::Error>::new(format),
+    )
+    .map_err(|_| {
+        CliError::Usage(format!(
+            "--format: expected proto, json, remote_write, otlp or influx, found `{format}`"
         ))
-    })();
-    match result {
-        Ok((samples, messages)) => {
-            eprintln!("gen: produced {samples} samples in {messages} messages to {topic}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("deadair gen: {e}");
-            ExitCode::from(1)
-        }
-    }
+    })?;
+    let (samples, messages) = runtime()?.block_on(deadair::demo::gen(
+        brokers, topic, series, rate, duration, batch, format,
+    ))?;
+    eprintln!("gen: produced {samples} samples in {messages} messages to {topic}");
+    Ok(())
 }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Deserializer};
 
-use crate::check;
+use crate::check::{self, Invalid};
 
 /// The dead-man's switch of a rule.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,16 +106,16 @@ impl Default for RawAbsence {
 }
 
 impl RawAbsence {
-    pub fn build(self) -> Result<Absence, String> {
+    pub fn build(self) -> Result<Absence, Invalid> {
         match self.timeout.as_str() {
             "off" => Ok(Absence::Off),
             "auto" => {
                 if self.floor > self.ceiling {
-                    return Err(format!(
+                    return Err(Invalid(format!(
                         "absence `floor` ({}) exceeds `ceiling` ({})",
                         crate::time::format_duration(self.floor),
                         crate::time::format_duration(self.ceiling)
-                    ));
+                    )));
                 }
                 Ok(Absence::Auto(AutoAbsence {
                     factor: self.factor,
@@ -128,9 +128,9 @@ impl RawAbsence {
             }
             other => match crate::time::parse_duration(other) {
                 Ok(ms) if ms > 0 => Ok(Absence::Fixed(ms)),
-                _ => Err(format!(
+                _ => Err(Invalid(format!(
                     "absence `timeout` must be `auto`, `off` or a duration > 0 like `5m`, found `{other}`"
-                )),
+                ))),
             },
         }
     }

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::check;
+use crate::check::{self, Invalid};
 
 fn default_resend() -> i64 {
     60_000
@@ -48,16 +48,18 @@ pub struct AlertmanagerConfig {
 impl AlertmanagerConfig {
     /// Checks the table and fills in the default `generator_url` (errors name the key; the
     /// caller adds the file).
-    pub fn validate(&mut self, metrics_addr: &str) -> Result<(), String> {
-        Endpoint::parse(&self.url).map_err(|e| format!("[alertmanager] `url`: {e}"))?;
+    pub fn validate(&mut self, metrics_addr: &str) -> Result<(), Invalid> {
+        Endpoint::parse(&self.url).map_err(|e| Invalid(format!("[alertmanager] `url`: {e}")))?;
         if self.max_queue == 0 {
-            return Err("[alertmanager] `max_queue` must be at least 1".into());
+            return Err(Invalid(
+                "[alertmanager] `max_queue` must be at least 1".into(),
+            ));
         }
         match &self.generator_url {
             Some(u) if !u.is_empty() && !u.starts_with("http://") && !u.starts_with("https://") => {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "[alertmanager] `generator_url`: expected an http:// or https:// URL, found `{u}`"
-                ));
+                )));
             }
             Some(_) => {}
             None => {
@@ -84,35 +86,36 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn parse(url: &str) -> Result<Endpoint, String> {
+    pub fn parse(url: &str) -> Result<Endpoint, Invalid> {
+        let bad = |what: &str| Invalid(format!("`{url}`: {what}"));
         let rest = match url.strip_prefix("http://") {
             Some(r) => r,
             None if url.starts_with("https://") => {
-                return Err(format!(
-                    "`{url}`: https is not supported (deadair speaks plain HTTP to Alertmanager; \
-                     use http://, e.g. to Alertmanager on loopback or to a local TLS proxy)"
+                return Err(bad(
+                    "https is not supported (deadair speaks plain HTTP to Alertmanager; \
+                     use http://, e.g. to Alertmanager on loopback or to a local TLS proxy)",
                 ))
             }
-            None => return Err(format!("`{url}`: expected http://host:port")),
+            None => return Err(bad("expected http://host:port")),
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };
         if path.contains(['?', '#']) {
-            return Err(format!("`{url}`: no query or fragment expected"));
+            return Err(bad("no query or fragment expected"));
         }
         if authority.contains('@') {
-            return Err(format!("`{url}`: credentials in the URL are not supported"));
+            return Err(bad("credentials in the URL are not supported"));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, after) = v6
                 .split_once(']')
-                .ok_or_else(|| format!("`{url}`: unclosed `[` in the host"))?;
+                .ok_or_else(|| bad("unclosed `[` in the host"))?;
             match after.strip_prefix(':') {
                 Some(p) => (h, Some(p)),
                 None if after.is_empty() => (h, None),
-                None => return Err(format!("`{url}`: unexpected `{after}` after the host")),
+                None => return Err(bad(&format!("unexpected `{after}` after the host"))),
             }
         } else {
             match authority.rsplit_once(':') {
@@ -121,7 +124,7 @@ impl Endpoint {
             }
         };
         if host.is_empty() {
-            return Err(format!("`{url}`: no host"));
+            return Err(bad("no host"));
         }
         let port = match port {
             None => 80,
@@ -129,7 +132,7 @@ impl Endpoint {
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| format!("`{url}`: bad port `{p}`"))?,
+                .ok_or_else(|| bad(&format!("bad port `{p}`")))?,
         };
         Ok(Endpoint {
             host: host.to_string(),

@@ -45,9 +45,28 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::check;
+use crate::check::{self, Invalid};
 
 mod alertmanager;
+
+/// Why a `deadair run` configuration file was refused; every message starts with the file
+/// (and the line, for a syntax error).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{file}: {problem}")]
+    Invalid { file: String, problem: Invalid },
+}
 
 pub use alertmanager::{AlertmanagerConfig, Endpoint};
 
@@ -287,14 +306,21 @@ impl RunConfig {
         text: &str,
         file: &str,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<RunConfig, String> {
+    ) -> Result<RunConfig, ConfigError> {
+        let bad = |message: String| ConfigError::Invalid {
+            file: file.to_string(),
+            problem: Invalid(message),
+        };
         let mut cfg: RunConfig = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("{file}:{line}: {}", e.message().trim())
+            ConfigError::Syntax {
+                file: file.to_string(),
+                line: text[..span.start.min(text.len())].matches('\n').count() + 1,
+                message: e.message().trim().to_string(),
+            }
         })?;
         if cfg.input.is_empty() {
-            return Err(format!("{file}: at least one [[input]] topic is required"));
+            return Err(bad("at least one [[input]] topic is required".into()));
         }
         const OWNED: [&str; 8] = [
             "bootstrap.servers",
@@ -307,43 +333,42 @@ impl RunConfig {
             "partition.assignment.strategy",
         ];
         if let Some(k) = cfg.librdkafka.keys().find(|k| OWNED.contains(&k.as_str())) {
-            return Err(format!(
-                "{file}: [librdkafka] `{k}` is set by deadair (delivery guarantees depend on it); use the top-level keys for brokers and group"
-            ));
+            return Err(bad(format!(
+                "[librdkafka] `{k}` is set by deadair (delivery guarantees depend on it); use the top-level keys for brokers and group"
+            )));
         }
         if let Some(inv) = &mut cfg.inventory {
             let input = inv.input.get_or_insert_with(|| cfg.input[0].topic.clone());
             if !cfg.input.iter().any(|i| &i.topic == input) {
-                return Err(format!(
-                    "{file}: [inventory] `input` names `{input}`, which is not an [[input]] topic"
-                ));
+                return Err(bad(format!(
+                    "[inventory] `input` names `{input}`, which is not an [[input]] topic"
+                )));
             }
         }
         for i in &cfg.input {
             let t = &i.topic;
             if i.quantiles.len() > MAX_QUANTILES {
-                return Err(format!(
-                    "{file}: [[input]] `{t}`: at most {MAX_QUANTILES} quantiles, found {}",
+                return Err(bad(format!(
+                    "[[input]] `{t}`: at most {MAX_QUANTILES} quantiles, found {}",
                     i.quantiles.len()
-                ));
+                )));
             }
             if let Some(q) = i.quantiles.iter().find(|q| !(0.0..=1.0).contains(*q)) {
-                return Err(format!(
-                    "{file}: [[input]] `{t}`: quantile {q} is outside 0..=1"
-                ));
+                return Err(bad(format!(
+                    "[[input]] `{t}`: quantile {q} is outside 0..=1"
+                )));
             }
             if i.max_decompressed_bytes == 0 {
-                return Err(format!(
-                    "{file}: [[input]] `{t}`: `max_decompressed_bytes` must be at least 1"
-                ));
+                return Err(bad(format!(
+                    "[[input]] `{t}`: `max_decompressed_bytes` must be at least 1"
+                )));
             }
         }
         if let Some(am) = &mut cfg.alertmanager {
-            am.validate(&cfg.metrics_addr)
-                .map_err(|e| format!("{file}: {e}"))?;
+            am.validate(&cfg.metrics_addr).map_err(|e| bad(e.0))?;
         }
         if cfg.max_in_flight == 0 {
-            return Err(format!("{file}: `max_in_flight` must be at least 1"));
+            return Err(bad("`max_in_flight` must be at least 1".into()));
         }
         if let Some(b) = env("DEADAIR_BROKERS") {
             cfg.brokers = b;
@@ -354,10 +379,12 @@ impl RunConfig {
         Ok(cfg)
     }
 
-    pub fn load(path: &Path) -> Result<RunConfig, String> {
+    pub fn load(path: &Path) -> Result<RunConfig, ConfigError> {
         let file = path.display().to_string();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
         let mut cfg = Self::parse(&text, &file, |k| std::env::var(k).ok())?;
         // a relative model path is relative to the config file
         if let (Some(m), Some(dir)) = (&cfg.model, path.parent()) {
@@ -418,20 +445,23 @@ mod tests {
     #[test]
     fn refuses_unknown_keys_and_bad_values() {
         let e = RunConfig::parse(&format!("{MINIMAL}brokrs = \"x\"\n"), "c.toml", |_| None)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("c.toml:4:") && e.contains("unknown field `brokrs`"),
             "{e}"
         );
-        let e =
-            RunConfig::parse("heartbeat_interval = \"soon\"\n", "c.toml", |_| None).unwrap_err();
+        let e = RunConfig::parse("heartbeat_interval = \"soon\"\n", "c.toml", |_| None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("c.toml:1:") && e.contains("duration"), "{e}");
         let e = RunConfig::parse(
             "[[input]]\ntopic = \"m\"\nformat = \"avro\"\n",
             "c.toml",
             |_| None,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("c.toml:3:") && e.contains("avro"), "{e}");
         assert!(RunConfig::parse("brokers = \"x\"\ninput = []\n", "c.toml", |_| None).is_err());
         let e = RunConfig::parse(
@@ -439,21 +469,24 @@ mod tests {
             "c.toml",
             |_| None,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`m`: quantile 1.5 is outside 0..=1"), "{e}");
         let e = RunConfig::parse(
             &format!("{MINIMAL}[librdkafka]\n\"enable.auto.commit\" = \"false\"\n"),
             "c.toml",
             |_| None,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`enable.auto.commit` is set by deadair"), "{e}");
         let e = RunConfig::parse(
             &format!("{MINIMAL}[inventory]\ntopic = \"inv\"\ninput = \"nope\"\n"),
             "c.toml",
             |_| None,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`nope`, which is not an [[input]] topic"), "{e}");
         let c = RunConfig::parse(
             &format!("{MINIMAL}[inventory]\ntopic = \"inv\"\n"),

@@ -309,9 +309,21 @@ mod tests {
 /// protobuf maps do).
 #[derive(Debug, Default)]
 pub struct SampleViews<'a> {
-    /// (name, labels range in `labels`, timestamp ms, value)
-    pub samples: Vec<(&'a str, std::ops::Range<usize>, i64, f64)>,
+    pub samples: Vec<SampleView<'a>>,
+    /// The label pairs of every sample, each sample's sorted by key.
     pub labels: Vec<(&'a str, &'a str)>,
+}
+
+/// One decoded sample, borrowing the message it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleView<'a> {
+    /// The metric name.
+    pub name: &'a str,
+    /// Its labels: this range of [`SampleViews::labels`].
+    pub labels: std::ops::Range<usize>,
+    /// Event time, ms since the Unix epoch.
+    pub timestamp: i64,
+    pub value: f64,
 }
 
 impl<'a> SampleViews<'a> {
@@ -322,12 +334,12 @@ impl<'a> SampleViews<'a> {
             let start = out.labels.len();
             out.labels
                 .extend(s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            out.samples.push((
-                s.name.as_str(),
-                start..out.labels.len(),
-                s.timestamp,
-                s.value,
-            ));
+            out.samples.push(SampleView {
+                name: s.name.as_str(),
+                labels: start..out.labels.len(),
+                timestamp: s.timestamp,
+                value: s.value,
+            });
         }
         out
     }
@@ -352,7 +364,7 @@ impl<'a> SampleViews<'a> {
 
     /// The newest timestamp, if any.
     pub fn newest(&self) -> Option<i64> {
-        self.samples.iter().map(|s| s.2).max()
+        self.samples.iter().map(|s| s.timestamp).max()
     }
 
     pub fn len(&self) -> usize {
@@ -367,14 +379,12 @@ impl<'a> SampleViews<'a> {
     pub fn refs(
         &self,
     ) -> impl Iterator<Item = crate::engine::SampleRef<'_, [(&'a str, &'a str)]>> + '_ {
-        self.samples
-            .iter()
-            .map(|(name, r, ts, value)| crate::engine::SampleRef {
-                name,
-                labels: &self.labels[r.clone()],
-                ts: *ts,
-                value: *value,
-            })
+        self.samples.iter().map(|s| crate::engine::SampleRef {
+            name: s.name,
+            labels: &self.labels[s.labels.clone()],
+            ts: s.timestamp,
+            value: s.value,
+        })
     }
 }
 
@@ -528,7 +538,12 @@ pub fn decode_proto_batch(payload: &[u8]) -> Result<SampleViews<'_>, DecodeError
             ));
         }
         out.normalise_labels(start);
-        out.samples.push((name, start..out.labels.len(), ts, value));
+        out.samples.push(SampleView {
+            name,
+            labels: start..out.labels.len(),
+            timestamp: ts,
+            value,
+        });
     }
     Ok(out)
 }

@@ -147,7 +147,12 @@ fn series<'a>(buf: &'a [u8], out: &mut SampleViews<'a>) -> Result<(), DecodeErro
                 "a sample timestamp is out of range (expected ms since 1970)",
             ));
         }
-        out.samples.push((name, labels.clone(), ts, value));
+        out.samples.push(super::SampleView {
+            name,
+            labels: labels.clone(),
+            timestamp: ts,
+            value,
+        });
     }
     Ok(())
 }

@@ -132,7 +132,7 @@ fn test_and_set(bits: &mut [u32], i: usize) -> bool {
 
 impl Params {
     /// Model validation: the season set must hold `buckets × (levels + 4)` bits.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), check::Invalid> {
         let inputs = [
             Some(&self.likelihood),
             self.season.as_ref().map(|s| &s.likelihood),
@@ -150,13 +150,15 @@ impl Params {
             Some(s) if !(1..=24).contains(&s.buckets) => Err(format!(
                 "`season.buckets` must be 1 to 24 parts of the day, found {}",
                 s.buckets
-            )),
+            )
+            .into()),
             Some(s) if (s.buckets * (self.levels + 4)) as usize > SEASON_BITS => Err(format!(
                 "`season.buckets` × (`levels` + 4) must not exceed {SEASON_BITS} (the season set), \
                  found {} × {}",
                 s.buckets,
                 self.levels + 4
-            )),
+            )
+            .into()),
             _ => Ok(()),
         }
     }
@@ -335,7 +337,7 @@ mod tests {
         assert!(toml::from_str::<Params>("order = 0").is_err());
         assert!(toml::from_str::<Params>("order = 4").is_err());
         let p: Params = toml::from_str("levels = 20\n[season]\nbuckets = 6").unwrap();
-        assert!(p.validate().unwrap_err().contains("must not exceed 96"));
+        assert!(p.validate().unwrap_err().0.contains("must not exceed 96"));
         let p: Params = toml::from_str("[season]\nbuckets = 0").unwrap();
         assert!(p.validate().is_err());
     }

@@ -93,7 +93,7 @@ pub struct State {
 
 impl Params {
     /// Model validation: each method's own keys only, and a reachable `h` for `robust`.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), check::Invalid> {
         match self.method {
             Method::Cusum if self.smoothing.is_some() || self.weight.is_some() => Err(
                 "level_shift: `smoothing` and `weight` apply to `method = \"robust\"` only".into(),
@@ -105,7 +105,8 @@ impl Params {
                 "level_shift: with `method = \"robust\"`, `h` must be below {CLIP_Z} (the clip of \
                  the smoothed deviation), found {}",
                 self.h()
-            )),
+            )
+            .into()),
             _ => Ok(()),
         }
     }

@@ -69,7 +69,7 @@ fn median(v: &mut [f32]) -> f64 {
 }
 
 impl Params {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), check::Invalid> {
         check::warmup_within_window(self.warmup, self.window)
     }
 

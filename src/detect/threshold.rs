@@ -36,11 +36,11 @@ impl Params {
     }
 
     /// Model validation: at least one bound, and `below` < `above`.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), check::Invalid> {
         match (self.below, self.above) {
             (None, None) => Err("`threshold` needs `above`, `below` or both".into()),
             (Some(b), Some(a)) if b >= a => {
-                Err(format!("`below` ({b}) must be less than `above` ({a})"))
+                Err(format!("`below` ({b}) must be less than `above` ({a})").into())
             }
             _ => Ok(()),
         }

@@ -41,7 +41,7 @@ fn default_rel_floor() -> f64 {
 }
 
 impl Params {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), check::Invalid> {
         check::warmup_within_window(self.warmup, self.window)
     }
 

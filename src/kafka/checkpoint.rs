@@ -27,9 +27,54 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use serde::{Deserialize, Serialize};
 
+use rdkafka::error::KafkaError;
+
 use crate::config::RunConfig;
+use crate::engine::snapshot::SnapshotError;
 use crate::engine::Engine;
 use crate::model::Model;
+
+/// Why a partition's checkpoint could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{topic}/{partition}: unreadable checkpoint marker: {source}")]
+    Marker {
+        topic: String,
+        partition: i32,
+        source: serde_json::Error,
+    },
+    #[error("{topic}/{partition}: checkpoint epoch {epoch} lacks chunk {key}")]
+    MissingChunk {
+        topic: String,
+        partition: i32,
+        epoch: u64,
+        key: String,
+    },
+    #[error("{topic}/{partition}: checkpoint epoch {epoch} does not match its marker (size or checksum)")]
+    Mismatch {
+        topic: String,
+        partition: i32,
+        epoch: u64,
+    },
+    #[error("state reader: {0}")]
+    Reader(KafkaError),
+    #[error("state topic {topic}/{partition}: {source}")]
+    StateTopic {
+        topic: String,
+        partition: i32,
+        source: KafkaError,
+    },
+    #[error("state topic {topic}/{partition}: not read to its end within 300 s")]
+    Timeout { topic: String, partition: i32 },
+    #[error("state reader failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("{topic}/{partition}: {source}")]
+    Snapshot {
+        topic: String,
+        partition: i32,
+        source: SnapshotError,
+    },
+}
 
 /// Largest chunk, bytes (below librdkafka's default 1 MB message limit).
 pub const CHUNK: usize = 512 * 1024;
@@ -87,28 +132,34 @@ pub fn assemble(
     topic: &str,
     partition: i32,
     latest: &HashMap<String, Vec<u8>>,
-) -> Result<Option<Restored>, String> {
+) -> Result<Option<Restored>, CheckpointError> {
     let Some(m) = latest.get(&format!("{topic}/{partition}/marker")) else {
         return Ok(None);
     };
-    let marker: Marker = serde_json::from_slice(m)
-        .map_err(|e| format!("{topic}/{partition}: unreadable checkpoint marker: {e}"))?;
+    let marker: Marker = serde_json::from_slice(m).map_err(|source| CheckpointError::Marker {
+        topic: topic.into(),
+        partition,
+        source,
+    })?;
     let mut snapshot = Vec::with_capacity(marker.bytes);
     for i in 0..marker.chunks {
         let key = format!("{topic}/{partition}/{}/{i}", marker.set);
-        let chunk = latest.get(&key).ok_or_else(|| {
-            format!(
-                "{topic}/{partition}: checkpoint epoch {} lacks chunk {key}",
-                marker.epoch
-            )
-        })?;
+        let Some(chunk) = latest.get(&key) else {
+            return Err(CheckpointError::MissingChunk {
+                topic: topic.into(),
+                partition,
+                epoch: marker.epoch,
+                key,
+            });
+        };
         snapshot.extend_from_slice(chunk);
     }
     if snapshot.len() != marker.bytes || xxhash_rust::xxh3::xxh3_64(&snapshot) != marker.xxh3 {
-        return Err(format!(
-            "{topic}/{partition}: checkpoint epoch {} does not match its marker (size or checksum)",
-            marker.epoch
-        ));
+        return Err(CheckpointError::Mismatch {
+            topic: topic.into(),
+            partition,
+            epoch: marker.epoch,
+        });
     }
     Ok(Some(Restored { marker, snapshot }))
 }
@@ -120,34 +171,40 @@ pub fn read(
     state_topic: &str,
     topic: &str,
     partition: i32,
-) -> Result<Option<Restored>, String> {
-    let consumer: BaseConsumer = super::client_config(cfg)
+) -> Result<Option<Restored>, CheckpointError> {
+    let state_error = |source| CheckpointError::StateTopic {
+        topic: state_topic.into(),
+        partition,
+        source,
+    };
+    let consumer: BaseConsumer = super::client::client_config(cfg)
         .set("group.id", format!("{}-state-reader", cfg.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .create()
-        .map_err(|e| format!("state reader: {e}"))?;
+        .map_err(CheckpointError::Reader)?;
     let (low, high) = consumer
         .fetch_watermarks(state_topic, partition, Duration::from_secs(30))
-        .map_err(|e| format!("state topic {state_topic}/{partition}: {e}"))?;
+        .map_err(state_error)?;
     let mut latest: HashMap<String, Vec<u8>> = HashMap::new();
     if high > low {
         let mut tpl = rdkafka::TopicPartitionList::new();
         tpl.add_partition_offset(state_topic, partition, rdkafka::Offset::Beginning)
-            .map_err(|e| e.to_string())?;
-        consumer.assign(&tpl).map_err(|e| e.to_string())?;
+            .map_err(state_error)?;
+        consumer.assign(&tpl).map_err(state_error)?;
         let prefix = format!("{topic}/{partition}/");
         let deadline = std::time::Instant::now() + Duration::from_secs(300);
         loop {
             if std::time::Instant::now() > deadline {
-                return Err(format!(
-                    "state topic {state_topic}/{partition}: not read to its end within 300 s"
-                ));
+                return Err(CheckpointError::Timeout {
+                    topic: state_topic.into(),
+                    partition,
+                });
             }
             let Some(m) = consumer.poll(Duration::from_millis(500)) else {
                 continue;
             };
-            let m = m.map_err(|e| format!("state topic {state_topic}/{partition}: {e}"))?;
+            let m = m.map_err(state_error)?;
             let offset = m.offset();
             if let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) {
                 if key.starts_with(&prefix) {
@@ -193,19 +250,22 @@ pub async fn restore(
     model: &Arc<Model>,
     topic: &str,
     partition: i32,
-) -> Result<(Engine, Option<Marker>), String> {
+) -> Result<(Engine, Option<Marker>), CheckpointError> {
     let Some(state) = &cfg.state else {
         return Ok((Engine::new(model.clone()), None));
     };
     let (c, st, t) = (cfg.clone(), state.topic.clone(), topic.to_string());
-    let restored = tokio::task::spawn_blocking(move || read(&c, &st, &t, partition))
-        .await
-        .map_err(|e| format!("state reader failed: {e}"))??;
+    let restored = tokio::task::spawn_blocking(move || read(&c, &st, &t, partition)).await??;
     match restored {
         None => Ok((Engine::new(model.clone()), None)),
         Some(r) => {
-            let engine = Engine::restore(model.clone(), &r.snapshot)
-                .map_err(|e| format!("{topic}/{partition}: {e}"))?;
+            let engine = Engine::restore(model.clone(), &r.snapshot).map_err(|source| {
+                CheckpointError::Snapshot {
+                    topic: topic.into(),
+                    partition,
+                    source,
+                }
+            })?;
             Ok((engine, Some(r.marker)))
         }
     }
@@ -251,7 +311,7 @@ mod tests {
         assert!(assemble("m", 4, &latest).unwrap().is_none());
         // a chunk lost to a bad record is refused clearly
         latest.remove("m/3/b/0");
-        let e = assemble("m", 3, &latest).err().unwrap();
+        let e = assemble("m", 3, &latest).err().unwrap().to_string();
         assert!(e.contains("lacks chunk m/3/b/0"), "{e}");
     }
 }

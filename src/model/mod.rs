@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::{de::Error as _, Deserialize, Deserializer};
 
 use crate::absence::{Absence, RawAbsence};
-use crate::check;
+use crate::check::{self, Invalid};
 use crate::detect::learned::{Learned, Learning};
 use crate::detect::{score_to_z, DetectorKind, DetectorSet, DetectorState, Verdict};
 use crate::series::SeriesRef;
@@ -336,7 +336,7 @@ struct RawRule {
 }
 
 impl RawRule {
-    fn build(self) -> Result<Rule, String> {
+    fn build(self) -> Result<Rule, Invalid> {
         if self.name.trim().is_empty() {
             return Err("rule `name` must not be empty".into());
         }
@@ -354,11 +354,11 @@ impl RawRule {
                         names.push(key.into());
                     }
                 }
-                return Err(format!(
+                return Err(Invalid(format!(
                     "the learned detectors (spike, shift, spread, range, stuck) cannot be combined with \
                      the classic {} in one rule (only `threshold` goes with both)",
                     names.join(", ")
-                ));
+                )));
             }
             if self.threshold.is_some() || self.resolve_threshold.is_some() {
                 return Err(
@@ -382,9 +382,9 @@ impl RawRule {
         let threshold = self.threshold.unwrap_or_else(default_threshold);
         let resolve_threshold = self.resolve_threshold.unwrap_or(threshold);
         if resolve_threshold > threshold {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "`resolve_threshold` ({resolve_threshold}) must not exceed `threshold` ({threshold})"
-            ));
+            )));
         }
         let budget = if learned {
             Some(self.false_alerts_per_day.unwrap_or(DEFAULT_BUDGET))
@@ -487,7 +487,7 @@ impl Model {
             let rule = spanned
                 .into_inner()
                 .build()
-                .map_err(|m| error_at(text, file, start, m))?;
+                .map_err(|m| error_at(text, file, start, m.0))?;
             if rules.iter().any(|r| r.name == rule.name) {
                 return Err(error_at(
                     text,

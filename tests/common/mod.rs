@@ -50,7 +50,8 @@ pub async fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
     }
 }
 
-pub type Pipeline = tokio::task::JoinHandle<Result<deadair::kafka::RunSummary, String>>;
+pub type Pipeline =
+    tokio::task::JoinHandle<Result<deadair::kafka::RunSummary, deadair::kafka::StageError>>;
 
 /// Runs `deadair::kafka::run` in-process until the returned sender fires.
 pub fn start_with(

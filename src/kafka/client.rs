@@ -1,0 +1,115 @@
+//! The Kafka clients of the stage and their settings: the group consumer, the alert producer
+//! and the inventory reader. `[librdkafka]` keys from the configuration are applied first; the
+//! settings deadair's guarantees rest on are then forced, and its bounded-memory defaults are
+//! set only where the configuration left a key unset.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::FutureProducer;
+
+use super::ownership::{DeadairConsumer, LagContext};
+use super::StageError;
+use crate::config::RunConfig;
+use crate::metrics::Metrics;
+
+/// The brokers and the `[librdkafka]` keys of the configuration.
+pub(crate) fn client_config(cfg: &RunConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers);
+    for (k, v) in &cfg.librdkafka {
+        c.set(k, v);
+    }
+    c
+}
+
+trait SetDefault {
+    fn set_default(&mut self, k: &str, v: &str) -> &mut Self;
+}
+
+impl SetDefault for ClientConfig {
+    fn set_default(&mut self, k: &str, v: &str) -> &mut Self {
+        if self.get(k).is_none() {
+            self.set(k, v);
+        }
+        self
+    }
+}
+
+/// Creates the consumer: group member, offsets stored by deadair only after delivery.
+pub fn consumer(cfg: &RunConfig, metrics: Arc<Metrics>) -> KafkaResult<DeadairConsumer> {
+    let mut c = client_config(cfg);
+    c.set("group.id", &cfg.group_id)
+        .set("enable.auto.offset.store", "false")
+        .set("enable.auto.commit", "true")
+        .set_default("auto.commit.interval.ms", "1000")
+        .set_default("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        // bounded fetch: at most ~64 MiB queued per consumer, 16 MiB per fetch
+        .set_default("queued.max.messages.kbytes", "65536")
+        .set_default("fetch.max.bytes", "16777216")
+        .set_default("statistics.interval.ms", "5000");
+    c.create_with_context(LagContext::new(metrics))
+}
+
+/// Creates the alert producer: idempotent, acks from all in-sync replicas.
+pub fn producer(cfg: &RunConfig) -> KafkaResult<FutureProducer> {
+    let mut c = client_config(cfg);
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set_default("linger.ms", "5")
+        // bounded producer queue: 64 MiB of alerts at most (librdkafka's default is 1 GiB)
+        .set_default("queue.buffering.max.kbytes", "65536");
+    c.create()
+}
+
+/// The inventory reader: assigned every partition of the inventory topic from the beginning
+/// (no group: each instance holds the whole, compacted inventory).
+pub(crate) fn inventory_consumer(
+    cfg: &RunConfig,
+    topic: &str,
+) -> Result<StreamConsumer, StageError> {
+    let fail = |detail: String| StageError::Inventory {
+        topic: topic.to_string(),
+        detail,
+    };
+    let c: StreamConsumer = client_config(cfg)
+        .set("group.id", format!("{}-inventory", cfg.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .create()
+        .map_err(|source| StageError::Client {
+            what: "the inventory consumer",
+            source,
+        })?;
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| fail(e.to_string()))?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for t in md.topics() {
+        if let Some(e) = t.error() {
+            return Err(fail(format!("{e:?}")));
+        }
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    if tpl.count() == 0 {
+        return Err(fail("the topic has no partitions".into()));
+    }
+    c.assign(&tpl).map_err(|e| fail(e.to_string()))?;
+    Ok(c)
+}
+
+/// The next inventory record, or never when there is no inventory.
+pub(crate) async fn next_inventory(c: Option<&StreamConsumer>) -> KafkaResult<BorrowedMessage<'_>> {
+    match c {
+        Some(c) => c.recv().await,
+        None => std::future::pending().await,
+    }
+}

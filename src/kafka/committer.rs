@@ -1,0 +1,244 @@
+//! The committer: awaits deliveries in consumption order and stores each message's offset only
+//! once every record it caused (its alerts, its dead letter, a checkpoint) is acknowledged.
+//!
+//! ```text
+//! stage ──InFlight(offset, deliveries)──▶ bounded channel ──▶ committer: deliver all, then store
+//! ```
+//!
+//! The order of the channel is the order of consumption, so an offset is stored only after
+//! every earlier message's records are delivered too. A failed delivery is sent again,
+//! unchanged, until it succeeds (delay is fine, data loss is not). The channel is bounded
+//! (`max_in_flight`), so a slow broker pauses fetching instead of growing memory.
+//!
+//! The loop is written against [`Sink`] so its ordering can be tested without a broker.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer;
+use rdkafka::producer::FutureProducer;
+use tokio::sync::mpsc;
+
+use super::ownership::DeadairConsumer;
+use super::produce::{enqueue, Pending};
+use crate::metrics::Metrics;
+use crate::ratelog::RateLimitedLog;
+
+/// One consumed message (or a clock tick, or a checkpoint) whose records are being delivered.
+pub(crate) struct InFlight<P> {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    /// `None` for records no message caused (clock ticks): nothing to store behind them.
+    pub offset: Option<i64>,
+    /// Whether the offset may be stored once delivered: always without a state topic; with
+    /// one, only for checkpoints (the committed offset is always a checkpoint's offset).
+    pub store: bool,
+    pub deliveries: Vec<P>,
+}
+
+/// What the committer delivers to and stores offsets in.
+pub(crate) trait Sink {
+    /// One record being delivered.
+    type Pending: Send;
+    /// Waits until `p` is acknowledged, sending it again after each failure; returns the
+    /// number of failed attempts.
+    fn deliver(&mut self, p: Self::Pending) -> impl Future<Output = u64> + Send;
+    /// Stores `offset` of `topic/partition` for the group; false if it could not be stored
+    /// (e.g. the partition moved away meanwhile: its new owner re-reads from the last commit).
+    fn store(&mut self, topic: &str, partition: i32, offset: i64) -> bool;
+}
+
+/// Runs until the channel closes; returns (offsets stored, delivery retries).
+pub(crate) async fn run<S: Sink>(
+    mut rx: mpsc::Receiver<InFlight<S::Pending>>,
+    mut sink: S,
+) -> (u64, u64) {
+    let (mut stored, mut retries) = (0u64, 0u64);
+    while let Some(f) = rx.recv().await {
+        for p in f.deliveries {
+            retries += sink.deliver(p).await;
+        }
+        let Some(offset) = f.offset.filter(|_| f.store) else {
+            continue;
+        };
+        if sink.store(&f.topic, f.partition, offset) {
+            stored += 1;
+        }
+    }
+    (stored, retries)
+}
+
+/// The real sink: librdkafka delivery futures, re-sent through the producer; offsets stored in
+/// the group consumer (auto-commit then commits what was stored).
+pub(crate) struct KafkaSink {
+    pub consumer: Arc<DeadairConsumer>,
+    pub producer: FutureProducer,
+    pub metrics: Arc<Metrics>,
+    pub log: RateLimitedLog,
+}
+
+impl Sink for KafkaSink {
+    type Pending = Pending;
+
+    async fn deliver(&mut self, p: Pending) -> u64 {
+        let Pending { mut fut, record } = p;
+        let mut retries = 0;
+        loop {
+            let failure = match fut.await {
+                Ok(Ok(_)) => return retries,
+                Ok(Err((e, _))) => format!("not delivered: {e}"),
+                Err(_) => "delivery canceled".to_string(),
+            };
+            retries += 1;
+            self.metrics.delivery_errors.inc();
+            let (topic, key) = (&record.topic, record.key_text());
+            self.log.log("delivery error", || {
+                format!("{topic} record {key}: {failure}; sending again")
+            });
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fut = enqueue(&self.producer, &record, &mut self.log).await;
+        }
+    }
+
+    fn store(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
+        match self.consumer.store_offset(topic, partition, offset) {
+            Ok(()) => {
+                self.metrics.offsets_stored.inc();
+                true
+            }
+            Err(e) => {
+                self.log.log("offset store", || {
+                    format!("{topic}/{partition} offset {offset}: {e}")
+                });
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    /// Deliveries complete when the test says so, after the failures it names.
+    struct FakeSink {
+        stored: Arc<Mutex<Vec<(String, i32, i64)>>>,
+        /// Partitions whose offsets cannot be stored (moved away).
+        refused: Vec<i32>,
+    }
+
+    impl Sink for FakeSink {
+        type Pending = oneshot::Receiver<u64>;
+
+        async fn deliver(&mut self, p: oneshot::Receiver<u64>) -> u64 {
+            p.await.unwrap_or(0)
+        }
+
+        fn store(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
+            if self.refused.contains(&partition) {
+                return false;
+            }
+            self.stored
+                .lock()
+                .unwrap()
+                .push((topic.to_string(), partition, offset));
+            true
+        }
+    }
+
+    fn msg(
+        partition: i32,
+        offset: i64,
+        deliveries: Vec<oneshot::Receiver<u64>>,
+    ) -> InFlight<oneshot::Receiver<u64>> {
+        InFlight {
+            topic: Arc::from("m"),
+            partition,
+            offset: Some(offset),
+            store: true,
+            deliveries,
+        }
+    }
+
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn offsets_are_stored_in_consumption_order_only_behind_delivered_records() {
+        let stored = Arc::new(Mutex::new(Vec::new()));
+        let sink = FakeSink {
+            stored: stored.clone(),
+            refused: vec![],
+        };
+        let (tx, rx) = mpsc::channel(8);
+        let committer = tokio::spawn(run(rx, sink));
+        let (a_done, a) = oneshot::channel();
+        let (b_done, b) = oneshot::channel();
+        let (c_done, c) = oneshot::channel();
+        // message 10 caused two alerts (a, b); message 11 caused one (c)
+        tx.send(msg(0, 10, vec![a, b])).await.unwrap();
+        tx.send(msg(0, 11, vec![c])).await.unwrap();
+        // the later message's alert is acknowledged first, then one of the earlier two
+        c_done.send(0).unwrap();
+        b_done.send(0).unwrap();
+        settle().await;
+        assert!(
+            stored.lock().unwrap().is_empty(),
+            "nothing is stored while an earlier record is unacknowledged"
+        );
+        // the first alert is acknowledged after two failed attempts
+        a_done.send(2).unwrap();
+        settle().await;
+        assert_eq!(
+            *stored.lock().unwrap(),
+            vec![("m".to_string(), 0, 10), ("m".to_string(), 0, 11)]
+        );
+        drop(tx);
+        assert_eq!(committer.await.unwrap(), (2, 2));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn ticks_and_unstorable_offsets_store_nothing() {
+        let stored = Arc::new(Mutex::new(Vec::new()));
+        let sink = FakeSink {
+            stored: stored.clone(),
+            refused: vec![3],
+        };
+        let (tx, rx) = mpsc::channel(8);
+        let committer = tokio::spawn(run(rx, sink));
+        // a clock tick's alerts: delivered, no offset behind them
+        let (t_done, t) = oneshot::channel();
+        t_done.send(0).unwrap();
+        tx.send(InFlight {
+            topic: Arc::from("m"),
+            partition: 0,
+            offset: None,
+            store: true,
+            deliveries: vec![t],
+        })
+        .await
+        .unwrap();
+        // with a state topic, a message's offset waits for a checkpoint (store = false)
+        tx.send(InFlight {
+            store: false,
+            ..msg(0, 5, vec![])
+        })
+        .await
+        .unwrap();
+        // a partition that moved away meanwhile
+        tx.send(msg(3, 7, vec![])).await.unwrap();
+        // a checkpoint of partition 0 at offset 5
+        tx.send(msg(0, 5, vec![])).await.unwrap();
+        drop(tx);
+        assert_eq!(committer.await.unwrap(), (1, 0));
+        assert_eq!(*stored.lock().unwrap(), vec![("m".to_string(), 0, 5)]);
+    }
+}

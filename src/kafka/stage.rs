@@ -1,0 +1,680 @@
+//! The consumer loop's state and its four events: a message, a clock tick, a heartbeat, an
+//! inventory record. `super::run` waits for the next event and calls the matching method;
+//! every method leaves the records it produced with the committer, behind the offsets they
+//! belong to.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
+use rdkafka::producer::FutureProducer;
+use tokio::sync::mpsc;
+
+use super::checkpoint;
+use super::committer::InFlight;
+use super::ownership::DeadairConsumer;
+use super::parts::{lock, take_checkpoint, CheckpointWrite, Ckpt, Engines, Part, PartKey, Shared};
+use super::produce::{dead_letter, encode_alert, enqueue, heartbeat_event, Pending, Record};
+use super::watermarks::cached_lag;
+use super::{RunSummary, StageError, MAX_FUTURE_MS};
+use crate::alert::{Alert, AlertKind, AlertStatus};
+use crate::alertmanager::Forwarder;
+use crate::clock::{ClockConfig, PartitionClock};
+use crate::config::RunConfig;
+use crate::decode::{decode_message, DecodeReason, Meta, SampleViews, Scratch};
+use crate::engine::{Outcome, SampleRef};
+use crate::http::Health;
+use crate::metrics::Metrics;
+use crate::model::Model;
+use crate::ratelog::RateLimitedLog;
+use crate::series::SeriesKey;
+use crate::wallclock::wall_ms;
+
+/// Expected series per inventory partition (= input partition), by record key.
+type Expected = HashMap<i32, HashMap<String, SeriesKey>>;
+
+/// What a clock tick found to send for one partition: alerts, and a due checkpoint.
+type TickWork = (PartKey, Vec<Alert>, Option<CheckpointWrite>);
+
+/// The consumer loop's state (see the module docs).
+pub(crate) struct Stage<'a> {
+    pub cfg: &'a RunConfig,
+    pub model: Arc<Model>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub consumer: Arc<DeadairConsumer>,
+    pub producer: FutureProducer,
+    /// To the committer, in consumption order.
+    pub tx: mpsc::Sender<InFlight<Pending>>,
+    pub am: Option<Forwarder>,
+    pub shared: Shared,
+    pub clock_cfg: ClockConfig,
+    /// This instance's name in heartbeats.
+    pub instance: String,
+    pub log: RateLimitedLog,
+    pub summary: RunSummary,
+    expected: Expected,
+    scratch: Scratch,
+    alerts: Vec<Alert>,
+    outcomes: Vec<Outcome>,
+}
+
+impl<'a> Stage<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: &'a RunConfig,
+        model: Arc<Model>,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        consumer: Arc<DeadairConsumer>,
+        producer: FutureProducer,
+        tx: mpsc::Sender<InFlight<Pending>>,
+        am: Option<Forwarder>,
+    ) -> Self {
+        let instance = std::env::var("DEADAIR_INSTANCE")
+            .unwrap_or_else(|_| format!("deadair-{}", std::process::id()));
+        Stage {
+            cfg,
+            model,
+            metrics,
+            health,
+            consumer,
+            producer,
+            tx,
+            am,
+            shared: Arc::new(std::sync::Mutex::new(HashMap::new())),
+            clock_cfg: ClockConfig {
+                allowed_lateness: cfg.allowed_lateness,
+                ingest_delay: cfg.ingest_delay,
+                lag_threshold: cfg.lag_threshold,
+            },
+            instance,
+            log: RateLimitedLog::new(5),
+            summary: RunSummary::default(),
+            expected: HashMap::new(),
+            scratch: Scratch::default(),
+            alerts: Vec::new(),
+            outcomes: Vec::new(),
+        }
+    }
+
+    /// A heartbeat: refreshes the gauges and announces this instance (not tied to any offset:
+    /// fire and forget, librdkafka retries).
+    pub async fn on_heartbeat(&mut self) {
+        self.summary.heartbeats += 1;
+        self.metrics.heartbeats.inc();
+        let parts = {
+            let mut engines = lock(&self.shared);
+            drop_revoked(
+                &self.consumer,
+                &mut engines,
+                &self.cfg.group_id,
+                &mut self.alerts,
+            );
+            refresh_gauges(
+                &self.metrics,
+                &self.health,
+                &self.consumer,
+                &self.producer,
+                &engines,
+            );
+            let mut parts: Vec<String> = engines.keys().map(|(t, p)| format!("{t}/{p}")).collect();
+            parts.sort();
+            parts
+        };
+        self.metrics
+            .alert(AlertKind::Heartbeat, AlertStatus::Firing);
+        let hb = heartbeat_event(&self.cfg.group_id, &self.instance, &parts);
+        let payload = encode_alert(&hb, self.cfg.alert_format);
+        let record = Record::new(
+            Arc::from(self.cfg.alert_topic.as_str()),
+            None,
+            hb.alert_id,
+            payload,
+        );
+        drop(enqueue(&self.producer, &record, &mut self.log).await);
+    }
+
+    /// An inventory record: a series expected (or, a tombstone, no longer expected) on the
+    /// partition of the inventory's input named by the record's partition.
+    pub async fn on_inventory(&mut self, msg: &impl Message) -> Result<(), StageError> {
+        let p = msg.partition();
+        let key = msg
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .unwrap_or("");
+        let series = match crate::model::parse_series(key) {
+            Ok(s) => s,
+            Err(e) => {
+                self.metrics
+                    .decode_errors
+                    .with_label_values(&["inventory"])
+                    .inc();
+                self.log.log("inventory record", || {
+                    format!(
+                        "{}/{p}@{}: key must name one series: {e}",
+                        msg.topic(),
+                        msg.offset()
+                    )
+                });
+                return Ok(());
+            }
+        };
+        let tombstone = msg.payload().is_none_or(|v| v.is_empty());
+        {
+            let mut engines = lock(&self.shared);
+            let input = self.cfg.inventory_input();
+            if let Some(Part { engine, .. }) =
+                input.and_then(|t| engines.get_mut(&(Arc::from(t), p)))
+            {
+                let at = engine.now().unwrap_or_else(wall_ms);
+                if tombstone {
+                    engine.unexpect(&series.name, series.labels.as_slice(), at, &mut self.alerts);
+                } else {
+                    engine.expect(&series.name, series.labels.as_slice(), at, &mut self.alerts);
+                }
+            }
+        }
+        let expected = self.expected.entry(p).or_default();
+        if tombstone {
+            expected.remove(key);
+        } else {
+            expected.insert(key.to_string(), series);
+        }
+        let scope = self.cfg.inventory_input().map(|t| (t, p));
+        self.send_pending_alerts(scope).await
+    }
+
+    /// A clock tick: idle, caught-up partitions move on with the wall clock; lagging ones
+    /// report it; checkpoints fall due.
+    pub async fn on_tick(&mut self) -> Result<(), StageError> {
+        drop_revoked(
+            &self.consumer,
+            &mut lock(&self.shared),
+            &self.cfg.group_id,
+            &mut self.alerts,
+        );
+        let wall = wall_ms();
+        // with an inventory, every assigned partition of its input has an engine, so a
+        // partition where nothing ever reports still alerts on its expected series
+        if let Some(input) = self.cfg.inventory_input() {
+            let assigned: Vec<i32> = self
+                .consumer
+                .assignment()
+                .map(|a| {
+                    a.elements()
+                        .iter()
+                        .filter(|e| e.topic() == input)
+                        .map(|e| e.partition())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for p in assigned {
+                self.ensure_part((Arc::from(input), p)).await?;
+            }
+        }
+        for ((topic, partition), mut out, ckpt) in self.advance_clocks(wall) {
+            if !out.is_empty() {
+                let deliveries = self.send_alerts(&mut out, Some((&topic, partition))).await;
+                self.commit_behind(InFlight {
+                    topic: topic.clone(),
+                    partition,
+                    offset: None,
+                    store: false,
+                    deliveries,
+                })
+                .await?;
+            }
+            if let (Some(w), Some(state)) = (ckpt, &self.cfg.state) {
+                let f = send_checkpoint(&self.producer, &state.topic, w, &mut self.log).await;
+                self.metrics.checkpoints.inc();
+                self.commit_behind(f).await?;
+            }
+        }
+        // events of no current partition (a revoked partition's resolved lag)
+        self.send_pending_alerts(None).await
+    }
+
+    /// Under the lock: advances every partition's clocks to `wall`, collecting the alerts and
+    /// the checkpoints due.
+    fn advance_clocks(&mut self, wall: i64) -> Vec<TickWork> {
+        let mut work = Vec::new();
+        let mut engines = lock(&self.shared);
+        for (key, part) in engines.iter_mut() {
+            let (topic, partition) = key;
+            let (high, unread) = cached_lag(
+                &*self.consumer,
+                &self.consumer.context().watermarks,
+                topic,
+                *partition,
+                wall,
+            );
+            let lag = part.clock.lag(high, unread, wall);
+            let mut out = Vec::new();
+            part.clock.step_lag(lag, wall, &self.cfg.group_id, &mut out);
+            self.metrics
+                .lag_seconds
+                .with_label_values(&[&**topic, &partition.to_string()])
+                .set(lag.behind_ms / 1000);
+            part.engine
+                .advance(part.clock.watermark(lag, wall), &mut out);
+            // a checkpoint per `[state] interval`, at the last offset consumed
+            let due = self
+                .cfg
+                .state
+                .as_ref()
+                .is_some_and(|s| wall - part.ckpt.at >= s.interval);
+            let ckpt = if due {
+                take_checkpoint(key, part)
+            } else {
+                None
+            };
+            if !out.is_empty() || ckpt.is_some() {
+                work.push((key.clone(), out, ckpt));
+            }
+        }
+        work
+    }
+
+    /// A message of an input topic: decoded, fed to its partition's engine, its alerts (and,
+    /// if it could not be decoded, its dead letter) produced; its offset is stored behind them.
+    pub async fn on_message(&mut self, msg: &impl Message) -> Result<(), StageError> {
+        drop_revoked(
+            &self.consumer,
+            &mut lock(&self.shared),
+            &self.cfg.group_id,
+            &mut self.alerts,
+        );
+        if !self.consumer.context().owns(msg.topic(), msg.partition()) {
+            // fetched before its partition moved away: the new owner reads it from the
+            // committed offset (restoring its engine here would process it twice)
+            return Ok(());
+        }
+        self.summary.messages += 1;
+        self.metrics.messages.inc();
+        self.metrics
+            .bytes
+            .inc_by(msg.payload().map_or(0, |p| p.len() as u64));
+        self.health.last_loop_ms.store(wall_ms(), Ordering::Relaxed);
+        // consuming means assigned: ready (also checked on every heartbeat tick)
+        self.health.ready.store(true, Ordering::Relaxed);
+        let topic: Arc<str> = msg.topic().into();
+        let (partition, offset) = (msg.partition(), msg.offset());
+        // the partition's engine (restored from its checkpoint on first use), before any
+        // borrow of the message's payload is held across an await
+        self.ensure_part((topic.clone(), partition)).await?;
+        // the decoded samples borrow the scratch buffers, taken out of the stage meanwhile
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let (batch, dead) = self.decode(msg, &mut scratch);
+        self.summary.samples += batch.len() as u64;
+        self.metrics.samples.inc_by(batch.len() as u64);
+        let started = std::time::Instant::now();
+        let ingested = self.ingest(msg, &batch);
+        drop(batch);
+        self.scratch = scratch;
+        if !ingested {
+            // revoked (and checkpointed) since this message was fetched: its new owner reads
+            // it again from the committed offset
+            return Ok(());
+        }
+        self.metrics
+            .engine_batch
+            .observe(started.elapsed().as_secs_f64());
+        let mut alerts = std::mem::take(&mut self.alerts);
+        let mut deliveries = self
+            .send_alerts(&mut alerts, Some((&topic, partition)))
+            .await;
+        self.alerts = alerts;
+        if let Some(record) = dead {
+            // its offset is stored only once the copy is acknowledged, like an alert
+            self.metrics.dead_letters.inc();
+            deliveries.push(Pending {
+                fut: enqueue(&self.producer, &record, &mut self.log).await,
+                record,
+            });
+        }
+        let store = self.cfg.state.is_none();
+        self.commit_behind(InFlight {
+            topic,
+            partition,
+            offset: Some(offset),
+            store,
+            deliveries,
+        })
+        .await
+    }
+
+    /// The message's samples (none if it cannot be decoded, then counted, logged and, with a
+    /// dead-letter topic, copied there), without those stamped beyond the future horizon.
+    fn decode<'m>(
+        &mut self,
+        msg: &'m impl Message,
+        scratch: &'m mut Scratch,
+    ) -> (SampleViews<'m>, Option<Record>) {
+        let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
+        let payload = msg.payload().unwrap_or(&[]);
+        let decoded = match self.cfg.input_of(topic) {
+            Some(input) => decode_message(input, meta(msg), payload, scratch),
+            None => Ok(SampleViews::default()),
+        };
+        let mut dead = None;
+        let mut batch = decoded.unwrap_or_else(|e| {
+            self.summary.decode_errors += 1;
+            self.metrics
+                .decode_errors
+                .with_label_values(&[e.reason.as_str()])
+                .inc();
+            self.log.log(decode_log_key(e.reason), || {
+                format!(
+                    "{topic}/{partition}@{offset}: {} ({})",
+                    e.reason.as_str(),
+                    e.detail
+                )
+            });
+            dead = self
+                .cfg
+                .dead_letter_topic
+                .as_deref()
+                .map(|t| dead_letter(msg, t, &e));
+            SampleViews::default()
+        });
+        // a timestamp far in the future would drag the partition clock with it
+        let horizon = wall_ms().saturating_add(MAX_FUTURE_MS);
+        let before = batch.len();
+        batch.samples.retain(|smp| smp.timestamp <= horizon);
+        let dropped = before - batch.len();
+        if dropped > 0 {
+            self.metrics
+                .samples_dropped
+                .with_label_values(&["future"])
+                .inc_by(dropped as u64);
+            self.log.log("future timestamps", || {
+                format!("{topic}/{partition}@{offset}: {dropped} samples more than 1h ahead of wall time dropped")
+            });
+        }
+        (batch, dead)
+    }
+
+    /// Under the lock: feeds `batch` to the message's partition and advances its event clock.
+    /// False if the partition has no engine (revoked meanwhile).
+    fn ingest(&mut self, msg: &impl Message, batch: &SampleViews<'_>) -> bool {
+        let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
+        let mut engines = lock(&self.shared);
+        let Some(Part { engine, clock, .. }) = engines.get_mut(&(Arc::from(topic), partition))
+        else {
+            return false;
+        };
+        let refs: Vec<SampleRef<'_, _>> = batch.refs().collect();
+        engine.ingest_batch(&refs, &mut self.alerts, &mut self.outcomes);
+        for o in self.outcomes.drain(..) {
+            let reason = match o {
+                Outcome::Accepted(_) => continue,
+                Outcome::Late => "late",
+                Outcome::NonFinite => "non_finite",
+                Outcome::Unmatched => "unmatched",
+                Outcome::Refused => "cardinality",
+            };
+            self.metrics
+                .samples_dropped
+                .with_label_values(&[reason])
+                .inc();
+        }
+        let msg_ts = msg.timestamp().to_millis();
+        clock.consumed(offset, msg_ts, batch.newest());
+        // a backlog can be consumed between two ticks: an old message reports lag now
+        let wall = wall_ms();
+        if !clock.lag_firing() && msg_ts.is_some_and(|t| wall - t > self.cfg.lag_threshold) {
+            let marks = &self.consumer.context().watermarks;
+            let (high, unread) = cached_lag(&*self.consumer, marks, topic, partition, wall);
+            let lag = clock.lag(high, unread, wall);
+            clock.step_lag(lag, wall, &self.cfg.group_id, &mut self.alerts);
+        }
+        // event time only here; wall time joins on the clock tick when caught up
+        engine.advance(clock.event_watermark(), &mut self.alerts);
+        true
+    }
+
+    /// Makes sure the partition has its part: restored from its latest checkpoint when a state
+    /// topic is configured, else fresh. An engine for the inventory's input topic then expects
+    /// the inventory's series of its partition (from wall time). The per-series alerts a
+    /// restored checkpoint still has firing are told to Alertmanager again.
+    async fn ensure_part(&mut self, key: PartKey) -> Result<(), StageError> {
+        if lock(&self.shared).contains_key(&key) {
+            return Ok(());
+        }
+        let (topic, partition) = key.clone();
+        let started = std::time::Instant::now();
+        let (mut engine, marker) =
+            checkpoint::restore(self.cfg, &self.model, &topic, partition).await?;
+        engine.set_scope(&format!("{topic}/{partition}"));
+        let mut clock = PartitionClock::new(self.clock_cfg, topic.clone(), partition);
+        let mut firing = Vec::new();
+        if let Some(m) = &marker {
+            clock.consumed(m.offset, None, None);
+            engine.firing(&mut firing);
+            eprintln!(
+                "deadair: {topic}/{partition}: restored checkpoint epoch {} (offset {}, {} series, \
+                 {} bytes) in {:.2} s",
+                m.epoch,
+                m.offset,
+                engine.series_count(),
+                m.bytes,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        let ckpt = Ckpt {
+            epoch: marker.map_or(0, |m| m.epoch + 1),
+            at: wall_ms(),
+        };
+        if self.cfg.inventory_input() == Some(&*topic) {
+            let at = wall_ms();
+            for s in self
+                .expected
+                .get(&partition)
+                .into_iter()
+                .flat_map(|m| m.values())
+            {
+                engine.expect(&s.name, s.labels.as_slice(), at, &mut self.alerts);
+            }
+        }
+        lock(&self.shared).insert(
+            key,
+            Part {
+                engine,
+                clock,
+                ckpt,
+            },
+        );
+        // Alertmanager ends an alert that is not re-sent within 4 resend intervals, and the
+        // instance that sent it before may be gone
+        if let Some(am) = &self.am {
+            for a in &firing {
+                am.try_push_scoped(a, Some((&topic, partition)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Produces the alerts collected outside any message (inventory, revocations), behind no
+    /// offset.
+    async fn send_pending_alerts(&mut self, scope: Option<(&str, i32)>) -> Result<(), StageError> {
+        if self.alerts.is_empty() {
+            return Ok(());
+        }
+        let mut alerts = std::mem::take(&mut self.alerts);
+        let deliveries = self.send_alerts(&mut alerts, scope).await;
+        self.alerts = alerts;
+        self.commit_behind(InFlight {
+            topic: Arc::from(""),
+            partition: -1,
+            offset: None,
+            store: false,
+            deliveries,
+        })
+        .await
+    }
+
+    /// Encodes and enqueues `alerts` (drained), returning their delivery futures; hands each
+    /// to the Alertmanager forwarder too, if any (never waits), tagged with the partition
+    /// `scope`.
+    async fn send_alerts(
+        &mut self,
+        alerts: &mut Vec<Alert>,
+        scope: Option<(&str, i32)>,
+    ) -> Vec<Pending> {
+        let mut deliveries = Vec::with_capacity(alerts.len());
+        let topic: Arc<str> = Arc::from(self.cfg.alert_topic.as_str());
+        for a in alerts.drain(..) {
+            self.summary.alerts += 1;
+            self.metrics.alert(a.kind, a.state);
+            if let Some(am) = &self.am {
+                am.try_push_scoped(&a, scope);
+            }
+            let payload = encode_alert(&a, self.cfg.alert_format);
+            let record = Record::new(topic.clone(), None, a.alert_id, payload);
+            let fut = enqueue(&self.producer, &record, &mut self.log).await;
+            deliveries.push(Pending { fut, record });
+        }
+        deliveries
+    }
+
+    /// A consumer error: counted, logged rate-limited; librdkafka recovers by itself.
+    pub fn consume_error(&mut self, key: &'static str, e: &rdkafka::error::KafkaError) {
+        self.metrics.consume_errors.inc();
+        self.log.log(key, || e.to_string());
+    }
+
+    /// Ends the stage: its channel to the committer closes (the committer drains what is in
+    /// it and stops); returns what the stage counted.
+    pub fn finish(self) -> RunSummary {
+        self.summary
+    }
+
+    /// Hands `f` to the committer (waits while its channel is full).
+    pub async fn commit_behind(&self, f: InFlight<Pending>) -> Result<(), StageError> {
+        self.tx
+            .send(f)
+            .await
+            .map_err(|_| StageError::CommitterStopped)
+    }
+
+    /// Graceful shutdown, first step: a checkpoint of every partition, behind every record
+    /// produced so far.
+    pub async fn checkpoint_all(&mut self) {
+        let Some(state) = &self.cfg.state else { return };
+        let writes: Vec<CheckpointWrite> = lock(&self.shared)
+            .iter_mut()
+            .filter_map(|(key, part)| take_checkpoint(key, part))
+            .collect();
+        for w in writes {
+            let f = send_checkpoint(&self.producer, &state.topic, w, &mut self.log).await;
+            self.metrics.checkpoints.inc();
+            if self.tx.send(f).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Enqueues a checkpoint's records (chunks, then marker) to the state topic and returns the
+/// in-flight item that stores the input offset once all of it is acknowledged.
+async fn send_checkpoint(
+    producer: &FutureProducer,
+    state_topic: &str,
+    w: CheckpointWrite,
+    log: &mut RateLimitedLog,
+) -> InFlight<Pending> {
+    let topic: Arc<str> = Arc::from(state_topic);
+    let mut deliveries = Vec::new();
+    for (k, v) in w.records {
+        let record = Record::new(topic.clone(), Some(w.key.1), k, v);
+        let fut = enqueue(producer, &record, log).await;
+        deliveries.push(Pending { fut, record });
+    }
+    InFlight {
+        topic: w.key.0,
+        partition: w.key.1,
+        offset: Some(w.offset),
+        store: true,
+        deliveries,
+    }
+}
+
+/// Drops the engines of partitions revoked since the last call; a `pipeline_lag` firing on
+/// one is resolved (pushed to `alerts`), since this instance no longer reads the partition.
+fn drop_revoked(
+    consumer: &DeadairConsumer,
+    engines: &mut Engines,
+    group: &str,
+    alerts: &mut Vec<Alert>,
+) {
+    for (t, p) in consumer.context().take_revoked() {
+        if let Some(mut part) = engines.remove(&(Arc::from(t.as_str()), p)) {
+            part.clock.revoked(wall_ms(), group, alerts);
+        }
+    }
+}
+
+/// Gauges sampled once per heartbeat interval.
+fn refresh_gauges(
+    metrics: &Metrics,
+    health: &Health,
+    consumer: &DeadairConsumer,
+    producer: &FutureProducer,
+    engines: &Engines,
+) {
+    use rdkafka::producer::Producer;
+    let now = wall_ms();
+    health.last_loop_ms.store(now, Ordering::Relaxed);
+    if consumer.assignment().is_ok_and(|a| a.count() > 0) || !engines.is_empty() {
+        health.ready.store(true, Ordering::Relaxed);
+    }
+    metrics.active_series.set(
+        engines
+            .values()
+            .map(|p| p.engine.series_count() as i64)
+            .sum(),
+    );
+    metrics.assigned_partitions.set(engines.len() as i64);
+    metrics
+        .producer_queue
+        .set(i64::from(producer.in_flight_count()));
+    if let Some(oldest) = engines.values().filter_map(|p| p.engine.now()).min() {
+        metrics.watermark_delay.set((now - oldest) / 1000);
+    }
+    metrics.refresh_memory();
+}
+
+fn decode_log_key(r: DecodeReason) -> &'static str {
+    match r {
+        DecodeReason::Empty => "decode error (empty)",
+        DecodeReason::Protobuf => "decode error (protobuf)",
+        DecodeReason::Json => "decode error (json)",
+        DecodeReason::Snappy => "decode error (snappy)",
+        DecodeReason::TooLarge => "decode error (too_large)",
+        DecodeReason::RemoteWrite => "decode error (remote_write)",
+        DecodeReason::Otlp => "decode error (otlp)",
+        DecodeReason::Influx => "decode error (influx)",
+    }
+}
+
+/// What the decoders may use of a message besides its payload: its `content-type` and
+/// `content-encoding` headers (names compared case-insensitively) and its timestamp.
+fn meta<'a>(msg: &'a impl Message) -> Meta<'a> {
+    use rdkafka::message::Headers;
+    let mut meta = Meta {
+        timestamp: msg.timestamp().to_millis(),
+        ..Meta::default()
+    };
+    for h in msg.headers().into_iter().flat_map(|h| h.iter()) {
+        let value = h.value.and_then(|v| std::str::from_utf8(v).ok());
+        if h.key.eq_ignore_ascii_case("content-type") {
+            meta.content_type = value;
+        } else if h.key.eq_ignore_ascii_case("content-encoding") {
+            meta.content_encoding = value;
+        }
+    }
+    meta
+}
