@@ -1052,8 +1052,6 @@ fn num(v: f64) -> String {
 }
 
 mod limits;
-#[cfg(test)]
-mod scenarios;
 mod silence;
 pub mod snapshot;
 #[cfg(test)]
