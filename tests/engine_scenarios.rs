@@ -415,6 +415,7 @@ fn inventory_expectations_tombstones_and_retention() {
 
     let mut out = inv.walk(&mut e, &[(0, Expect(&[A, B, C]), &[])]);
     assert!(!e.expect(A.0, A.1, T0, &mut out), "already known");
+    assert!(out.iter().all(|x| x.kind != Absence), "{out:#?}");
     let rows: &[Row] = &[
         (0, Every(&[A, B], 10, 1000), &[]),
         // `b` stops at 1000 s; `c` never reports. c: absent at its initial timeout (1 h after
