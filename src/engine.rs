@@ -255,6 +255,12 @@ impl Engine {
         self.series.get(hash_canonical(&self.scratch))
     }
 
+    /// The state of series `idx` (see [`Engine::series_index`]), read-only: its cadence,
+    /// detectors, alert states and rule, for inspection by tests and tools.
+    pub fn series_state(&self, idx: u32) -> Option<&SeriesState> {
+        self.states.get(idx as usize)
+    }
+
     /// The per-sample probability at which series `idx` opens an anomaly alert now (rules with
     /// a `false_alerts_per_day` budget; its share of the budget at its learned cadence).
     pub fn alert_probability(&self, idx: u32) -> Option<f64> {
@@ -1047,8 +1053,6 @@ fn num(v: f64) -> String {
 }
 
 mod limits;
-#[cfg(test)]
-mod scenarios;
 mod silence;
 pub mod snapshot;
 #[cfg(test)]

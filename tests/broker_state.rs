@@ -14,6 +14,7 @@ use std::time::Duration;
 
 mod common;
 
+use common::kit::noise;
 use common::{brokers, create_topics, start_with, stop, wall_ms};
 use deadair::config::RunConfig;
 use deadair::proto::{AlertEvent, AlertKind, Sample, SampleBatch};
@@ -25,10 +26,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 /// Input messages: one per second of event time, 600 s.
 const SECONDS: i64 = 600;
-
-fn noise(i: u64) -> f64 {
-    ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 1000) as f64 / 500.0 - 1.0
-}
 
 /// Second `t` of the scenario: 40 `app` series and 5 `edge` series, one sample each.
 /// app-7 is silent from 200 s to 400 s; app-3 spikes at 300 s; the whole `edge` source is

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 mod common;
 
+use common::kit::noise;
 use common::{start_with, Pipeline};
 use deadair::config::RunConfig;
 use deadair::proto::{AlertEvent, AlertKind, AlertState, Sample, SampleBatch};
@@ -29,10 +30,6 @@ fn t0() -> i64 {
         // whole seconds, so event times compare exactly after the protobuf round trip
         (now / 1000 - 2100) * 1000
     })
-}
-
-fn noise(i: u64) -> f64 {
-    ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 1000) as f64 / 500.0 - 1.0
 }
 
 fn sample(host: &str, ts: i64, value: f64) -> Sample {

@@ -6,6 +6,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod common;
+
+use common::kit::noise;
+
 fn deadair(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_deadair"))
         .args(args)
@@ -25,11 +29,6 @@ fn s(p: &Path) -> &str {
 }
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
-
-/// Deterministic noise in [-1, 1).
-fn noise(i: u64) -> f64 {
-    ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 1000) as f64 / 500.0 - 1.0
-}
 
 /// Two series at a 10 s cadence for 220 samples: `web-b` stops after sample 99, `web-a` has a
 /// spike at sample 150 (and 70 samples after it: the default model holds an episode 10

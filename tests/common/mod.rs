@@ -1,5 +1,8 @@
-//! Helpers shared by the Kafka integration tests.
+//! Helpers shared by the integration tests: the Kafka ones here, the engine-level test kit
+//! (noise, sample sources, replay, time-stepped tables) in [`kit`].
 #![allow(dead_code)] // each test binary uses its own subset
+
+pub mod kit;
 
 use std::sync::Arc;
 use std::time::Duration;

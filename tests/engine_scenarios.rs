@@ -1,85 +1,18 @@
-//! Absence scenarios (issue "absence that knows its clocks"), deterministic, at engine level.
-//! Each test states the alerts expected and checks the alerts seen and their event times.
+//! Absence scenarios (issue "absence that knows its clocks"), deterministic, at engine level,
+//! through the public API. Each test states the alerts expected and checks the alerts seen and
+//! their event times. Inputs, replay and tables come from the kit in `tests/common/kit.rs`.
 
-use super::*;
-use crate::clock::{ClockConfig, Lag, PartitionClock};
+use std::sync::Arc;
 
-const S: i64 = 1_000;
-const T0: i64 = 1_700_000_000_000;
+use deadair::clock::{ClockConfig, Lag, PartitionClock};
+use deadair::{Alert, AlertKind, AlertStatus, Engine, Model, Outcome};
 
-/// One sample of the scenario input.
-#[derive(Clone, Debug)]
-struct Smp {
-    ts: i64,
-    job: String,
-    instance: String,
-    value: f64,
-}
+mod common;
 
-/// Deterministic noise in [-1, 1).
-fn noise(i: u64) -> f64 {
-    ((i.wrapping_mul(2_654_435_761) >> 16) % 1000) as f64 / 500.0 - 1.0
-}
-
-/// `n` series of `job`, one sample every `every` ms from `from` until before `to`; series `k`
-/// is offset by `k × spread / n` ms (sources report at different phases).
-fn source(job: &str, n: usize, every: i64, spread: i64, from: i64, to: i64) -> Vec<Smp> {
-    let mut v = Vec::new();
-    for k in 0..n {
-        let mut ts = from + (k as i64 * spread) / n as i64;
-        while ts < to {
-            v.push(Smp {
-                ts,
-                job: job.into(),
-                instance: format!("{job}-{k}"),
-                value: 50.0 + noise(ts as u64 ^ k as u64),
-            });
-            ts += every;
-        }
-    }
-    v
-}
-
-fn engine() -> Engine {
-    Engine::new(Arc::new(Model::default_model()))
-}
-
-fn ingest(e: &mut Engine, s: &Smp, out: &mut Vec<Alert>) {
-    e.ingest(
-        "up",
-        &[("instance", s.instance.as_str()), ("job", s.job.as_str())],
-        s.ts,
-        s.value,
-        out,
-    );
-}
-
-/// Replays samples in event-time order with the replay clock rule (advance to ts - 1 before
-/// each sample), then advances to `end`.
-fn replay(e: &mut Engine, mut input: Vec<Smp>, end: i64) -> Vec<Alert> {
-    input.sort_by_key(|s| s.ts);
-    let mut out = Vec::new();
-    for s in &input {
-        e.advance(s.ts - 1, &mut out);
-        ingest(e, s, &mut out);
-    }
-    e.advance(end, &mut out);
-    out
-}
-
-fn count(alerts: &[Alert], kind: AlertKind, state: AlertStatus) -> usize {
-    alerts
-        .iter()
-        .filter(|a| a.kind == kind && a.state == state)
-        .count()
-}
-
-fn label<'a>(a: &'a Alert, k: &str) -> Option<&'a str> {
-    a.labels
-        .iter()
-        .find(|(lk, _)| lk == k)
-        .map(|(_, v)| v.as_str())
-}
+use common::kit::{
+    count, engine, feed, ingest, knuth_noise, label, replay, source, Row, Series, Smp, Step, Table,
+    S, T0,
+};
 
 #[test]
 fn correlated_silence_collapses_a_source_and_spares_the_others() {
@@ -377,7 +310,7 @@ fn irregular_series_get_no_learned_switch_but_regular_ones_do() {
     let mut samples = Vec::new();
     for i in 0..100u64 {
         // exponential inter-arrival from deterministic uniform noise
-        let u = (noise(i * 7 + 3) + 1.0) / 2.0;
+        let u = (knuth_noise(i * 7 + 3) + 1.0) / 2.0;
         t += (-(1.0 - u * 0.999).ln() * 30_000.0) as i64 + 1;
         if t >= T0 + 3000 * S {
             break;
@@ -388,7 +321,7 @@ fn irregular_series_get_no_learned_switch_but_regular_ones_do() {
     let mut i = 0u64;
     while t < T0 + 3000 * S {
         samples.push(("steady", t));
-        t += 10 * S + (noise(i) * 3000.0) as i64 + if i == 150 { 20 * S } else { 0 };
+        t += 10 * S + (knuth_noise(i) * 3000.0) as i64 + if i == 150 { 20 * S } else { 0 };
         i += 1;
     }
     samples.sort_by_key(|s| s.1);
@@ -406,7 +339,7 @@ fn irregular_series_get_no_learned_switch_but_regular_ones_do() {
     // real stop fires; `events` never does
     assert_eq!(absent, ["steady"], "{out:#?}");
     let idx = e.series_index("events", &[("job", "x")]).unwrap();
-    assert!(e.states[idx as usize].cadence.is_irregular());
+    assert!(e.series_state(idx).unwrap().cadence.is_irregular());
 }
 
 #[test]
@@ -417,7 +350,7 @@ fn a_held_episode_is_decided_before_the_same_series_goes_silent_again() {
     // and make the group collapsible. Events of `a` must alternate firing/resolved with
     // increasing versions, in event-time order. (The irregular check is off: the sudden
     // change from 20 s to 1 s would otherwise class `a` irregular, with no switch at all.)
-    let text = crate::model::DEFAULT_MODEL_TOML.replace("irregular = 4.0", "irregular = 0");
+    let text = deadair::model::DEFAULT_MODEL_TOML.replace("irregular = 4.0", "irregular = 0");
     assert!(text.contains("irregular = 0"));
     let mut e = Engine::new(Arc::new(Model::parse(&text, "test").unwrap()));
     let mut out = Vec::new();
@@ -462,73 +395,65 @@ fn a_held_episode_is_decided_before_the_same_series_goes_silent_again() {
 #[test]
 fn inventory_expectations_tombstones_and_retention() {
     // retention 2 h; `a` and `b` report every 10 s, `c` is expected but never reports
-    let text = crate::model::DEFAULT_MODEL_TOML.replace("retention = \"7d\"", "retention = \"2h\"");
+    let text =
+        deadair::model::DEFAULT_MODEL_TOML.replace("retention = \"7d\"", "retention = \"2h\"");
     assert!(text.contains("retention = \"2h\""));
     let mut e = Engine::new(Arc::new(Model::parse(&text, "test").unwrap()));
-    let mut out = Vec::new();
-    let labels = |i: &'static str| [("instance", i), ("job", "inv")];
-    for i in ["a", "b", "c"] {
-        assert!(e.expect("up", &labels(i), T0, &mut out));
-    }
-    assert!(!e.expect("up", &labels("a"), T0, &mut out), "already known");
-    let feed = |e: &mut Engine, out: &mut Vec<Alert>, who: &[&'static str], from: i64, to: i64| {
-        let mut t = from;
-        while t < to {
-            e.advance(T0 + t * S - 1, out);
-            for &i in who {
-                e.ingest("up", &labels(i), T0 + t * S, 1.0, out);
-            }
-            t += 10;
-        }
+    const A: Series<'static> = ("up", &[("instance", "a"), ("job", "inv")]);
+    const B: Series<'static> = ("up", &[("instance", "b"), ("job", "inv")]);
+    const C: Series<'static> = ("up", &[("instance", "c"), ("job", "inv")]);
+    use AlertKind::Absence;
+    use AlertStatus::{Firing, Resolved};
+    use Step::{Every, Expect, Unexpect};
+    // rows: (t in s after T0, step, the absence events it emits: (kind, state, instance,
+    // event time in s after T0))
+    let inv = Table {
+        origin: T0,
+        key: "instance",
+        kinds: &[Absence],
     };
-    // `b` stops at 1000 s; `c` never reports
-    feed(&mut e, &mut out, &["a", "b"], 0, 1000);
-    feed(&mut e, &mut out, &["a"], 1000, 4000);
-    let brief = |out: &[Alert]| -> Vec<(String, AlertStatus, i64)> {
-        out.iter()
-            .filter(|x| x.kind == AlertKind::Absence)
-            .map(|x| {
-                let who = label(x, "instance").unwrap_or("").to_string();
-                (who, x.state, (x.event_time - T0) / S)
-            })
-            .collect()
-    };
-    // c: absent at its initial timeout (1 h after it was expected); b: at 990 s + 30 s
-    assert_eq!(
-        brief(&out),
-        [
-            ("b".to_string(), AlertStatus::Firing, 1020),
-            ("c".to_string(), AlertStatus::Firing, 3600)
-        ]
-    );
+
+    let mut out = inv.walk(&mut e, &[(0, Expect(&[A, B, C]), &[])]);
+    assert!(!e.expect(A.0, A.1, T0, &mut out), "already known");
+    assert!(out.iter().all(|x| x.kind != Absence), "{out:#?}");
+    let rows: &[Row] = &[
+        (0, Every(&[A, B], 10, 1000), &[]),
+        // `b` stops at 1000 s; `c` never reports. c: absent at its initial timeout (1 h after
+        // it was expected); b: at 990 s + 30 s
+        (
+            1000,
+            Every(&[A], 10, 4000),
+            &[(Absence, Firing, "b", 1020), (Absence, Firing, "c", 3600)],
+        ),
+    ];
+    out.extend(inv.walk(&mut e, rows));
     assert!(out.iter().any(|x| x.summary.contains("inventory")));
-    out.clear();
+
     // a tombstone for `c`: retired now, with its final resolved event
-    assert!(e.unexpect("up", &labels("c"), T0 + 4000 * S, &mut out));
-    assert_eq!(
-        brief(&out),
-        [("c".to_string(), AlertStatus::Resolved, 4000)]
+    let out = inv.walk(
+        &mut e,
+        &[(4000, Unexpect(&[C]), &[(Absence, Resolved, "c", 4000)])],
     );
     assert!(out[0].summary.contains("retired"), "{}", out[0].summary);
     assert_eq!(e.series_count(), 2);
-    out.clear();
+
     // `b` silent for its retention (2 h after its deadline): retired, with a final resolved
-    feed(&mut e, &mut out, &["a"], 4000, 8300);
-    assert_eq!(
-        brief(&out),
-        [("b".to_string(), AlertStatus::Resolved, 1020 + 7200)]
-    );
+    let rows: &[Row] = &[(
+        4000,
+        Every(&[A], 10, 8300),
+        &[(Absence, Resolved, "b", 1020 + 7200)],
+    )];
+    inv.walk(&mut e, rows);
     assert_eq!((e.series_count(), e.stats().retired), (1, 2));
+
     // a retired series that reports again is a new series: nothing to resolve, fresh state
-    out.clear();
-    feed(&mut e, &mut out, &["a", "b"], 8300, 8400);
-    assert!(brief(&out).is_empty(), "{out:#?}");
+    inv.walk(&mut e, &[(8300, Every(&[A, B], 10, 8400), &[])]);
     assert_eq!(e.series_count(), 2);
 }
 
 #[test]
 fn a_cardinality_explosion_is_refused_once_per_source_and_other_sources_are_untouched() {
-    let text = crate::model::DEFAULT_MODEL_TOML
+    let text = deadair::model::DEFAULT_MODEL_TOML
         .replace("max_series = 1000000", "max_series = 300")
         .replace(
             "max_series_per_source = 250000",
@@ -619,25 +544,19 @@ fn a_restored_snapshot_continues_exactly_like_the_original() {
     );
     input.sort_by_key(|s| s.ts);
     let model = Arc::new(Model::default_model());
-    let run = |e: &mut Engine, part: &[Smp], out: &mut Vec<Alert>| {
-        for s in part {
-            e.advance(s.ts - 1, out);
-            ingest(e, s, out);
-        }
-    };
     let mut whole = Engine::new(model.clone());
     let mut expected = Vec::new();
-    run(&mut whole, &input, &mut expected);
+    feed(&mut whole, &input, &mut expected);
     whole.advance(T0 + 2400 * S, &mut expected);
     for cut_s in [300, 625, 1000, 1805, 2300] {
         let cut = input.partition_point(|s| s.ts < T0 + cut_s * S);
         let mut first = Engine::new(model.clone());
         let mut got = Vec::new();
-        run(&mut first, &input[..cut], &mut got);
+        feed(&mut first, &input[..cut], &mut got);
         let bytes = first.snapshot();
         drop(first);
         let mut restored = Engine::restore(model.clone(), &bytes).unwrap();
-        run(&mut restored, &input[cut..], &mut got);
+        feed(&mut restored, &input[cut..], &mut got);
         restored.advance(T0 + 2400 * S, &mut got);
         assert_eq!(got, expected, "cut at {cut_s} s");
         assert_eq!(restored.stats(), whole.stats(), "cut at {cut_s} s");
@@ -657,10 +576,7 @@ fn a_restored_engine_lists_what_it_still_has_firing_with_the_same_ids_and_versio
     let model = Arc::new(Model::default_model());
     let mut e = Engine::new(model.clone());
     let mut out = Vec::new();
-    for s in &input {
-        e.advance(s.ts - 1, &mut out);
-        ingest(&mut e, s, &mut out);
-    }
+    feed(&mut e, &input, &mut out);
     e.advance(T0 + 1200 * S, &mut out);
     let mut fired: Vec<(String, u64)> = out
         .iter()
@@ -686,7 +602,7 @@ fn a_restored_engine_lists_what_it_still_has_firing_with_the_same_ids_and_versio
 /// A format-1 snapshot, written by deadair 2dbba2a (before the context detector) with its
 /// default model: `cpu{host="a"}` reported every 10 s for 2000 s, `cpu{host="b"}` stopped at
 /// 990 s and its absence fired (version 1).
-const SNAPSHOT_V1: &[u8] = include_bytes!("../../tests/fixtures/engine-snapshot-v1.bin");
+const SNAPSHOT_V1: &[u8] = include_bytes!("fixtures/engine-snapshot-v1.bin");
 
 #[test]
 fn a_format_1_snapshot_restores_series_cadences_and_alerts_and_relearns_detectors() {
@@ -753,11 +669,8 @@ fn a_snapshot_under_a_changed_model_keeps_series_and_relearns_orphans() {
     }
     let r = Engine::restore(Arc::new(b), &e.snapshot()).unwrap();
     assert_eq!(r.series_count(), 1);
-    assert_eq!(r.states[0].rule, 0, "matched again under the new model");
-    assert_eq!(r.states[0].detectors.samples(), 0, "learns afresh");
-    assert_eq!(
-        r.states[0].last_ts,
-        T0 + 490 * S,
-        "keeps its identity and time"
-    );
+    let st = r.series_state(0).unwrap();
+    assert_eq!(st.rule, 0, "matched again under the new model");
+    assert_eq!(st.detectors.samples(), 0, "learns afresh");
+    assert_eq!(st.last_ts, T0 + 490 * S, "keeps its identity and time");
 }
