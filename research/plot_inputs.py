@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The two series of the README's plots, as JSONL for `deadair replay --plot`:
+"""The two series of the plots in docs/detection-quality.md, as JSONL for `deadair replay --plot`:
   stuck.jsonl  - latency_ms{host="a"}: log-normal around 120 ms, one sample a minute for three
                  days; on the third day it repeats one reading for 90 minutes (a frozen exporter).
   daily.jsonl  - requests{host="b"}: a daily cycle 50 + 20 sin(2 pi t / day) + N(0, 1); on the

@@ -5,8 +5,8 @@ Prometheus remote-write bindings of `opentelemetry-exporter-prometheus-remote-wr
 
   python3 scripts/formats.py fixtures DIR   writes DIR/{remote_write.bin,otlp.bin,influx.txt}
                                             and DIR/expected.json: the samples each must decode
-                                            to under deadair's documented rules (README, "Input
-                                            formats"), stated here by hand, not by deadair
+                                            to under deadair's documented rules (docs/formats.md,
+                                            "Input formats"), stated here by hand, not by deadair
 
 scripts/e2e_client.py imports `encode` to produce its scenario in every format.
 """

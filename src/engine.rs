@@ -16,7 +16,7 @@
 //!
 //! ## Per-series state budget
 //! [`SeriesState`] is fixed-size: its `size_of` is asserted by a test and reported by the
-//! benchmark (README, "Performance"). Labels are stored separately, once per series, in the
+//! benchmark (docs/performance.md). Labels are stored separately, once per series, in the
 //! [`SeriesTable`].
 //!
 //! ## Samples the engine does not learn from

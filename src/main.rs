@@ -93,9 +93,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
-    /// Measure a model on generated series: false alerts per series-day on twelve kinds of
+    /// Measure a model on generated series: false alerts per series-day on thirteen kinds of
     /// healthy series, alerts during a new series' first day, and the share of injected events
-    /// caught (README, "Detection quality").
+    /// caught (docs/detection-quality.md).
     Quality {
         /// Model file (default: the built-in models/default.toml).
         #[arg(long)]

@@ -2,7 +2,7 @@
 //! matters it catches, measured on series we generate (our kinds, our seeds), never on a
 //! benchmark's labels.
 //!
-//! - **Stationary kinds** ([`Kind`]): twelve kinds of healthy series, one sample a minute for
+//! - **Stationary kinds** ([`Kind`]): thirteen kinds of healthy series, one sample a minute for
 //!   `days` days. Every anomaly or stuck alert on them is false. Reported: false alerts per
 //!   series-day after the first day, and alerts per series during the first day (a new series).
 //! - **Events** ([`EventKind`]): one event injected into each series of a base kind, at a random

@@ -1,7 +1,7 @@
 //! Regression guard for detection quality on the NAB subset in ../shared/nab: the shipped
 //! default model's NAB scores (`tools/nab_score.py`) and its alert stream
 //! (`tools/nab_alerts.py`: windows caught, false alerts per series-day) must not fall behind
-//! the committed figures (README, "Detection quality"). The subset is a check, not a target:
+//! the committed figures (docs/detection-quality.md, "NAB subset"). The subset is a check, not a target:
 //! the model's parameters were chosen on generated series and leave-one-category-out folds.
 
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The detection-quality suite (`src/quality.rs`, `deadair quality`) on the shipped default
 //! model: its false-alarm budget holds on healthy series of thirteen kinds, new series are quiet
 //! on their first day, and the injected events are caught in the share of series the goals ask
-//! (issue #13; README, "Detection quality").
+//! (issue #13; docs/detection-quality.md).
 
 use std::sync::Arc;
 
@@ -37,7 +37,7 @@ fn default_model_meets_its_false_alarm_budget_and_catch_rates() {
     // the events, each within its delay
     for e in &report.events {
         // variance x4 within 30 samples: the goal is 80 %; the `spread` detector reaches
-        // about 40 % (README, "Detection quality": what it would take); guarded at its level
+        // about 40 % (docs/detection-quality.md: what it would take); guarded at its level
         let goal = if e.case.event == EventKind::Variance4 {
             0.35
         } else {

@@ -17,7 +17,7 @@ pub enum Absence {
     Auto(AutoAbsence),
 }
 
-/// Parameters of learned absence timeouts (formula in `absence.rs` and the README).
+/// Parameters of learned absence timeouts (formula in `absence/mod.rs` and docs/absence.md).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutoAbsence {
     pub factor: f64,
@@ -25,7 +25,7 @@ pub struct AutoAbsence {
     pub ceiling_ms: i64,
     pub initial_ms: i64,
     pub min_intervals: usize,
-    /// Irregularity ratio (see `absence.rs`); 0 treats every series as regular.
+    /// Irregularity ratio (see `absence/mod.rs`); 0 treats every series as regular.
     pub irregular: f64,
 }
 

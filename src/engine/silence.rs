@@ -19,7 +19,7 @@
 //! ```
 //!
 //! A series is held for one of its own reporting intervals (its cadence's robust high
-//! quantile, see `absence.rs`), at most `window` (default 60 s): long enough for every member of
+//! quantile, see `absence/mod.rs`), at most `window` (default 60 s): long enough for every member of
 //! a source that stopped at one moment to pass its own deadline, since their last samples lie
 //! within one interval of each other.
 //!

@@ -1,6 +1,6 @@
 //! Models: the rule files that say which detectors and absence settings govern which series.
 //!
-//! A model is a TOML file with one or more `[[rule]]` tables (reference: README, "Model files").
+//! A model is a TOML file with one or more `[[rule]]` tables (reference: docs/model.md).
 //! Rules are tried in file order and a series is governed by the *first* rule whose matchers
 //! match it, so each series carries exactly one rule's state and a catch-all rule goes last.
 //! `models/default.toml` is compiled into the binary ([`Model::default_model`]).
