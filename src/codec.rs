@@ -149,33 +149,45 @@ pub struct JsonSample {
     pub value: f64,
 }
 
+/// A JSON sample that could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JsonSampleError {
+    #[error(
+        "expected a sample like {{\"name\": \"cpu\", \"labels\": {{\"host\": \"a\"}}, \"timestamp\": 1767225600000, \"value\": 1.5}}: {message} (column {column})"
+    )]
+    Syntax { message: String, column: usize },
+    #[error("`name` must not be empty")]
+    EmptyName,
+    #[error(transparent)]
+    Time(#[from] crate::time::TimeError),
+}
+
 /// Decodes one JSON sample object.
-pub fn parse_json_sample(text: &str) -> Result<JsonSample, String> {
+pub fn parse_json_sample(text: &str) -> Result<JsonSample, JsonSampleError> {
     serde_json::from_str::<JsonSampleRaw>(text)
         .map_err(json_error)?
         .finish()
 }
 
 /// Decodes a JSON array of sample objects (parsed once, without an intermediate tree).
-pub fn parse_json_samples(text: &str) -> Result<Vec<JsonSample>, String> {
+pub fn parse_json_samples(text: &str) -> Result<Vec<JsonSample>, JsonSampleError> {
     let raw: Vec<JsonSampleRaw> = serde_json::from_str(text).map_err(json_error)?;
     raw.into_iter().map(JsonSampleRaw::finish).collect()
 }
 
-fn json_error(e: serde_json::Error) -> String {
+fn json_error(e: serde_json::Error) -> JsonSampleError {
     let msg = e.to_string();
-    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-    format!(
-        "expected a sample like {{\"name\": \"cpu\", \"labels\": {{\"host\": \"a\"}}, \"timestamp\": 1767225600000, \"value\": 1.5}}: {msg} (column {})",
-        e.column()
-    )
+    JsonSampleError::Syntax {
+        message: msg.split(" at line ").next().unwrap_or(&msg).to_string(),
+        column: e.column(),
+    }
 }
 
 impl JsonSampleRaw {
-    fn finish(self) -> Result<JsonSample, String> {
+    fn finish(self) -> Result<JsonSample, JsonSampleError> {
         let raw = self;
         if raw.name.is_empty() {
-            return Err("`name` must not be empty".into());
+            return Err(JsonSampleError::EmptyName);
         }
         let timestamp = match raw.timestamp {
             JsonTime::Number(n) => epoch_to_ms(n)?,
@@ -253,7 +265,9 @@ mod tests {
         let b = parse_json_sample(r#"{"name":"cpu","labels":{"host":"a"},"timestamp":"2026-01-01T00:00:00Z","value":1.5}"#).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.timestamp, 1_767_225_600_000);
-        let e = parse_json_sample(r#"{"name":"cpu","timestamp":1}"#).unwrap_err();
+        let e = parse_json_sample(r#"{"name":"cpu","timestamp":1}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing field `value`"), "{e}");
         assert!(parse_json_sample(r#"{"name":"cpu","timestamp":"soon","value":1}"#).is_err());
     }

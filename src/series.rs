@@ -10,6 +10,15 @@
 //! with the same 64-bit hash would share state: at one million series the chance of any such
 //! collision is about 3e-8.
 
+/// Why a series table could not be rebuilt from a snapshot's keys.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    #[error("series {0} appears twice")]
+    Duplicate(String),
+    #[error("free slot {slot} beyond {slots} slots")]
+    FreeSlot { slot: u32, slots: usize },
+}
+
 /// 64-bit series identity (see the module docs).
 /// One series as a person names it (`up{job="api",instance="a:9100"}`), before it is
 /// interned: the metric name and the labels sorted by key. Expected-series inventories are
@@ -363,7 +372,7 @@ impl SeriesTable {
     }
 
     /// Rebuilds a table from [`SeriesTable::raw`] output: ids are recomputed from the keys.
-    pub fn from_raw(keys: Vec<Vec<u8>>, free: &[u32]) -> Result<Self, String> {
+    pub fn from_raw(keys: Vec<Vec<u8>>, free: &[u32]) -> Result<Self, TableError> {
         let mut t = SeriesTable::default();
         let is_free: std::collections::HashSet<u32> = free.iter().copied().collect();
         for (i, key) in keys.into_iter().enumerate() {
@@ -373,9 +382,8 @@ impl SeriesTable {
             } else {
                 let id = hash_canonical(&key);
                 if t.index.get(id).is_some() {
-                    return Err(format!(
-                        "series {} appears twice",
-                        SeriesRef::new(&key).display()
+                    return Err(TableError::Duplicate(
+                        SeriesRef::new(&key).display().to_string(),
                     ));
                 }
                 t.index.insert(id, idx);
@@ -385,7 +393,10 @@ impl SeriesTable {
             t.keys.push(key.into_boxed_slice());
         }
         if let Some(&bad) = free.iter().find(|&&f| f as usize >= t.ids.len()) {
-            return Err(format!("free slot {bad} beyond {} slots", t.ids.len()));
+            return Err(TableError::FreeSlot {
+                slot: bad,
+                slots: t.ids.len(),
+            });
         }
         t.free = free.to_vec();
         Ok(t)

@@ -9,13 +9,32 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 /// 1e11 ms is March 1973, so every plausible metric timestamp is classified correctly.
 const SECONDS_LIMIT: f64 = 1e11;
 
+/// A timestamp or duration that could not be read; the message says what was expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TimeError {
+    #[error("expected a timestamp, found an empty field")]
+    Empty,
+    #[error(
+        "expected a timestamp (`2014-07-01 00:00:00`, RFC 3339, or epoch seconds/ms), found `{0}`"
+    )]
+    Timestamp(String),
+    #[error("expected an epoch timestamp, found `{0}`")]
+    Epoch(String),
+    #[error("expected an epoch timestamp, found {0}")]
+    NotFinite(f64),
+    #[error("timestamp {0} is out of range")]
+    OutOfRange(f64),
+    #[error("expected a duration like `30s`, `5m` or `1h30m`, found `{0}`")]
+    Duration(String),
+}
+
 /// Parses a timestamp as written in inputs: `2014-07-01 00:00:00` (UTC, optional fraction),
 /// RFC 3339 (`2026-01-01T00:00:00Z`, any offset), or epoch seconds / milliseconds (decimal,
 /// classified by magnitude: below 1e11 means seconds).
-pub fn parse_timestamp(text: &str) -> Result<i64, String> {
+pub fn parse_timestamp(text: &str) -> Result<i64, TimeError> {
     let s = text.trim();
     if s.is_empty() {
-        return Err("expected a timestamp, found an empty field".into());
+        return Err(TimeError::Empty);
     }
     let unsigned = s.strip_prefix('-').unwrap_or(s);
     if unsigned.starts_with(|c: char| c.is_ascii_digit()) && !unsigned.contains(['-', ':']) {
@@ -33,15 +52,13 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
             return Ok(dt.and_utc().timestamp_millis());
         }
     }
-    Err(format!(
-        "expected a timestamp (`2014-07-01 00:00:00`, RFC 3339, or epoch seconds/ms), found `{s}`"
-    ))
+    Err(TimeError::Timestamp(s.to_string()))
 }
 
 /// Epoch seconds or milliseconds, by magnitude.
-pub fn epoch_to_ms(v: f64) -> Result<i64, String> {
+pub fn epoch_to_ms(v: f64) -> Result<i64, TimeError> {
     if !v.is_finite() {
-        return Err(format!("expected an epoch timestamp, found {v}"));
+        return Err(TimeError::NotFinite(v));
     }
     let ms = if v.abs() < SECONDS_LIMIT {
         v * 1000.0
@@ -49,15 +66,13 @@ pub fn epoch_to_ms(v: f64) -> Result<i64, String> {
         v
     };
     if ms.abs() > 8.64e15 {
-        return Err(format!("timestamp {v} is out of range"));
+        return Err(TimeError::OutOfRange(v));
     }
     Ok(ms.round() as i64)
 }
 
-fn parse_epoch(s: &str) -> Result<i64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("expected an epoch timestamp, found `{s}`"))?;
+fn parse_epoch(s: &str) -> Result<i64, TimeError> {
+    let v: f64 = s.parse().map_err(|_| TimeError::Epoch(s.to_string()))?;
     epoch_to_ms(v)
 }
 
@@ -71,12 +86,12 @@ pub fn format_rfc3339(ms: i64) -> String {
 
 /// Parses a Prometheus-style duration: one or more `<number><unit>` parts with units
 /// `ms`, `s`, `m`, `h`, `d`, `w` (e.g. `500ms`, `5m`, `1h30m`). `0` alone is accepted.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
+pub fn parse_duration(text: &str) -> Result<i64, TimeError> {
     let s = text.trim();
     if s == "0" {
         return Ok(0);
     }
-    let bad = || format!("expected a duration like `30s`, `5m` or `1h30m`, found `{text}`");
+    let bad = || TimeError::Duration(text.to_string());
     if s.is_empty() {
         return Err(bad());
     }

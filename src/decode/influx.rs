@@ -93,7 +93,7 @@ impl Scan<'_> {
     }
 
     /// Skips a quoted string field value (the opening quote is next).
-    fn string(&mut self) -> Result<(), String> {
+    fn string(&mut self) -> Result<(), LineError> {
         self.pos += 1;
         while let Some(b) = self.peek() {
             self.pos += 1;
@@ -103,8 +103,33 @@ impl Scan<'_> {
                 _ => {}
             }
         }
-        Err("unterminated string field".into())
+        Err(LineError::UnterminatedString)
     }
+}
+
+/// Why a line of line protocol was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum LineError {
+    #[error("unterminated string field")]
+    UnterminatedString,
+    #[error("expected a measurement name")]
+    NoMeasurement,
+    #[error("expected `tag=value` after `{0}`")]
+    Tag(String),
+    #[error("tag `{0}` has no value")]
+    EmptyTag(String),
+    #[error("expected a space and the fields after the tags")]
+    NoFields,
+    #[error("expected `field=value`")]
+    Field,
+    #[error("no timestamp, and the message has none")]
+    NoTimestamp,
+    #[error("expected an integer timestamp, found `{0}`")]
+    Timestamp(String),
+    #[error("timestamp {t} is out of range for precision {precision:?}")]
+    TimestampRange { t: i64, precision: Precision },
+    #[error("expected a number, integer (3i), unsigned (3u), boolean or string, found `{0}`")]
+    Value(String),
 }
 
 /// What a backslash escapes in tag keys, tag values and field keys.
@@ -115,35 +140,35 @@ fn parse_line(
     precision: Precision,
     meta: Meta<'_>,
     out: &mut Vec<Sample>,
-) -> Result<(), String> {
+) -> Result<(), LineError> {
     let mut s = Scan {
         s: line.as_bytes(),
         pos: 0,
     };
     let measurement = s.until(b", ", b", ");
     if measurement.is_empty() {
-        return Err("expected a measurement name".into());
+        return Err(LineError::NoMeasurement);
     }
     let mut tags = BTreeMap::new();
     while s.eat(b',') {
         let key = s.until(b"=, ", KEY);
         if key.is_empty() || !s.eat(b'=') {
-            return Err(format!("expected `tag=value` after `{measurement}`"));
+            return Err(LineError::Tag(measurement.to_string()));
         }
         let value = s.until(b", ", KEY);
         if value.is_empty() {
-            return Err(format!("tag `{key}` has no value"));
+            return Err(LineError::EmptyTag(key.to_string()));
         }
         tags.insert(label_name(&key), value);
     }
     if s.spaces() == 0 {
-        return Err("expected a space and the fields after the tags".into());
+        return Err(LineError::NoFields);
     }
     let mut fields = Vec::new();
     loop {
         let key = s.until(b"=, ", KEY);
         if key.is_empty() || !s.eat(b'=') {
-            return Err("expected `field=value`".into());
+            return Err(LineError::Field);
         }
         if s.peek() == Some(b'"') {
             s.string()?;
@@ -157,16 +182,15 @@ fn parse_line(
     }
     let rest = std::str::from_utf8(&s.s[s.pos..]).unwrap_or("").trim();
     let timestamp = if rest.is_empty() {
-        meta.timestamp
-            .ok_or("no timestamp, and the message has none")?
+        meta.timestamp.ok_or(LineError::NoTimestamp)?
     } else {
         let t: i64 = rest
             .parse()
-            .map_err(|_| format!("expected an integer timestamp, found `{rest}`"))?;
+            .map_err(|_| LineError::Timestamp(rest.to_string()))?;
         precision
             .to_ms(t)
             .filter(|ms| (-8.64e15..=8.64e15).contains(&(*ms as f64)))
-            .ok_or_else(|| format!("timestamp {t} is out of range for precision {precision:?}"))?
+            .ok_or(LineError::TimestampRange { t, precision })?
     };
     for (key, value) in fields {
         out.push(Sample {
@@ -179,10 +203,8 @@ fn parse_line(
     Ok(())
 }
 
-fn field_value(raw: &str) -> Result<f64, String> {
-    let bad = || {
-        format!("expected a number, integer (3i), unsigned (3u), boolean or string, found `{raw}`")
-    };
+fn field_value(raw: &str) -> Result<f64, LineError> {
+    let bad = || LineError::Value(raw.to_string());
     match raw {
         "t" | "T" | "true" | "True" | "TRUE" => return Ok(1.0),
         "f" | "F" | "false" | "False" | "FALSE" => return Ok(0.0),

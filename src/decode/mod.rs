@@ -205,12 +205,14 @@ fn decode_json(payload: &[u8], out: &mut Vec<Sample>) -> Result<(), DecodeError>
     if text.starts_with('[') {
         out.extend(
             parse_json_samples(text)
-                .map_err(err)?
+                .map_err(|e| err(e.to_string()))?
                 .into_iter()
                 .map(sample),
         );
     } else {
-        out.push(sample(parse_json_sample(text).map_err(err)?));
+        out.push(sample(
+            parse_json_sample(text).map_err(|e| err(e.to_string()))?,
+        ));
     }
     Ok(())
 }

@@ -314,23 +314,7 @@ impl DetectorSet {
         ts: i64,
         z_band: f64,
     ) -> Option<(Verdict, DetectorKind)> {
-        // A series whose rule changed between the window and the context detector (a model
-        // reload, a restored snapshot) starts learning afresh: half-reset state would leave
-        // the context's bands unlearned for good.
-        let wants_context = self.context.is_some();
-        let wants_window = self.zscore.is_some() || self.mad.is_some();
-        let has_context = matches!(st.memory, Memory::Context(_));
-        if (wants_context && !has_context) || (wants_window && has_context) {
-            let memory = if wants_context {
-                Memory::Context(context::State::default())
-            } else {
-                Memory::default()
-            };
-            *st = ClassicState {
-                memory,
-                ..ClassicState::default()
-            };
-        }
+        self.reset_on_rule_change(st);
         let robust_shift = self
             .level_shift
             .as_ref()
@@ -338,13 +322,6 @@ impl DetectorSet {
         // novelty's noise margin reads the robust spread before this sample moves it
         let noise_sd = robust_shift.map(|p| p.spread(&st.level_shift));
         let mut stat: Option<(Verdict, DetectorKind)> = None;
-        let consider = |best: &mut Option<(Verdict, DetectorKind)>, v: Option<Verdict>, kind| {
-            if let Some(v) = v {
-                if best.is_none_or(|(b, _)| v.score > b.score) {
-                    *best = Some((v, kind));
-                }
-            }
-        };
         if let Some(p) = &self.zscore {
             consider(
                 &mut stat,
@@ -396,30 +373,7 @@ impl DetectorSet {
             };
             Some((v, DetectorKind::Context))
         });
-        let mut best = match ensemble {
-            None => {
-                let mut best = stat;
-                consider(&mut best, context.map(|(v, _)| v), DetectorKind::Context);
-                best
-            }
-            Some(e) => {
-                let enabled =
-                    usize::from(self.has_statistical()) + usize::from(self.context.is_some());
-                let sum =
-                    stat.map_or(0.0, |(v, _)| v.score) + context.map_or(0.0, |(v, _)| v.score);
-                // the vote is named after its louder voter, and carries the statistical
-                // verdict's expectation and band when there is one (context has none)
-                let kind = match (stat, context) {
-                    (Some(s), Some(c)) if c.0.score > s.0.score => c.1,
-                    (Some(s), _) => s.1,
-                    (None, c) => c.map_or(DetectorKind::Context, |c| c.1),
-                };
-                stat.or(context).map(|(mut v, _)| {
-                    v.score = e.vote * sum / enabled.max(1) as f64;
-                    (v, kind)
-                })
-            }
-        };
+        let mut best = self.combine(ensemble, stat, context);
         if let Some(p) = &self.threshold {
             consider(&mut best, p.score(x), DetectorKind::Threshold);
         }
@@ -444,6 +398,62 @@ impl DetectorSet {
         best
     }
 
+    /// A series whose rule changed between the window and the context detector (a model
+    /// reload, a restored snapshot) starts learning afresh: half-reset state would leave the
+    /// context's bands unlearned for good.
+    #[inline]
+    fn reset_on_rule_change(&self, st: &mut ClassicState) {
+        let wants_context = self.context.is_some();
+        let wants_window = self.zscore.is_some() || self.mad.is_some();
+        let has_context = matches!(st.memory, Memory::Context(_));
+        if (wants_context && !has_context) || (wants_window && has_context) {
+            let memory = if wants_context {
+                Memory::Context(context::State::default())
+            } else {
+                Memory::default()
+            };
+            *st = ClassicState {
+                memory,
+                ..ClassicState::default()
+            };
+        }
+    }
+
+    /// The statistical verdict and the context's, combined by the highest or by the
+    /// ensemble's vote (see [`DetectorSet::evaluate`]).
+    #[inline]
+    fn combine(
+        &self,
+        ensemble: Option<&Ensemble>,
+        stat: Option<(Verdict, DetectorKind)>,
+        context: Option<(Verdict, DetectorKind)>,
+    ) -> Option<(Verdict, DetectorKind)> {
+        match ensemble {
+            None => {
+                let mut best = stat;
+                consider(&mut best, context.map(|(v, _)| v), DetectorKind::Context);
+                best
+            }
+            Some(e) => {
+                let enabled =
+                    usize::from(self.has_statistical()) + usize::from(self.context.is_some());
+                let sum =
+                    stat.map_or(0.0, |(v, _)| v.score) + context.map_or(0.0, |(v, _)| v.score);
+                // the vote is named after its louder voter, and carries the statistical
+                // verdict's expectation and band when there is one (context has none)
+                let kind = match (stat, context) {
+                    (Some(s), Some(c)) if c.0.score > s.0.score => c.1,
+                    (Some(s), _) => s.1,
+                    (None, c) => c.map_or(DetectorKind::Context, |c| c.1),
+                };
+                stat.or(context).map(|(mut v, _)| {
+                    v.score = e.vote * sum / enabled.max(1) as f64;
+                    (v, kind)
+                })
+            }
+        }
+    }
+
     /// Whether any statistical detector (zscore, mad, ewma, level_shift with `cusum`) is
     /// enabled.
     pub fn has_statistical(&self) -> bool {
@@ -454,6 +464,16 @@ impl DetectorSet {
                 .level_shift
                 .as_ref()
                 .is_some_and(|p| p.method == level_shift::Method::Cusum)
+    }
+}
+
+/// Keeps in `best` the higher-scoring of it and `v` (ties keep `best`).
+#[inline]
+fn consider(best: &mut Option<(Verdict, DetectorKind)>, v: Option<Verdict>, kind: DetectorKind) {
+    if let Some(v) = v {
+        if best.is_none_or(|(b, _)| v.score > b.score) {
+            *best = Some((v, kind));
+        }
     }
 }
 

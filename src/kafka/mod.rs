@@ -187,8 +187,19 @@ pub async fn run(
         }
     }
 
-    // Graceful shutdown: stop fetching, checkpoint every partition, let the committer drain,
-    // commit what it stored.
+    shut_down(stage, committer, am.as_ref(), &producer, &consumer, cfg).await
+}
+
+/// Graceful shutdown: stop fetching, checkpoint every partition, let the committer drain
+/// (within `shutdown_timeout`), tell Alertmanager what is pending, commit what was stored.
+async fn shut_down(
+    mut stage: Stage<'_>,
+    committer: tokio::task::JoinHandle<(u64, u64)>,
+    am: Option<&crate::alertmanager::Forwarder>,
+    producer: &rdkafka::producer::FutureProducer,
+    consumer: &DeadairConsumer,
+    cfg: &RunConfig,
+) -> Result<RunSummary, StageError> {
     let shutdown_started = std::time::Instant::now();
     stage.checkpoint_all().await;
     let mut summary = stage.finish();
@@ -205,7 +216,7 @@ pub async fn run(
             eprintln!("deadair: shutdown timeout: some alerts were not acknowledged; their offsets stay uncommitted");
         }
     }
-    if let Some(am) = &am {
+    if let Some(am) = am {
         am.shutdown(timeout.saturating_sub(shutdown_started.elapsed()))
             .await;
     }

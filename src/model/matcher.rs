@@ -2,6 +2,7 @@
 
 use regex::Regex;
 
+use crate::check::Invalid;
 use crate::series::{SeriesKey, SeriesRef};
 
 /// How a matcher compares a label value.
@@ -42,7 +43,7 @@ impl Matcher {
 /// separated by commas. Values are double-quoted with `\"` and `\\` escapes.
 /// Parses one exact series, `name{label="value", ...}` (the selector syntax with `=` only), into
 /// its name and labels sorted by key.
-pub fn parse_series(text: &str) -> Result<SeriesKey, String> {
+pub fn parse_series(text: &str) -> Result<SeriesKey, Invalid> {
     let mut name = None;
     let mut labels = Vec::new();
     for m in parse_selector(text)? {
@@ -50,22 +51,22 @@ pub fn parse_series(text: &str) -> Result<SeriesKey, String> {
             MatchOp::Equal(v) if m.label == "__name__" => name = Some(v),
             MatchOp::Equal(v) => labels.push((m.label, v)),
             _ => {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "`{}` is not an exact series: only `label=\"value\"` terms are allowed",
                     text.trim()
-                ))
+                )))
             }
         }
     }
     let name = name.ok_or_else(|| format!("`{}` has no metric name", text.trim()))?;
     labels.sort();
     if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(format!("label `{}` appears twice", w[0].0));
+        return Err(Invalid(format!("label `{}` appears twice", w[0].0)));
     }
     Ok(SeriesKey { name, labels })
 }
 
-pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
+pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, Invalid> {
     let s = text.trim();
     let (name, body) = match s.find('{') {
         Some(open) => {
@@ -79,7 +80,7 @@ pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
     let mut out = Vec::new();
     if !name.is_empty() {
         if !is_valid_name(name) {
-            return Err(format!("`{name}` is not a valid metric name"));
+            return Err(Invalid(format!("`{name}` is not a valid metric name")));
         }
         out.push(Matcher {
             label: "__name__".into(),
@@ -93,7 +94,7 @@ pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
             .unwrap_or(rest.len());
         let label = &rest[..label_end];
         if label.is_empty() || !is_valid_name(label) {
-            return Err(format!("expected a label name at `{rest}`"));
+            return Err(Invalid(format!("expected a label name at `{rest}`")));
         }
         rest = rest[label_end..].trim_start();
         let (op, after) = if let Some(r) = rest.strip_prefix("=~") {
@@ -105,9 +106,9 @@ pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
         } else if let Some(r) = rest.strip_prefix('=') {
             ("=", r)
         } else {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "expected one of `=`, `!=`, `=~`, `!~` after `{label}`"
-            ));
+            )));
         };
         let (value, after) = parse_quoted(after.trim_start())
             .ok_or_else(|| format!("expected a double-quoted value after `{label}{op}`"))?;
@@ -129,7 +130,7 @@ pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
         if let Some(r) = rest.strip_prefix(',') {
             rest = r.trim_start();
         } else if !rest.is_empty() {
-            return Err(format!("expected `,` or `}}` at `{rest}`"));
+            return Err(Invalid(format!("expected `,` or `}}` at `{rest}`")));
         }
     }
     Ok(out)
@@ -188,12 +189,15 @@ mod tests {
         assert_eq!(parse_series("up").unwrap().labels, []);
         assert!(parse_series(r#"up{job=~"a.*"}"#)
             .unwrap_err()
+            .0
             .contains("not an exact series"));
         assert!(parse_series(r#"{job="a"}"#)
             .unwrap_err()
+            .0
             .contains("no metric name"));
         assert!(parse_series(r#"up{a="1",a="2"}"#)
             .unwrap_err()
+            .0
             .contains("twice"));
     }
     use crate::series::{encode_canonical, SeriesRef};
@@ -242,6 +246,6 @@ mod tests {
             assert!(parse_selector(bad).is_err(), "{bad}");
         }
         let e = parse_selector(r#"{job=~"(unclosed"}"#).unwrap_err();
-        assert!(e.contains("bad regex for `job`"), "{e}");
+        assert!(e.0.contains("bad regex for `job`"), "{e}");
     }
 }

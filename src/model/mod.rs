@@ -336,10 +336,9 @@ struct RawRule {
 }
 
 impl RawRule {
-    fn build(self) -> Result<Rule, Invalid> {
-        if self.name.trim().is_empty() {
-            return Err("rule `name` must not be empty".into());
-        }
+    /// The learned detectors do not mix with the classic ones, their likelihood or ensemble,
+    /// or a score threshold; `[rule.learning]` needs them.
+    fn check_learned_mix(&self) -> Result<(), Invalid> {
         let d = &self.detectors;
         let learned = d.has_learned();
         if learned {
@@ -374,23 +373,12 @@ impl RawRule {
                     .into(),
             );
         }
-        if self.threshold.is_some() && self.false_alerts_per_day.is_some() {
-            return Err(
-                "give either a score `threshold` or `false_alerts_per_day`, not both".into(),
-            );
-        }
-        let threshold = self.threshold.unwrap_or_else(default_threshold);
-        let resolve_threshold = self.resolve_threshold.unwrap_or(threshold);
-        if resolve_threshold > threshold {
-            return Err(Invalid(format!(
-                "`resolve_threshold` ({resolve_threshold}) must not exceed `threshold` ({threshold})"
-            )));
-        }
-        let budget = if learned {
-            Some(self.false_alerts_per_day.unwrap_or(DEFAULT_BUDGET))
-        } else {
-            self.false_alerts_per_day
-        };
+        Ok(())
+    }
+
+    /// Each classic detector's own checks, and the pairs that cannot share a rule.
+    fn check_detectors(&self) -> Result<(), Invalid> {
+        let d = &self.detectors;
         let checks = [
             d.threshold.as_ref().map(|p| p.validate()),
             d.zscore.as_ref().map(|p| p.validate()),
@@ -421,6 +409,34 @@ impl RawRule {
                     .into(),
             );
         }
+        Ok(())
+    }
+
+    fn build(self) -> Result<Rule, Invalid> {
+        if self.name.trim().is_empty() {
+            return Err("rule `name` must not be empty".into());
+        }
+        self.check_learned_mix()?;
+        let d = &self.detectors;
+        let learned = d.has_learned();
+        if self.threshold.is_some() && self.false_alerts_per_day.is_some() {
+            return Err(
+                "give either a score `threshold` or `false_alerts_per_day`, not both".into(),
+            );
+        }
+        let threshold = self.threshold.unwrap_or_else(default_threshold);
+        let resolve_threshold = self.resolve_threshold.unwrap_or(threshold);
+        if resolve_threshold > threshold {
+            return Err(Invalid(format!(
+                "`resolve_threshold` ({resolve_threshold}) must not exceed `threshold` ({threshold})"
+            )));
+        }
+        let budget = if learned {
+            Some(self.false_alerts_per_day.unwrap_or(DEFAULT_BUDGET))
+        } else {
+            self.false_alerts_per_day
+        };
+        self.check_detectors()?;
         let retention_ms = self.absence.retention;
         let absence = self.absence.build()?;
         if d.is_empty() && absence == Absence::Off {

@@ -180,7 +180,7 @@ impl Input {
                 tc.max(vc) + 1
             ));
         };
-        let ts = parse_timestamp(ts_text)?;
+        let ts = parse_timestamp(ts_text).map_err(|e| e.to_string())?;
         let value: f64 = value_text
             .parse()
             .map_err(|_| format!("expected a number in column `value`, found `{value_text}`"))?;
@@ -195,7 +195,7 @@ impl Input {
     }
 
     fn parse_jsonl(&self) -> Result<Record, String> {
-        let s = parse_json_sample(self.buf.trim())?;
+        let s = parse_json_sample(self.buf.trim()).map_err(|e| e.to_string())?;
         Ok(Record {
             ts: s.timestamp,
             name: s.name.into(),
