@@ -500,13 +500,13 @@ pub fn spawn(cfg: &AlertmanagerConfig, registry: &Registry) -> Result<Forwarder,
     let (tx, rx) = mpsc::channel(cfg.max_queue.clamp(1, 100_000));
     let overflow = Arc::new(Mutex::new(Vec::new()));
     let outbox = Outbox::new(
-        cfg.resend_interval,
+        crate::time::millis(cfg.resend_interval),
         cfg.max_queue,
         cfg.generator_url.as_deref().unwrap_or(""),
     );
     let task = Task {
         ep,
-        timeout: Duration::from_millis(cfg.timeout.max(1) as u64),
+        timeout: cfg.timeout.max(Duration::from_millis(1)),
         outbox,
         metrics: metrics.clone(),
         overflow: overflow.clone(),

@@ -137,6 +137,20 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     crate::time::parse_duration(&s).map_err(D::Error::custom)
 }
 
+/// A duration string (`30s`, `5m`, `1h30m`).
+pub fn std_duration<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let ms = duration(d)?;
+    Ok(std::time::Duration::from_millis(ms.max(0) as u64))
+}
+
+/// A duration string that must be > 0.
+pub fn positive_std_duration<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<std::time::Duration, D::Error> {
+    let ms = positive_duration(d)?;
+    Ok(std::time::Duration::from_millis(ms as u64))
+}
+
 /// A duration that must be > 0.
 pub fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     let v = duration(d)?;

@@ -89,8 +89,8 @@ impl PartitionClock {
         }
     }
 
-    pub fn last_offset(&self) -> i64 {
-        self.last_offset
+    pub fn last_offset(&self) -> Option<i64> {
+        (self.last_offset >= 0).then_some(self.last_offset)
     }
 
     /// The lag, given the broker's high watermark (`None` or negative: unknown) and wall time.
@@ -125,19 +125,18 @@ impl PartitionClock {
         }
     }
 
-    /// The event-time watermark alone (`i64::MIN` before the first sample).
-    pub fn event_watermark(&self) -> i64 {
-        if self.newest_event == i64::MIN {
-            return i64::MIN;
-        }
-        self.newest_event
-            .saturating_sub(self.cfg.allowed_lateness)
-            .saturating_sub(1)
+    /// The event-time watermark alone (`None` before the first sample).
+    pub fn event_watermark(&self) -> Option<i64> {
+        (self.newest_event != i64::MIN).then(|| {
+            self.newest_event
+                .saturating_sub(self.cfg.allowed_lateness)
+                .saturating_sub(1)
+        })
     }
 
     /// The watermark to advance the engine to (see the module docs).
     pub fn watermark(&self, lag: Lag, wall: i64) -> i64 {
-        let event = self.event_watermark();
+        let event = self.event_watermark().unwrap_or(i64::MIN);
         if lag.messages == Some(0) {
             event.max(wall.saturating_sub(self.cfg.ingest_delay))
         } else {
@@ -263,9 +262,9 @@ mod tests {
     fn wall_time_counts_only_while_caught_up() {
         let mut c = clock();
         let wall = 1_000_000 * S;
-        assert_eq!(c.event_watermark(), i64::MIN);
+        assert_eq!(c.event_watermark(), None);
         c.consumed(41, Some(wall - 500 * S), Some(wall - 500 * S));
-        assert_eq!(c.event_watermark(), wall - 502 * S - 1);
+        assert_eq!(c.event_watermark(), Some(wall - 502 * S - 1));
         // high watermark 100: 58 messages behind, wall time ignored
         let lag = c.lag(Some(100), None, wall);
         assert_eq!(lag.messages, Some(58));

@@ -76,6 +76,11 @@ fn parse_epoch(s: &str) -> Result<i64, TimeError> {
     epoch_to_ms(v)
 }
 
+/// A duration in whole milliseconds, the engine's unit (saturating at `i64::MAX`).
+pub fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// RFC 3339 in UTC with millisecond precision, e.g. `2026-01-01T00:00:00.000Z`.
 pub fn format_rfc3339(ms: i64) -> String {
     match DateTime::<Utc>::from_timestamp_millis(ms) {

@@ -191,8 +191,8 @@ async fn absence_fires_and_resolves_in_a_real_alertmanager() {
     let registry = prometheus::Registry::new();
     let cfg = AlertmanagerConfig {
         url: format!("http://{}", am.addr),
-        resend_interval: 60 * S,
-        timeout: 5 * S,
+        resend_interval: std::time::Duration::from_secs(60),
+        timeout: std::time::Duration::from_secs(5),
         max_queue: 100,
         generator_url: Some("http://127.0.0.1:9464/".into()),
     };

@@ -258,7 +258,7 @@ fn endpoints_and_config() {
     let mut c: AlertmanagerConfig = toml::from_str("url = \"http://127.0.0.1:9093\"").unwrap();
     assert_eq!(
         (c.resend_interval, c.timeout, c.max_queue),
-        (60_000, 10_000, 10_000)
+        (Duration::from_secs(60), Duration::from_secs(10), 10_000)
     );
     c.validate("127.0.0.1:9464").unwrap();
     assert_eq!(c.generator_url.as_deref(), Some("http://127.0.0.1:9464/"));
@@ -326,8 +326,8 @@ async fn server(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<(Instant, String)>
 fn cfg(url: &str) -> AlertmanagerConfig {
     AlertmanagerConfig {
         url: url.into(),
-        resend_interval: 3_600_000,
-        timeout: 2_000,
+        resend_interval: Duration::from_secs(3600),
+        timeout: Duration::from_secs(2),
         max_queue: 100,
         generator_url: Some(String::new()),
     }
@@ -497,7 +497,7 @@ fn run_config_takes_an_alertmanager_table_with_file_named_errors() {
     )
     .unwrap();
     let am = c.alertmanager.unwrap();
-    assert_eq!(am.resend_interval, 30_000);
+    assert_eq!(am.resend_interval, Duration::from_secs(30));
     assert_eq!(am.generator_url.as_deref(), Some("http://127.0.0.1:9999/"));
     let e = RunConfig::parse(
         &format!("{base}[alertmanager]\nurl = \"https://am:9093\"\n"),

@@ -1,15 +1,17 @@
 //! The `[alertmanager]` table of `deadair run` and the endpoint its `url` names: plain data,
 //! checked while the configuration is read; the Alertmanager forwarder uses it.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use crate::check::{self, Invalid};
 
-fn default_resend() -> i64 {
-    60_000
+fn default_resend() -> Duration {
+    Duration::from_secs(60)
 }
-fn default_timeout() -> i64 {
-    10_000
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 fn default_max_queue() -> usize {
     10_000
@@ -22,19 +24,19 @@ pub struct AlertmanagerConfig {
     /// Alertmanager's base URL, plain HTTP only, e.g. `http://127.0.0.1:9093` (a path prefix
     /// such as `http://host:9093/alertmanager` is kept; `/api/v2/alerts` is appended).
     pub url: String,
-    /// Interval at which firing alerts are sent again, ms (default 60 s). Firing alerts carry
+    /// Interval at which firing alerts are sent again (default 60 s). Firing alerts carry
     /// `endsAt = now + 4 × resend_interval`.
     #[serde(
         default = "default_resend",
-        deserialize_with = "check::positive_duration"
+        deserialize_with = "check::positive_std_duration"
     )]
-    pub resend_interval: i64,
-    /// Upper bound on one request (connect, send, response), ms (default 10 s).
+    pub resend_interval: Duration,
+    /// Upper bound on one request (connect, send, response) (default 10 s).
     #[serde(
         default = "default_timeout",
-        deserialize_with = "check::positive_duration"
+        deserialize_with = "check::positive_std_duration"
     )]
-    pub timeout: i64,
+    pub timeout: Duration,
     /// Alerts held for Alertmanager at most (firing ones being re-sent plus resolved ones not
     /// yet delivered), count (default 10000).
     #[serde(default = "default_max_queue")]

@@ -42,6 +42,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -132,8 +133,8 @@ pub struct Inventory {
     pub input: Option<String>,
 }
 
-fn default_checkpoint_interval() -> i64 {
-    60_000
+fn default_checkpoint_interval() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// Where and how often engine state is checkpointed (see `kafka/checkpoint.rs`).
@@ -142,12 +143,12 @@ fn default_checkpoint_interval() -> i64 {
 pub struct StateConfig {
     /// Compacted topic with at least as many partitions as any input topic.
     pub topic: String,
-    /// Checkpoint interval per partition, ms.
+    /// Checkpoint interval per partition.
     #[serde(
         default = "default_checkpoint_interval",
-        deserialize_with = "check::positive_duration"
+        deserialize_with = "check::positive_std_duration"
     )]
-    pub interval: i64,
+    pub interval: Duration,
 }
 
 fn yes() -> bool {
@@ -211,17 +212,17 @@ fn default_group() -> String {
 fn default_alert_topic() -> String {
     "deadair-alerts".into()
 }
-fn default_heartbeat() -> i64 {
-    10_000
+fn default_heartbeat() -> Duration {
+    Duration::from_secs(10)
 }
-fn default_ingest_delay() -> i64 {
-    1_000
+fn default_ingest_delay() -> Duration {
+    Duration::from_secs(1)
 }
-fn default_lag_threshold() -> i64 {
-    60_000
+fn default_lag_threshold() -> Duration {
+    Duration::from_secs(60)
 }
-fn default_shutdown() -> i64 {
-    30_000
+fn default_shutdown() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_max_in_flight() -> usize {
     10_000
@@ -248,32 +249,35 @@ pub struct RunConfig {
     pub alert_topic: String,
     #[serde(default)]
     pub alert_format: AlertFormat,
-    /// Interval of heartbeat events on the alert topic, ms.
+    /// Interval of heartbeat events on the alert topic.
     #[serde(
         default = "default_heartbeat",
-        deserialize_with = "check::positive_duration"
+        deserialize_with = "check::positive_std_duration"
     )]
-    pub heartbeat_interval: i64,
-    /// How far the engine clock trails the newest event time of a partition, ms.
-    #[serde(default, deserialize_with = "check::duration")]
-    pub allowed_lateness: i64,
-    /// While a partition is caught up, its clock trails wall time by this, ms: the time a
-    /// sample may take from its producer to deadair.
-    #[serde(default = "default_ingest_delay", deserialize_with = "check::duration")]
-    pub ingest_delay: i64,
+    pub heartbeat_interval: Duration,
+    /// How far the engine clock trails the newest event time of a partition.
+    #[serde(default, deserialize_with = "check::std_duration")]
+    pub allowed_lateness: Duration,
+    /// While a partition is caught up, its clock trails wall time by this: the time a sample
+    /// may take from its producer to deadair.
+    #[serde(
+        default = "default_ingest_delay",
+        deserialize_with = "check::std_duration"
+    )]
+    pub ingest_delay: Duration,
     /// Consumer lag (wall time minus the Kafka timestamp of the message being processed) beyond
-    /// which a `pipeline_lag` alert fires for the partition, ms.
+    /// which a `pipeline_lag` alert fires for the partition.
     #[serde(
         default = "default_lag_threshold",
-        deserialize_with = "check::positive_duration"
+        deserialize_with = "check::positive_std_duration"
     )]
-    pub lag_threshold: i64,
-    /// Upper bound on a graceful shutdown, ms.
+    pub lag_threshold: Duration,
+    /// Upper bound on a graceful shutdown.
     #[serde(
         default = "default_shutdown",
-        deserialize_with = "check::positive_duration"
+        deserialize_with = "check::positive_std_duration"
     )]
-    pub shutdown_timeout: i64,
+    pub shutdown_timeout: Duration,
     /// Messages whose alerts await delivery before fetching pauses (backpressure).
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
@@ -419,7 +423,10 @@ mod tests {
             (c.brokers.as_str(), c.group_id.as_str()),
             ("127.0.0.1:9092", "deadair")
         );
-        assert_eq!((c.heartbeat_interval, c.shutdown_timeout), (10_000, 30_000));
+        assert_eq!(
+            (c.heartbeat_interval, c.shutdown_timeout),
+            (Duration::from_secs(10), Duration::from_secs(30))
+        );
         let i = c.input_of("m").unwrap();
         assert_eq!(*i, Input::new("m", InputFormat::Json));
         let c = RunConfig::parse(

@@ -13,9 +13,19 @@
 //! succeeds: delay is fine, data loss is not. The committer's channel is bounded
 //! (`max_in_flight`), so a slow broker pauses fetching instead of growing memory.
 //!
-//! With `[state]` (see [`checkpoint`]) each partition's engine is checkpointed to a compacted
+//! With `[state]` (see `checkpoint.rs`) each partition's engine is checkpointed to a compacted
 //! topic, the committed offset only follows acknowledged checkpoints, and a revoked partition
-//! is checkpointed in the rebalance callback before it moves ([`RevokeHook`]).
+//! is checkpointed in the rebalance callback before it moves (`ownership.rs`).
+//!
+//! The parts, each readable alone:
+//! - `stage.rs`: the consumer loop's state, one method per event (message, clock tick,
+//!   heartbeat, inventory record); [`run`] below waits for events and calls them.
+//! - `committer.rs`: deliveries awaited in consumption order, offsets stored behind them.
+//! - `produce.rs`: records to produce, enqueued without loss; dead letters; heartbeats.
+//! - `ownership.rs`: which partitions this member owns, and the rebalance callbacks.
+//! - `watermarks.rs`: cached high watermarks and unread counts (the FFI call) for the clocks.
+//! - `checkpoint.rs`, `parts.rs`: engine state in Kafka; the partitions' engines.
+//! - `client.rs`: the librdkafka settings of the consumer, producer and inventory reader.
 
 mod checkpoint;
 mod client;
@@ -135,7 +145,7 @@ pub async fn run(
     };
     let committer = tokio::spawn(committer::run(rx, sink));
     health.stall_ms.store(
-        cfg.heartbeat_interval * 3,
+        crate::time::millis(cfg.heartbeat_interval * 3),
         std::sync::atomic::Ordering::Relaxed,
     );
     let mut stage = Stage::new(
@@ -167,7 +177,7 @@ pub async fn run(
 
     let mut tick = tokio::time::interval(Duration::from_millis(CLOCK_TICK_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut heartbeat = tokio::time::interval(Duration::from_millis(cfg.heartbeat_interval as u64));
+    let mut heartbeat = tokio::time::interval(cfg.heartbeat_interval);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -203,7 +213,7 @@ async fn shut_down(
     let shutdown_started = std::time::Instant::now();
     stage.checkpoint_all().await;
     let mut summary = stage.finish();
-    let timeout = Duration::from_millis(cfg.shutdown_timeout as u64);
+    let timeout = cfg.shutdown_timeout;
     let abort = committer.abort_handle();
     match tokio::time::timeout(timeout, committer).await {
         Ok(Ok((stored, retries))) => {

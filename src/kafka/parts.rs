@@ -46,10 +46,7 @@ pub struct CheckpointWrite {
 
 /// Snapshots a partition (if it consumed anything) into checkpoint records; advances its epoch.
 pub fn take_checkpoint(key: &PartKey, part: &mut Part) -> Option<CheckpointWrite> {
-    let offset = part.clock.last_offset();
-    if offset < 0 {
-        return None;
-    }
+    let offset = part.clock.last_offset()?;
     let snapshot = part.engine.snapshot();
     let records = checkpoint::records(&key.0, key.1, part.ckpt.epoch, offset, &snapshot);
     part.ckpt.epoch += 1;

@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::model::Model;
 use crate::ratelog::RateLimitedLog;
 use crate::series::SeriesKey;
+use crate::time::millis;
 use crate::wallclock::wall_ms;
 
 /// Expected series per inventory partition (= input partition), by record key.
@@ -86,9 +87,9 @@ impl<'a> Stage<'a> {
             am,
             shared: Arc::new(std::sync::Mutex::new(HashMap::new())),
             clock_cfg: ClockConfig {
-                allowed_lateness: cfg.allowed_lateness,
-                ingest_delay: cfg.ingest_delay,
-                lag_threshold: cfg.lag_threshold,
+                allowed_lateness: millis(cfg.allowed_lateness),
+                ingest_delay: millis(cfg.ingest_delay),
+                lag_threshold: millis(cfg.lag_threshold),
             },
             instance,
             log: RateLimitedLog::new(5),
@@ -265,7 +266,7 @@ impl<'a> Stage<'a> {
                 .cfg
                 .state
                 .as_ref()
-                .is_some_and(|s| wall - part.ckpt.at >= s.interval);
+                .is_some_and(|s| wall - part.ckpt.at >= millis(s.interval));
             let ckpt = if due {
                 take_checkpoint(key, part)
             } else {
@@ -425,14 +426,16 @@ impl<'a> Stage<'a> {
         clock.consumed(offset, msg_ts, batch.newest());
         // a backlog can be consumed between two ticks: an old message reports lag now
         let wall = wall_ms();
-        if !clock.lag_firing() && msg_ts.is_some_and(|t| wall - t > self.cfg.lag_threshold) {
+        if !clock.lag_firing() && msg_ts.is_some_and(|t| wall - t > self.clock_cfg.lag_threshold) {
             let marks = &self.consumer.context().watermarks;
             let (high, unread) = cached_lag(&*self.consumer, marks, topic, partition, wall);
             let lag = clock.lag(high, unread, wall);
             clock.step_lag(lag, wall, &self.cfg.group_id, &mut self.alerts);
         }
         // event time only here; wall time joins on the clock tick when caught up
-        engine.advance(clock.event_watermark(), &mut self.alerts);
+        if let Some(w) = clock.event_watermark() {
+            engine.advance(w, &mut self.alerts);
+        }
         true
     }
 
