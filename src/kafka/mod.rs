@@ -57,7 +57,7 @@ use crate::model::Model;
 use crate::ratelog::RateLimitedLog;
 use committer::KafkaSink;
 use ownership::RevokeHook;
-use stage::Stage;
+use stage::{Stage, Wiring};
 
 /// How often the wall clock is consulted (idle partitions, lag), ms.
 pub const CLOCK_TICK_MS: u64 = 250;
@@ -150,13 +150,15 @@ pub async fn run(
     );
     let mut stage = Stage::new(
         cfg,
-        model,
-        metrics.clone(),
-        health,
-        consumer.clone(),
-        producer.clone(),
-        tx,
-        am.clone(),
+        Wiring {
+            model,
+            metrics: metrics.clone(),
+            health,
+            consumer: consumer.clone(),
+            producer: producer.clone(),
+            tx,
+            am: am.clone(),
+        },
     );
     if let Some(state) = &cfg.state {
         let _ = consumer.context().hook.set(RevokeHook {

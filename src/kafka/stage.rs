@@ -62,29 +62,30 @@ pub(crate) struct Stage<'a> {
     outcomes: Vec<Outcome>,
 }
 
+/// What a stage is wired to: the clients, the committer's channel and the observers.
+pub(crate) struct Wiring {
+    pub model: Arc<Model>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub consumer: Arc<DeadairConsumer>,
+    pub producer: FutureProducer,
+    pub tx: mpsc::Sender<InFlight<Pending>>,
+    pub am: Option<Forwarder>,
+}
+
 impl<'a> Stage<'a> {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        cfg: &'a RunConfig,
-        model: Arc<Model>,
-        metrics: Arc<Metrics>,
-        health: Arc<Health>,
-        consumer: Arc<DeadairConsumer>,
-        producer: FutureProducer,
-        tx: mpsc::Sender<InFlight<Pending>>,
-        am: Option<Forwarder>,
-    ) -> Self {
+    pub fn new(cfg: &'a RunConfig, w: Wiring) -> Self {
         let instance = std::env::var("DEADAIR_INSTANCE")
             .unwrap_or_else(|_| format!("deadair-{}", std::process::id()));
         Stage {
             cfg,
-            model,
-            metrics,
-            health,
-            consumer,
-            producer,
-            tx,
-            am,
+            model: w.model,
+            metrics: w.metrics,
+            health: w.health,
+            consumer: w.consumer,
+            producer: w.producer,
+            tx: w.tx,
+            am: w.am,
             shared: Arc::new(std::sync::Mutex::new(HashMap::new())),
             clock_cfg: ClockConfig {
                 allowed_lateness: millis(cfg.allowed_lateness),
