@@ -9,7 +9,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord, Producer};
 
 use crate::config::{InputFormat, RunConfig};
 use crate::proto::{AlertEvent, Sample, SampleBatch};
@@ -243,25 +243,93 @@ pub async fn demo(
     stop: impl std::future::Future<Output = ()>,
     print: impl Fn(&str) + Send + Sync + 'static,
 ) -> Result<(), DemoError> {
+    let cluster = mock_cluster()?;
+    let brokers = cluster.bootstrap_servers();
+    let cfg = demo_config(&brokers, metrics_addr)?;
+    let print = Arc::new(print);
+    print(&format!(
+        "deadair demo: in-process Kafka mock cluster at {brokers}"
+    ));
+    let (metrics, health) = serve_metrics(metrics_addr, &*print).await?;
+
+    // Seed one "day" (20 minutes) of history at once, then produce live.
+    let now = wall_ms();
+    let mut feed = Feed::new(&brokers, now)?;
+    feed.produce_until(now).await?;
+    print(&format!(
+        "deadair demo: seeded {} samples (one 20-minute \"day\") of history for {} series in 3 sources; now live. \
+         Scripted: a spike at +3s, a series silent from +4s to +16s, a level shift from +6s to +22s, a series \
+         stuck from +8s to +20s, source job=\"batch\" silent from +10s to +30s. Alert events:",
+        feed.buf.len(),
+        feed.synth.series.len()
+    ));
+
+    let (stop_pipeline, pipeline_stopped) = tokio::sync::oneshot::channel::<()>();
+    let model = demo_model()?;
+    let pipeline = tokio::spawn(async move {
+        crate::kafka::run(&cfg, Arc::new(model), metrics, health, async {
+            let _ = pipeline_stopped.await;
+        })
+        .await
+    });
+    let (reader_task, history_events) = spawn_alert_reader(&brokers, now, print.clone())?;
+
+    let started = Instant::now();
+    feed.produce_live(started, duration, stop).await?;
+    let _ = feed.producer.flush(Duration::from_secs(2));
+    let _ = stop_pipeline.send(());
+    let summary = pipeline.await??;
+    // give the reader a moment to print the last events
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    reader_task.abort();
+    let _ = reader_task.await;
+    print(&format!(
+        "deadair demo: done after {:.0}s: {} messages, {} samples, {} alert events ({} of them while learning the \
+         seeded history, not shown), {} offsets stored",
+        started.elapsed().as_secs_f64(),
+        summary.messages,
+        summary.samples,
+        summary.alerts,
+        history_events.load(std::sync::atomic::Ordering::Relaxed),
+        summary.offsets_stored
+    ));
+    // clients before the cluster they talk to
+    drop(feed);
+    drop(cluster);
+    Ok(())
+}
+
+/// The demo's topics: samples in, alerts out.
+const SAMPLES_TOPIC: &str = "deadair-samples";
+const ALERTS_TOPIC: &str = "deadair-alerts";
+
+/// An in-process Kafka mock cluster with the demo's topics.
+fn mock_cluster() -> Result<MockCluster<'static, DefaultProducerContext>, DemoError> {
     let cluster = MockCluster::new(1).map_err(kafka("cannot start the mock cluster"))?;
-    let (samples_topic, alerts_topic) = ("deadair-samples", "deadair-alerts");
-    for t in [samples_topic, alerts_topic] {
+    for t in [SAMPLES_TOPIC, ALERTS_TOPIC] {
         cluster
             .create_topic(t, 1, 1)
             .map_err(kafka(format!("cannot create {t}")))?;
     }
-    let brokers = cluster.bootstrap_servers();
+    Ok(cluster)
+}
+
+/// The pipeline's configuration: the mock cluster's topics, proto input.
+fn demo_config(brokers: &str, metrics_addr: &str) -> Result<RunConfig, DemoError> {
+    let (samples_topic, alerts_topic) = (SAMPLES_TOPIC, ALERTS_TOPIC);
     let text = format!(
         "brokers = \"{brokers}\"\ngroup_id = \"deadair-demo\"\nalert_topic = \"{alerts_topic}\"\n\
          heartbeat_interval = \"5s\"\nmetrics_addr = \"{metrics_addr}\"\n\
          [[input]]\ntopic = \"{samples_topic}\"\nformat = \"proto\"\n"
     );
-    let cfg = RunConfig::parse(&text, "demo", |_| None)?;
-    let print = Arc::new(print);
-    print(&format!(
-        "deadair demo: in-process Kafka mock cluster at {brokers}"
-    ));
+    Ok(RunConfig::parse(&text, "demo", |_| None)?)
+}
 
+/// The pipeline's metrics and health, served on `metrics_addr` unless it is empty.
+async fn serve_metrics<P: Fn(&str)>(
+    metrics_addr: &str,
+    print: &P,
+) -> Result<(Arc<crate::metrics::Metrics>, Arc<crate::http::Health>), DemoError> {
     let registry = prometheus::Registry::new();
     let metrics = Arc::new(crate::metrics::Metrics::new(&registry)?);
     let health = Arc::new(crate::http::Health::default());
@@ -272,57 +340,112 @@ pub async fn demo(
             "deadair demo: metrics on http://{metrics_addr}/metrics"
         ));
     }
+    Ok((metrics, health))
+}
 
-    // Seed one "day" (20 minutes) of history at once, then produce live.
-    let now = wall_ms();
-    let mut synth = Synth::new(demo_fleet(now), now - 20 * 60_000, 42);
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("linger.ms", "5")
-        .create()
-        .map_err(kafka("cannot create the demo producer"))?;
-    let mut buf = Vec::new();
-    synth.take_until(now, &mut buf);
-    produce(&producer, samples_topic, &buf, 100, InputFormat::Proto).await?;
-    print(&format!(
-        "deadair demo: seeded {} samples (one 20-minute \"day\") of history for {} series in 3 sources; now live. \
-         Scripted: a spike at +3s, a series silent from +4s to +16s, a level shift from +6s to +22s, a series \
-         stuck from +8s to +20s, source job=\"batch\" silent from +10s to +30s. Alert events:",
-        buf.len(),
-        synth.series.len()
-    ));
-
-    let (stop_pipeline, pipeline_stopped) = tokio::sync::oneshot::channel::<()>();
-    // the demo's day lasts 20 minutes, and so does a new series' quiet youth; an episode is
-    // held 10 seconds past its last improbable sample (10 minutes in a real day)
+/// The default model at the demo's pace: the demo's day lasts 20 minutes, and so does a new
+/// series' quiet youth; an episode is held 10 seconds past its last improbable sample (10
+/// minutes in a real day).
+fn demo_model() -> Result<crate::model::Model, DemoError> {
     let text = crate::model::DEFAULT_MODEL_TOML
         .replace("youth = \"1d\"", "youth = \"20m\"")
         .replace("keep_firing_for = \"10m\"", "keep_firing_for = \"10s\"");
-    let model = crate::model::Model::parse(
+    Ok(crate::model::Model::parse(
         &text,
         "models/default.toml (demo: youth 20m, keep_firing_for 10s)",
-    )?;
-    let pipeline = tokio::spawn(async move {
-        crate::kafka::run(&cfg, Arc::new(model), metrics, health, async {
-            let _ = pipeline_stopped.await;
-        })
-        .await
-    });
+    )?)
+}
 
+/// The demo fleet, produced to the samples topic.
+struct Feed {
+    synth: Synth,
+    producer: FutureProducer,
+    /// The samples of the last produce.
+    buf: Vec<Sample>,
+}
+
+impl Feed {
+    /// The fleet from one "day" (20 minutes) before `now`, and a producer to the mock cluster.
+    fn new(brokers: &str, now: i64) -> Result<Feed, DemoError> {
+        let synth = Synth::new(demo_fleet(now), now - 20 * 60_000, 42);
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("linger.ms", "5")
+            .create()
+            .map_err(kafka("cannot create the demo producer"))?;
+        Ok(Feed {
+            synth,
+            producer,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Produces the fleet's samples up to `t`.
+    async fn produce_until(&mut self, t: i64) -> Result<(), DemoError> {
+        self.buf.clear();
+        self.synth.take_until(t, &mut self.buf);
+        produce(
+            &self.producer,
+            SAMPLES_TOPIC,
+            &self.buf,
+            100,
+            InputFormat::Proto,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Produces in real time, every 250 ms, until `duration` after `started` (or forever) or
+    /// `stop` completes.
+    async fn produce_live(
+        &mut self,
+        started: Instant,
+        duration: Option<Duration>,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), DemoError> {
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                _ = tick.tick() => {
+                    if duration.is_some_and(|d| started.elapsed() >= d) {
+                        break;
+                    }
+                    self.produce_until(wall_ms()).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the alert topic from the start and prints each event, except those of the seeded
+/// history (before `now`), which it counts. Returns the reading task and that count.
+fn spawn_alert_reader<P: Fn(&str) + Send + Sync + 'static>(
+    brokers: &str,
+    now: i64,
+    print: Arc<P>,
+) -> Result<
+    (
+        tokio::task::JoinHandle<()>,
+        Arc<std::sync::atomic::AtomicU64>,
+    ),
+    DemoError,
+> {
     let reader: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
+        .set("bootstrap.servers", brokers)
         .set("group.id", "deadair-demo-reader")
         .set("auto.offset.reset", "earliest")
         .create()
         .map_err(kafka("cannot create the alert reader"))?;
     // assigned, not subscribed: the reader is no group member, so it closes without a broker
     let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(alerts_topic, 0, rdkafka::Offset::Beginning)
+    tpl.add_partition_offset(ALERTS_TOPIC, 0, rdkafka::Offset::Beginning)
         .map_err(kafka("cannot read the alert topic"))?;
     reader
         .assign(&tpl)
         .map_err(kafka("cannot read the alert topic"))?;
-    let printer = print.clone();
     let history_events = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let in_history = history_events.clone();
     let reader_task = tokio::spawn(async move {
@@ -346,48 +469,11 @@ pub async fn demo(
                     hidden.insert(e.alert_id.clone());
                 }
             } else {
-                printer(&event_line(&e));
+                print(&event_line(&e));
             }
         }
     });
-
-    let started = Instant::now();
-    tokio::pin!(stop);
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tokio::select! {
-            () = &mut stop => break,
-            _ = tick.tick() => {
-                if duration.is_some_and(|d| started.elapsed() >= d) {
-                    break;
-                }
-                buf.clear();
-                synth.take_until(wall_ms(), &mut buf);
-                produce(&producer, samples_topic, &buf, 100, InputFormat::Proto).await?;
-            }
-        }
-    }
-    let _ = producer.flush(Duration::from_secs(2));
-    let _ = stop_pipeline.send(());
-    let summary = pipeline.await??;
-    // give the reader a moment to print the last events
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    reader_task.abort();
-    let _ = reader_task.await;
-    print(&format!(
-        "deadair demo: done after {:.0}s: {} messages, {} samples, {} alert events ({} of them while learning the \
-         seeded history, not shown), {} offsets stored",
-        started.elapsed().as_secs_f64(),
-        summary.messages,
-        summary.samples,
-        summary.alerts,
-        history_events.load(std::sync::atomic::Ordering::Relaxed),
-        summary.offsets_stored
-    ));
-    // clients before the cluster they talk to
-    drop(producer);
-    drop(cluster);
-    Ok(())
+    Ok((reader_task, history_events))
 }
 
 /// `deadair gen`: a fleet of `series` synthetic series at `rate` samples/s in total, produced in
