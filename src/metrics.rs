@@ -43,145 +43,166 @@ fn reg<T: prometheus::core::Collector + Clone + 'static>(
     Ok(c)
 }
 
+/// A counter named `name`, registered on `r`.
+fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    reg(r, IntCounter::new(name, help)?)
+}
+
+/// A counter with `labels`, registered on `r`.
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    reg(r, IntCounterVec::new(Opts::new(name, help), labels)?)
+}
+
+/// A gauge named `name`, registered on `r`.
+fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    reg(r, IntGauge::new(name, help)?)
+}
+
+/// A gauge with `labels`, registered on `r`.
+fn gauge_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
+    reg(r, IntGaugeVec::new(Opts::new(name, help), labels)?)
+}
+
+/// A histogram with `buckets`, registered on `r`.
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+) -> prometheus::Result<Histogram> {
+    reg(
+        r,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?,
+    )
+}
+
 impl Metrics {
     pub fn new(r: &Registry) -> prometheus::Result<Metrics> {
-        let counter = |name: &str, help: &str| reg(r, IntCounter::new(name, help)?);
         let m = Metrics {
             messages: counter(
+                r,
                 "deadair_messages_consumed_total",
                 "Kafka messages consumed.",
             )?,
             samples: counter(
+                r,
                 "deadair_samples_consumed_total",
                 "Samples decoded from consumed messages.",
             )?,
-            bytes: counter("deadair_consumed_bytes_total", "Payload bytes consumed.")?,
-            decode_errors: reg(
+            bytes: counter(r, "deadair_consumed_bytes_total", "Payload bytes consumed.")?,
+            decode_errors: counter_vec(
                 r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "deadair_decode_errors_total",
-                        "Messages that could not be decoded, by reason.",
-                    ),
-                    &["reason"],
-                )?,
+                "deadair_decode_errors_total",
+                "Messages that could not be decoded, by reason.",
+                &["reason"],
             )?,
-            samples_dropped: reg(
+            samples_dropped: counter_vec(
                 r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "deadair_samples_dropped_total",
-                        "Samples not learned from, by reason (late, non_finite, unmatched, future).",
-                    ),
-                    &["reason"],
-                )?,
+                "deadair_samples_dropped_total",
+                "Samples not learned from, by reason (late, non_finite, unmatched, future).",
+                &["reason"],
             )?,
-            active_series: reg(
+            active_series: gauge(
                 r,
-                IntGauge::new(
-                    "deadair_active_series",
-                    "Series held by this instance's engines.",
-                )?,
+                "deadair_active_series",
+                "Series held by this instance's engines.",
             )?,
-            alert_events: reg(
+            alert_events: counter_vec(
                 r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "deadair_alert_events_total",
-                        "Alert events emitted, by kind and state.",
-                    ),
-                    &["kind", "state"],
-                )?,
+                "deadair_alert_events_total",
+                "Alert events emitted, by kind and state.",
+                &["kind", "state"],
             )?,
-            heartbeats: counter("deadair_heartbeats_total", "Heartbeat events emitted.")?,
+            heartbeats: counter(r, "deadair_heartbeats_total", "Heartbeat events emitted.")?,
             checkpoints: counter(
+                r,
                 "deadair_checkpoints_total",
                 "Engine state checkpoints written to the state topic.",
             )?,
             dead_letters: counter(
+                r,
                 "deadair_dead_letters_total",
                 "Undecodable messages copied to the dead-letter topic.",
             )?,
             offsets_stored: counter(
+                r,
                 "deadair_offsets_stored_total",
                 "Input offsets stored after their alerts were delivered.",
             )?,
             delivery_errors: counter(
+                r,
                 "deadair_delivery_errors_total",
                 "Alert deliveries that failed and were sent again.",
             )?,
             consume_errors: counter(
+                r,
                 "deadair_consume_errors_total",
                 "Errors reported by the consumer (reconnects are automatic).",
             )?,
-            producer_queue: reg(
+            producer_queue: gauge(
                 r,
-                IntGauge::new(
-                    "deadair_producer_queue_messages",
-                    "Alert messages in the producer queue.",
-                )?,
+                "deadair_producer_queue_messages",
+                "Alert messages in the producer queue.",
             )?,
-            consumer_lag: reg(
+            consumer_lag: gauge_vec(
                 r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "deadair_consumer_lag_messages",
-                        "Messages between the consumer position and the high watermark.",
-                    ),
-                    &["topic", "partition"],
-                )?,
+                "deadair_consumer_lag_messages",
+                "Messages between the consumer position and the high watermark.",
+                &["topic", "partition"],
             )?,
-            lag_seconds: reg(
+            lag_seconds: gauge_vec(
                 r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "deadair_consumer_lag_seconds",
-                        "Wall time minus the Kafka timestamp of the last message consumed \
-                         (0 when caught up).",
-                    ),
-                    &["topic", "partition"],
-                )?,
+                "deadair_consumer_lag_seconds",
+                "Wall time minus the Kafka timestamp of the last message consumed \
+                 (0 when caught up).",
+                &["topic", "partition"],
             )?,
-            watermark_delay: reg(
+            watermark_delay: gauge(
                 r,
-                IntGauge::new(
-                    "deadair_watermark_delay_seconds",
-                    "Wall time minus the oldest partition's engine clock.",
-                )?,
+                "deadair_watermark_delay_seconds",
+                "Wall time minus the oldest partition's engine clock.",
             )?,
-            engine_batch: reg(
+            engine_batch: histogram(
                 r,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "deadair_engine_batch_seconds",
-                        "Engine time per consumed message (decode excluded).",
-                    )
-                    .buckets(prometheus::exponential_buckets(1e-6, 4.0, 10)?),
-                )?,
+                "deadair_engine_batch_seconds",
+                "Engine time per consumed message (decode excluded).",
+                prometheus::exponential_buckets(1e-6, 4.0, 10)?,
             )?,
-            resident_memory: reg(
+            resident_memory: gauge(
                 r,
-                IntGauge::new(
-                    "deadair_resident_memory_bytes",
-                    "Resident set size of the process.",
-                )?,
+                "deadair_resident_memory_bytes",
+                "Resident set size of the process.",
             )?,
-            assigned_partitions: reg(
+            assigned_partitions: gauge(
                 r,
-                IntGauge::new(
-                    "deadair_assigned_partitions",
-                    "Input partitions with an engine here.",
-                )?,
+                "deadair_assigned_partitions",
+                "Input partitions with an engine here.",
             )?,
             registry: r.clone(),
         };
+        m.zero_reasons();
+        Ok(m)
+    }
+
+    /// Creates the series of every drop and decode-error reason at 0, so each is exported
+    /// before its first count.
+    fn zero_reasons(&self) {
         for reason in crate::decode::DecodeReason::ALL.map(crate::decode::DecodeReason::as_str) {
-            m.decode_errors.with_label_values(&[reason]);
+            self.decode_errors.with_label_values(&[reason]);
         }
         for reason in ["late", "non_finite", "unmatched", "future"] {
-            m.samples_dropped.with_label_values(&[reason]);
+            self.samples_dropped.with_label_values(&[reason]);
         }
-        Ok(m)
     }
 
     pub fn alert(&self, kind: AlertKind, state: AlertStatus) {
