@@ -544,127 +544,195 @@ pub fn run(model: &Arc<Model>, o: Options, mut progress: impl FnMut(&str)) -> Re
     let mut kinds = Vec::new();
     for (k, &kind) in Kind::ALL.iter().enumerate() {
         progress(kind.name());
-        let fired = run_kind(
-            model,
-            kind,
-            o.series,
-            days,
-            o.seed ^ ((k as u64) << 32),
-            |_, _, _, v| v,
-        );
-        let day1 = fired.iter().filter(|f| f.1 < DAY).count();
-        let later = fired.len() - day1;
-        kinds.push(KindResult {
-            kind,
-            series: o.series,
-            false_per_day: later as f64 / (o.series * (days - 1)) as f64,
-            day1: day1 as f64 / o.series as f64,
-        });
+        kinds.push(run_stationary(model, k, kind, &o, days));
     }
     let mut events = Vec::new();
     for (c, case) in EVENTS.iter().enumerate() {
         progress(case.event.name());
-        let seed = o.seed.wrapping_mul(7919) ^ ((c as u64 + 100) << 32);
-        let mut rng = Rng::new(seed ^ 0xe7e7);
-        // per series: event start (sample), sign, size
-        let plan: Vec<(usize, f64, f64)> = (0..o.event_series)
-            .map(|_| {
-                let start = 2 * DAY + 60 + (rng.uniform() * (DAY - 240) as f64) as usize;
-                let sign = if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
-                let size = 8.0 + 2.0 * rng.uniform();
-                (start, sign, size)
-            })
-            .collect();
-        let mut plan = plan;
-        if case.event == EventKind::DailySpike {
-            // move each spike to a minute where the cycle is low enough for level + 6 sd to stay
-            // inside the day's range (the cycle's phase is per series: found below)
-            for (s, p) in plan.iter_mut().enumerate() {
-                let g = Generator::new(case.base, series_seed(seed, s));
-                let offset = p.0 - 2 * DAY;
-                if let Some(i) = (0..DAY - 2)
-                    .map(|j| 2 * DAY + (offset + j) % (DAY - 2))
-                    .find(|&i| {
-                        g.level(i) + 6.0 * case.base.sd() <= 50.0 + 20.0 - 2.0 * case.base.sd()
-                            && g.level(i) < 50.0
-                    })
-                {
-                    p.0 = i;
-                }
-            }
-        }
-        let sd = case.base.sd();
-        let mut frozen: Vec<f64> = vec![f64::NAN; o.event_series];
-        let mut last: Vec<f64> = vec![f64::NAN; o.event_series];
-        let event = case.event;
-        let fired = run_kind(
-            model,
-            case.base,
-            o.event_series,
-            days,
-            seed,
-            |s, i, g, v| {
-                let (start, sign, size) = plan[s];
-                let out = if i < start {
-                    v
-                } else {
-                    let level = g.level(i);
-                    match event {
-                        EventKind::Spike6 if i == start => level + 6.0 * sd,
-                        EventKind::Spike8to10 if i == start => level + sign * size * sd,
-                        EventKind::DailySpike if i == start => level + 6.0 * sd,
-                        EventKind::Shift4 => v + sign * 4.0 * sd,
-                        EventKind::Shift5 => v + sign * 5.0 * sd,
-                        EventKind::Variance4 => level + 2.0 * (v - level),
-                        EventKind::Stuck if i < start + 60 => {
-                            if i == start {
-                                frozen[s] = last[s];
-                            }
-                            frozen[s]
-                        }
-                        _ => v,
-                    }
-                };
-                last[s] = out;
-                out
-            },
-        );
-        let kind = case.event.alert_kind();
-        let mut caught = 0;
-        let mut delays = Vec::new();
-        let mut other = 0;
-        for (s, &(start, _, _)) in plan.iter().enumerate() {
-            let mine: Vec<&(usize, usize, AlertKind)> = fired.iter().filter(|f| f.0 == s).collect();
-            let first = mine
-                .iter()
-                .filter(|f| f.2 == kind && f.1 >= start)
-                .map(|f| f.1 - start)
-                .min();
-            if let Some(d) = first.filter(|&d| d < case.within) {
-                caught += 1;
-                delays.push(d);
-            }
-            // false: after day 1, before the event or after its span (a level shift or a
-            // variance change is a lasting new normal: its own later alerts are not counted)
-            let end = start + span(event);
-            other += mine
-                .iter()
-                .filter(|f| f.1 >= DAY && (f.1 < start || f.1 >= end))
-                .count();
-        }
-        delays.sort_unstable();
-        events.push(EventResult {
-            case: *case,
-            series: o.event_series,
-            caught: caught as f64 / o.event_series as f64,
-            median_delay: delays.get(delays.len().saturating_sub(1) / 2).copied(),
-            false_per_day: other as f64 / (o.event_series * (days - 1)) as f64,
-        });
+        events.push(run_event(model, c, case, &o, days));
     }
     Report {
         kinds,
         events,
         options: Options { days, ..o },
+    }
+}
+
+/// The `k`-th stationary kind: `o.series` healthy series for `days` days, every anomaly or
+/// stuck alert counted as false.
+fn run_stationary(
+    model: &Arc<Model>,
+    k: usize,
+    kind: Kind,
+    o: &Options,
+    days: usize,
+) -> KindResult {
+    let fired = run_kind(
+        model,
+        kind,
+        o.series,
+        days,
+        o.seed ^ ((k as u64) << 32),
+        |_, _, _, v| v,
+    );
+    let day1 = fired.iter().filter(|f| f.1 < DAY).count();
+    let later = fired.len() - day1;
+    KindResult {
+        kind,
+        series: o.series,
+        false_per_day: later as f64 / (o.series * (days - 1)) as f64,
+        day1: day1 as f64 / o.series as f64,
+    }
+}
+
+/// Where an event goes in one series: its first sample, its sign and its size (in sd).
+type Plan = (usize, f64, f64);
+
+/// The `c`-th event case: planned, injected into `o.event_series` series of its base kind,
+/// and scored.
+fn run_event(
+    model: &Arc<Model>,
+    c: usize,
+    case: &EventCase,
+    o: &Options,
+    days: usize,
+) -> EventResult {
+    let seed = o.seed.wrapping_mul(7919) ^ ((c as u64 + 100) << 32);
+    let plan = event_plan(case, seed, o.event_series);
+    let mut injector = Injector::new(case, &plan);
+    let fired = run_kind(
+        model,
+        case.base,
+        o.event_series,
+        days,
+        seed,
+        |s, i, g, v| injector.apply(s, i, g, v),
+    );
+    score_event(case, &plan, &fired, o.event_series, days)
+}
+
+/// Per series of an event case seeded `seed`: where its event starts (a random minute of the
+/// third day), its sign and its size.
+fn event_plan(case: &EventCase, seed: u64, n: usize) -> Vec<Plan> {
+    let mut rng = Rng::new(seed ^ 0xe7e7);
+    let mut plan: Vec<Plan> = (0..n)
+        .map(|_| {
+            let start = 2 * DAY + 60 + (rng.uniform() * (DAY - 240) as f64) as usize;
+            let sign = if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
+            let size = 8.0 + 2.0 * rng.uniform();
+            (start, sign, size)
+        })
+        .collect();
+    if case.event == EventKind::DailySpike {
+        // move each spike to a minute where the cycle is low enough for level + 6 sd to stay
+        // inside the day's range (the cycle's phase is per series: found below)
+        for (s, p) in plan.iter_mut().enumerate() {
+            let g = Generator::new(case.base, series_seed(seed, s));
+            let offset = p.0 - 2 * DAY;
+            if let Some(i) = (0..DAY - 2)
+                .map(|j| 2 * DAY + (offset + j) % (DAY - 2))
+                .find(|&i| {
+                    g.level(i) + 6.0 * case.base.sd() <= 50.0 + 20.0 - 2.0 * case.base.sd()
+                        && g.level(i) < 50.0
+                })
+            {
+                p.0 = i;
+            }
+        }
+    }
+    plan
+}
+
+/// Puts an event case's event into the values of its series, as planned.
+struct Injector<'a> {
+    event: EventKind,
+    sd: f64,
+    plan: &'a [Plan],
+    /// Per series: the value a stuck event repeats.
+    frozen: Vec<f64>,
+    /// Per series: the last value given out.
+    last: Vec<f64>,
+}
+
+impl<'a> Injector<'a> {
+    fn new(case: &EventCase, plan: &'a [Plan]) -> Self {
+        Injector {
+            event: case.event,
+            sd: case.base.sd(),
+            plan,
+            frozen: vec![f64::NAN; plan.len()],
+            last: vec![f64::NAN; plan.len()],
+        }
+    }
+
+    /// Sample `i` of series `s` (generated by `g` as `v`), with the event in it.
+    fn apply(&mut self, s: usize, i: usize, g: &Generator, v: f64) -> f64 {
+        let (start, sign, size) = self.plan[s];
+        let sd = self.sd;
+        let out = if i < start {
+            v
+        } else {
+            let level = g.level(i);
+            match self.event {
+                EventKind::Spike6 if i == start => level + 6.0 * sd,
+                EventKind::Spike8to10 if i == start => level + sign * size * sd,
+                EventKind::DailySpike if i == start => level + 6.0 * sd,
+                EventKind::Shift4 => v + sign * 4.0 * sd,
+                EventKind::Shift5 => v + sign * 5.0 * sd,
+                EventKind::Variance4 => level + 2.0 * (v - level),
+                EventKind::Stuck if i < start + 60 => {
+                    if i == start {
+                        self.frozen[s] = self.last[s];
+                    }
+                    self.frozen[s]
+                }
+                _ => v,
+            }
+        };
+        self.last[s] = out;
+        out
+    }
+}
+
+/// An event case's result from the alerts fired on its `n` series: the share caught within
+/// its delay, the median delay, and the false alerts outside the event.
+fn score_event(
+    case: &EventCase,
+    plan: &[Plan],
+    fired: &[(usize, usize, AlertKind)],
+    n: usize,
+    days: usize,
+) -> EventResult {
+    let kind = case.event.alert_kind();
+    let mut caught = 0;
+    let mut delays = Vec::new();
+    let mut other = 0;
+    for (s, &(start, _, _)) in plan.iter().enumerate() {
+        let mine: Vec<&(usize, usize, AlertKind)> = fired.iter().filter(|f| f.0 == s).collect();
+        let first = mine
+            .iter()
+            .filter(|f| f.2 == kind && f.1 >= start)
+            .map(|f| f.1 - start)
+            .min();
+        if let Some(d) = first.filter(|&d| d < case.within) {
+            caught += 1;
+            delays.push(d);
+        }
+        // false: after day 1, before the event or after its span (a level shift or a
+        // variance change is a lasting new normal: its own later alerts are not counted)
+        let end = start + span(case.event);
+        other += mine
+            .iter()
+            .filter(|f| f.1 >= DAY && (f.1 < start || f.1 >= end))
+            .count();
+    }
+    delays.sort_unstable();
+    EventResult {
+        case: *case,
+        series: n,
+        caught: caught as f64 / n as f64,
+        median_delay: delays.get(delays.len().saturating_sub(1) / 2).copied(),
+        false_per_day: other as f64 / (n * (days - 1)) as f64,
     }
 }
 
