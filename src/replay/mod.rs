@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::alert::Alert;
-use crate::engine::Engine;
+use crate::engine::{Engine, Outcome};
 use crate::model::{parse_selector, Matcher, Model};
 use crate::series::{SeriesKey, SeriesRef};
 use crate::time::format_rfc3339;
@@ -151,55 +151,12 @@ pub fn run(
     if opts.inputs.is_empty() {
         return Err(ReplayError::Usage("no input files given".into()));
     }
-    let plot_format = match &opts.plot {
-        None => None,
-        Some(p) => match p
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("svg") => Some(false),
-            Some("png") => Some(true),
-            _ => {
-                return Err(ReplayError::Usage(format!(
-                    "{}: name the plot file *.svg or *.png",
-                    p.display()
-                )))
-            }
-        },
-    };
+    let png = plot_is_png(opts)?;
     let mut inputs = Vec::with_capacity(opts.inputs.len());
     for p in &opts.inputs {
         inputs.push(Input::open(p)?);
     }
-    let mut scores = Vec::new();
-    if let Some(dir) = &opts.scores_dir {
-        std::fs::create_dir_all(dir).map_err(out_err(dir))?;
-        let mut names = std::collections::HashSet::new();
-        for i in &inputs {
-            if !names.insert(i.path.file_name()) {
-                return Err(ReplayError::Usage(format!(
-                    "--scores: two inputs are named {:?}; their score files would overwrite each other",
-                    i.path.file_name().unwrap_or_default()
-                )));
-            }
-        }
-        for i in &inputs {
-            scores.push(ScoreFile::create(dir, i)?);
-        }
-    }
-    let mut alerts_out = match &opts.alerts {
-        Some(p) => Some((p, BufWriter::new(File::create(p).map_err(out_err(p))?))),
-        None => None,
-    };
-    let mut target = match &opts.series {
-        Some(s) => PlotTarget::Selector(
-            parse_selector(s).map_err(|e| ReplayError::Usage(format!("--series: {e}")))?,
-        ),
-        None => PlotTarget::First(None),
-    };
-    let mut plot = plot::PlotData::default();
+    let mut out = Outputs::open(opts, &inputs)?;
 
     let mut engine = Engine::new(opts.model.clone());
     let expected = match &opts.inventory {
@@ -211,83 +168,300 @@ pub fn run(
         ..Summary::default()
     };
     let mut alerts = Vec::new();
-    let mut heads: Vec<Option<Record>> = Vec::with_capacity(inputs.len());
-    let mut heap = BinaryHeap::new();
-    for (i, input) in inputs.iter_mut().enumerate() {
-        let head = next_good(input, opts.skip_bad, &mut summary, &mut on_bad)?;
-        if let Some(r) = &head {
-            heap.push(Reverse((r.ts, i)));
-        }
-        heads.push(head);
-    }
+    let mut merge = Merge::start(inputs, opts.skip_bad, &mut summary, &mut on_bad)?;
 
     // the inventory's series are expected from the first timestamp of the input on
-    if let Some(Reverse((first, _))) = heap.peek() {
+    if let Some(first) = merge.first_ts() {
         for s in &expected {
-            engine.expect(&s.name, s.labels.as_slice(), *first, &mut alerts);
+            engine.expect(&s.name, s.labels.as_slice(), first, &mut alerts);
         }
     }
 
-    let started = Instant::now();
-    let mut last_report = started;
-    let mut series_name = String::new();
-    while let Some(Reverse((ts, i))) = heap.pop() {
-        let Some(rec) = heads[i].take() else { continue };
+    let mut progress = Progress::start(opts.progress);
+    while let Some((ts, i, rec)) = merge.pop() {
         engine.advance(ts.saturating_sub(1), &mut alerts);
         let outcome = engine.ingest(&rec.name, &rec.labels, ts, rec.value, &mut alerts);
         summary.samples += 1;
         summary.first_ts = Some(summary.first_ts.map_or(ts, |f| f.min(ts)));
         summary.last_ts = Some(summary.last_ts.map_or(ts, |l| l.max(ts)));
 
-        let want_series_idx =
-            !scores.is_empty() && scores[i].format == Format::Jsonl || opts.plot.is_some();
+        out.sample(&mut engine, i, ts, &rec, &outcome)?;
+        out.alerts(&mut alerts, &mut on_alert)?;
+        merge.refill(i, opts.skip_bad, &mut summary, &mut on_bad)?;
+        progress.report(&summary, &engine, ts);
+    }
+    if let Some(last) = summary.last_ts {
+        engine.advance(last, &mut alerts);
+    }
+    // absences still held back for their group's decision are decided now
+    engine.finish(&mut alerts);
+    out.alerts(&mut alerts, &mut on_alert)?;
+    out.finish(opts, &engine, png)?;
+
+    let st = engine.stats();
+    summary.series = engine.series_count();
+    summary.alerts_firing = st.alerts_firing;
+    summary.alerts_resolved = st.alerts_resolved;
+    summary.late = st.late;
+    summary.non_finite = st.non_finite;
+    Ok(summary)
+}
+
+/// Whether the plot (if any) is a PNG (else an SVG); a usage error for other names.
+fn plot_is_png(opts: &Options) -> Result<bool, ReplayError> {
+    let Some(p) = &opts.plot else {
+        return Ok(false);
+    };
+    match p
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("svg") => Ok(false),
+        Some("png") => Ok(true),
+        _ => Err(ReplayError::Usage(format!(
+            "{}: name the plot file *.svg or *.png",
+            p.display()
+        ))),
+    }
+}
+
+/// The inputs merged into one stream by timestamp: each input's next record, and a min-heap
+/// of (timestamp, input) over those (ties keep input order).
+struct Merge {
+    inputs: Vec<Input>,
+    heads: Vec<Option<Record>>,
+    heap: BinaryHeap<Reverse<(i64, usize)>>,
+}
+
+impl Merge {
+    /// Reads the first record of each input.
+    fn start(
+        mut inputs: Vec<Input>,
+        skip_bad: bool,
+        summary: &mut Summary,
+        on_bad: &mut impl FnMut(&InputError),
+    ) -> Result<Merge, ReplayError> {
+        let mut heads: Vec<Option<Record>> = Vec::with_capacity(inputs.len());
+        let mut heap = BinaryHeap::new();
+        for (i, input) in inputs.iter_mut().enumerate() {
+            let head = next_good(input, skip_bad, summary, on_bad)?;
+            if let Some(r) = &head {
+                heap.push(Reverse((r.ts, i)));
+            }
+            heads.push(head);
+        }
+        Ok(Merge {
+            inputs,
+            heads,
+            heap,
+        })
+    }
+
+    /// The timestamp of the earliest record not yet taken.
+    fn first_ts(&self) -> Option<i64> {
+        self.heap.peek().map(|Reverse((ts, _))| *ts)
+    }
+
+    /// The earliest record not yet taken, with its timestamp and input; follow with
+    /// [`Merge::refill`] for that input.
+    fn pop(&mut self) -> Option<(i64, usize, Record)> {
+        while let Some(Reverse((ts, i))) = self.heap.pop() {
+            if let Some(rec) = self.heads[i].take() {
+                return Some((ts, i, rec));
+            }
+        }
+        None
+    }
+
+    /// Reads input `i`'s next record.
+    fn refill(
+        &mut self,
+        i: usize,
+        skip_bad: bool,
+        summary: &mut Summary,
+        on_bad: &mut impl FnMut(&InputError),
+    ) -> Result<(), ReplayError> {
+        let next = next_good(&mut self.inputs[i], skip_bad, summary, on_bad)?;
+        if let Some(r) = &next {
+            self.heap.push(Reverse((r.ts, i)));
+        }
+        self.heads[i] = next;
+        Ok(())
+    }
+}
+
+/// Where a replay's results go: score files, the alert file, the plot.
+struct Outputs<'o> {
+    /// One per input (or none).
+    scores: Vec<ScoreFile>,
+    alerts: Option<(&'o PathBuf, BufWriter<File>)>,
+    /// The plot file, if one is wanted.
+    plot_path: Option<&'o PathBuf>,
+    target: PlotTarget,
+    plot: plot::PlotData,
+    series_name: String,
+}
+
+impl<'o> Outputs<'o> {
+    /// Creates the score files and the alert file, and reads the plot's selector.
+    fn open(opts: &'o Options, inputs: &[Input]) -> Result<Outputs<'o>, ReplayError> {
+        let mut scores = Vec::new();
+        if let Some(dir) = &opts.scores_dir {
+            std::fs::create_dir_all(dir).map_err(out_err(dir))?;
+            let mut names = std::collections::HashSet::new();
+            for i in inputs {
+                if !names.insert(i.path.file_name()) {
+                    return Err(ReplayError::Usage(format!(
+                        "--scores: two inputs are named {:?}; their score files would overwrite each other",
+                        i.path.file_name().unwrap_or_default()
+                    )));
+                }
+            }
+            for i in inputs {
+                scores.push(ScoreFile::create(dir, i)?);
+            }
+        }
+        let alerts = match &opts.alerts {
+            Some(p) => Some((p, BufWriter::new(File::create(p).map_err(out_err(p))?))),
+            None => None,
+        };
+        let target = match &opts.series {
+            Some(s) => PlotTarget::Selector(
+                parse_selector(s).map_err(|e| ReplayError::Usage(format!("--series: {e}")))?,
+            ),
+            None => PlotTarget::First(None),
+        };
+        Ok(Outputs {
+            scores,
+            alerts,
+            plot_path: opts.plot.as_ref(),
+            target,
+            plot: plot::PlotData::default(),
+            series_name: String::new(),
+        })
+    }
+
+    /// One replayed sample of input `i`: its score row, and its point on the plot.
+    fn sample(
+        &mut self,
+        engine: &mut Engine,
+        i: usize,
+        ts: i64,
+        rec: &Record,
+        outcome: &Outcome,
+    ) -> Result<(), ReplayError> {
+        let want_series_idx = !self.scores.is_empty() && self.scores[i].format == Format::Jsonl
+            || self.plot_path.is_some();
         let idx = if want_series_idx {
             engine.series_index(&rec.name, &rec.labels)
         } else {
             None
         };
-        if let Some(sf) = scores.get_mut(i) {
-            series_name.clear();
+        if let Some(sf) = self.scores.get_mut(i) {
+            self.series_name.clear();
             if sf.format == Format::Jsonl {
                 if let Some(idx) = idx {
-                    series_name.push_str(&engine.series_ref(idx).display());
+                    self.series_name.push_str(&engine.series_ref(idx).display());
                 }
             }
-            sf.write(&rec, &series_name, outcome.score())?;
+            sf.write(rec, &self.series_name, outcome.score())?;
         }
-        if let (Some(_), Some(idx)) = (&opts.plot, idx) {
-            let follow = match &mut target {
-                PlotTarget::Selector(m) => {
-                    let s: SeriesRef<'_> = engine.series_ref(idx);
-                    m.iter().all(|m| m.matches(&s))
-                        && plot.series.as_ref().is_none_or(|(i, _, _)| *i == idx)
-                }
-                PlotTarget::First(first) => *first.get_or_insert(idx) == idx,
-            };
-            if follow {
-                if plot.series.is_none() {
-                    plot.series =
-                        Some((idx, engine.series_id(idx), engine.series_ref(idx).display()));
-                }
-                plot.budget_p = engine.alert_probability(idx);
-                plot.push(ts, rec.value, &outcome);
-                plot.next_band = engine.band(idx);
+        if let (Some(_), Some(idx)) = (self.plot_path, idx) {
+            self.plot_point(engine, idx, ts, rec.value, outcome);
+        }
+        Ok(())
+    }
+
+    /// Adds a sample of series `idx` to the plot if the plot follows that series.
+    fn plot_point(&mut self, engine: &Engine, idx: u32, ts: i64, value: f64, outcome: &Outcome) {
+        let plot = &mut self.plot;
+        let follow = match &mut self.target {
+            PlotTarget::Selector(m) => {
+                let s: SeriesRef<'_> = engine.series_ref(idx);
+                m.iter().all(|m| m.matches(&s))
+                    && plot.series.as_ref().is_none_or(|(i, _, _)| *i == idx)
             }
+            PlotTarget::First(first) => *first.get_or_insert(idx) == idx,
+        };
+        if follow {
+            if plot.series.is_none() {
+                plot.series = Some((idx, engine.series_id(idx), engine.series_ref(idx).display()));
+            }
+            plot.budget_p = engine.alert_probability(idx);
+            plot.push(ts, value, outcome);
+            plot.next_band = engine.band(idx);
         }
-        flush_alerts(&mut alerts, &mut alerts_out, &mut on_alert, &mut plot)?;
+    }
 
-        let next = next_good(&mut inputs[i], opts.skip_bad, &mut summary, &mut on_bad)?;
-        if let Some(r) = &next {
-            heap.push(Reverse((r.ts, i)));
+    /// Passes the alert events in `alerts` on (alert file, plot, `on_alert`) and empties it.
+    fn alerts(
+        &mut self,
+        alerts: &mut Vec<Alert>,
+        on_alert: &mut impl FnMut(&Alert),
+    ) -> Result<(), ReplayError> {
+        flush_alerts(alerts, &mut self.alerts, on_alert, &mut self.plot)
+    }
+
+    /// Flushes the score and alert files, then writes the plot.
+    fn finish(self, opts: &Options, engine: &Engine, png: bool) -> Result<(), ReplayError> {
+        for mut sf in self.scores {
+            sf.w.flush().map_err(out_err(&sf.path))?;
         }
-        heads[i] = next;
+        if let Some((p, mut w)) = self.alerts {
+            w.flush().map_err(out_err(p))?;
+        }
+        let Some(p) = self.plot_path else {
+            return Ok(());
+        };
+        if opts.series.is_none() && engine.series_count() > 1 {
+            return Err(ReplayError::Usage(format!(
+                "--plot: the input has {} series; choose one with --series (e.g. --series '{}')",
+                engine.series_count(),
+                engine.series_ref(1).display()
+            )));
+        }
+        let Some((_, _, name)) = self.plot.series.clone() else {
+            return Err(ReplayError::Usage(
+                "--plot: no sample matched --series".into(),
+            ));
+        };
+        let svg = plot::render_svg(&self.plot, &name, engine.model());
+        let bytes = if png {
+            plot::svg_to_png(&svg).map_err(ReplayError::Usage)?
+        } else {
+            svg.into_bytes()
+        };
+        std::fs::write(p, bytes).map_err(out_err(p))
+    }
+}
 
-        if opts.progress
+/// Progress lines on stderr for long replays: at most one every 2 seconds.
+struct Progress {
+    on: bool,
+    started: Instant,
+    last_report: Instant,
+}
+
+impl Progress {
+    fn start(on: bool) -> Progress {
+        let started = Instant::now();
+        Progress {
+            on,
+            started,
+            last_report: started,
+        }
+    }
+
+    /// Reports (every 65,536 samples, if 2 seconds have passed since the last report).
+    fn report(&mut self, summary: &Summary, engine: &Engine, ts: i64) {
+        if self.on
             && summary.samples % 65_536 == 0
-            && last_report.elapsed() >= Duration::from_secs(2)
+            && self.last_report.elapsed() >= Duration::from_secs(2)
         {
-            last_report = Instant::now();
-            let secs = started.elapsed().as_secs_f64();
+            self.last_report = Instant::now();
+            let secs = self.started.elapsed().as_secs_f64();
             eprintln!(
                 "replay: {} samples ({:.2}M/s), {} series, {} alert events, event time {}",
                 summary.samples,
@@ -298,47 +472,6 @@ pub fn run(
             );
         }
     }
-    if let Some(last) = summary.last_ts {
-        engine.advance(last, &mut alerts);
-    }
-    // absences still held back for their group's decision are decided now
-    engine.finish(&mut alerts);
-    flush_alerts(&mut alerts, &mut alerts_out, &mut on_alert, &mut plot)?;
-
-    for mut sf in scores {
-        sf.w.flush().map_err(out_err(&sf.path))?;
-    }
-    if let Some((p, mut w)) = alerts_out {
-        w.flush().map_err(out_err(p))?;
-    }
-    if let Some(p) = &opts.plot {
-        if opts.series.is_none() && engine.series_count() > 1 {
-            return Err(ReplayError::Usage(format!(
-                "--plot: the input has {} series; choose one with --series (e.g. --series '{}')",
-                engine.series_count(),
-                engine.series_ref(1).display()
-            )));
-        }
-        let Some((_, _, name)) = plot.series.clone() else {
-            return Err(ReplayError::Usage(
-                "--plot: no sample matched --series".into(),
-            ));
-        };
-        let svg = plot::render_svg(&plot, &name, engine.model());
-        let bytes = if plot_format == Some(true) {
-            plot::svg_to_png(&svg).map_err(ReplayError::Usage)?
-        } else {
-            svg.into_bytes()
-        };
-        std::fs::write(p, bytes).map_err(out_err(p))?;
-    }
-    let st = engine.stats();
-    summary.series = engine.series_count();
-    summary.alerts_firing = st.alerts_firing;
-    summary.alerts_resolved = st.alerts_resolved;
-    summary.late = st.late;
-    summary.non_finite = st.non_finite;
-    Ok(summary)
 }
 
 /// Reads an expected-series file: one exact series per line (`name{label="value",...}`),

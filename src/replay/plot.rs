@@ -95,31 +95,66 @@ pub fn render_svg(data: &PlotData, name: &str, model: &Model) -> String {
         svg.push_str("</svg>\n");
         return svg;
     }
-    let t0 = pts[0][0];
-    let t1 = pts[pts.len() - 1][0].max(t0 + 1.0);
-    let finite = |i: usize| pts.iter().map(move |p| p[i]).filter(|v| v.is_finite());
-    // y range: values, plus the band where it stays within 3× the value range
-    let (vmin, vmax) = finite(1).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-        (a.min(v), b.max(v))
-    });
-    let span = (vmax - vmin).max(1e-9);
-    let (lo_lim, hi_lim) = (vmin - span, vmax + span);
-    let band_lo = finite(3).filter(|v| *v >= lo_lim).fold(vmin, f64::min);
-    let band_hi = finite(4).filter(|v| *v <= hi_lim).fold(vmax, f64::max);
-    let (ymin, ymax) = (band_lo, band_hi.max(band_lo + 1e-9));
-    let x = |t: f64| LEFT + (t - t0) / (t1 - t0) * (W - LEFT - RIGHT);
-    let y = |v: f64| 30.0 + (1.0 - (v.clamp(ymin, ymax) - ymin) / (ymax - ymin)) * TOP_H;
-    let ys = |s: f64| SCORE_Y + (1.0 - s.clamp(0.0, 1.0)) * SCORE_H;
+    let sc = Scales::new(pts);
+    episodes(&mut svg, &data.episodes, &sc);
+    band(&mut svg, pts, &sc);
+    polyline(&mut svg, pts, 2, "#868e96", 1.0, &sc, Scales::y);
+    polyline(&mut svg, pts, 1, "#1864ab", 1.2, &sc, Scales::y);
+    polyline(&mut svg, pts, 5, "#c92a2a", 1.0, &sc, Scales::ys);
+    frame(&mut svg, data, model, &sc);
+    svg
+}
 
-    // alert episodes as background spans
-    for &(kind, start, end) in &data.episodes {
-        let end = if end.is_nan() { t1 } else { end };
+/// The plot's axes: time from `t0` to `t1` across, values from `ymin` to `ymax` up the top
+/// panel, scores from 0 to 1 up the bottom panel.
+struct Scales {
+    t0: f64,
+    t1: f64,
+    ymin: f64,
+    ymax: f64,
+}
+
+impl Scales {
+    /// Time spans the points; values span the values, plus the band where it stays within 3×
+    /// the value range. `pts` is not empty.
+    fn new(pts: &[[f64; 6]]) -> Scales {
+        let t0 = pts[0][0];
+        let t1 = pts[pts.len() - 1][0].max(t0 + 1.0);
+        let finite = |i: usize| pts.iter().map(move |p| p[i]).filter(|v| v.is_finite());
+        let (vmin, vmax) = finite(1).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+        let span = (vmax - vmin).max(1e-9);
+        let (lo_lim, hi_lim) = (vmin - span, vmax + span);
+        let band_lo = finite(3).filter(|v| *v >= lo_lim).fold(vmin, f64::min);
+        let band_hi = finite(4).filter(|v| *v <= hi_lim).fold(vmax, f64::max);
+        let (ymin, ymax) = (band_lo, band_hi.max(band_lo + 1e-9));
+        Scales { t0, t1, ymin, ymax }
+    }
+
+    fn x(&self, t: f64) -> f64 {
+        LEFT + (t - self.t0) / (self.t1 - self.t0) * (W - LEFT - RIGHT)
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        30.0 + (1.0 - (v.clamp(self.ymin, self.ymax) - self.ymin) / (self.ymax - self.ymin)) * TOP_H
+    }
+
+    fn ys(&self, s: f64) -> f64 {
+        SCORE_Y + (1.0 - s.clamp(0.0, 1.0)) * SCORE_H
+    }
+}
+
+/// Alert episodes as background spans.
+fn episodes(svg: &mut String, episodes: &[(AlertKind, f64, f64)], sc: &Scales) {
+    for &(kind, start, end) in episodes {
+        let end = if end.is_nan() { sc.t1 } else { end };
         let color = if kind == AlertKind::Absence {
             "#ffd8a8"
         } else {
             "#ffc9c9"
         };
-        let (x0, x1) = (x(start), x(end).max(x(start) + 2.0));
+        let (x0, x1) = (sc.x(start), sc.x(end).max(sc.x(start) + 2.0));
         let _ = writeln!(
             svg,
             r#"<rect x="{x0:.1}" y="30" width="{:.1}" height="{:.1}" fill="{color}"/>"#,
@@ -127,16 +162,19 @@ pub fn render_svg(data: &PlotData, name: &str, model: &Model) -> String {
             SCORE_Y + SCORE_H - 30.0
         );
     }
-    // normal band, drawn as one polygon per contiguous scored run
+}
+
+/// The normal band, drawn as one polygon per contiguous scored run.
+fn band(svg: &mut String, pts: &[[f64; 6]], sc: &Scales) {
     let mut run: Vec<&[f64; 6]> = Vec::new();
     let flush = |run: &mut Vec<&[f64; 6]>, svg: &mut String| {
         if run.len() > 1 {
             let mut d = String::new();
             for p in run.iter() {
-                let _ = write!(d, "{:.1},{:.1} ", x(p[0]), y(p[4]));
+                let _ = write!(d, "{:.1},{:.1} ", sc.x(p[0]), sc.y(p[4]));
             }
             for p in run.iter().rev() {
-                let _ = write!(d, "{:.1},{:.1} ", x(p[0]), y(p[3]));
+                let _ = write!(d, "{:.1},{:.1} ", sc.x(p[0]), sc.y(p[3]));
             }
             let _ = writeln!(
                 svg,
@@ -149,26 +187,34 @@ pub fn render_svg(data: &PlotData, name: &str, model: &Model) -> String {
         if p[3].is_finite() && p[4].is_finite() {
             run.push(p);
         } else {
-            flush(&mut run, &mut svg);
+            flush(&mut run, svg);
         }
     }
-    flush(&mut run, &mut svg);
+    flush(&mut run, svg);
+}
 
-    let polyline =
-        |svg: &mut String, col: usize, color: &str, width: f64, yf: &dyn Fn(f64) -> f64| {
-            let mut d = String::new();
-            for p in pts.iter().filter(|p| p[col].is_finite()) {
-                let _ = write!(d, "{:.1},{:.1} ", x(p[0]), yf(p[col]));
-            }
-            let _ = writeln!(
-                svg,
-                r#"<polyline points="{d}" fill="none" stroke="{color}" stroke-width="{width}"/>"#
-            );
-        };
-    polyline(&mut svg, 2, "#868e96", 1.0, &y);
-    polyline(&mut svg, 1, "#1864ab", 1.2, &y);
-    polyline(&mut svg, 5, "#c92a2a", 1.0, &ys);
+/// Column `col` of the points as a line, placed vertically by `yf`.
+fn polyline(
+    svg: &mut String,
+    pts: &[[f64; 6]],
+    col: usize,
+    color: &str,
+    width: f64,
+    sc: &Scales,
+    yf: fn(&Scales, f64) -> f64,
+) {
+    let mut d = String::new();
+    for p in pts.iter().filter(|p| p[col].is_finite()) {
+        let _ = write!(d, "{:.1},{:.1} ", sc.x(p[0]), yf(sc, p[col]));
+    }
+    let _ = writeln!(
+        svg,
+        r#"<polyline points="{d}" fill="none" stroke="{color}" stroke-width="{width}"/>"#
+    );
+}
 
+/// The threshold line, the panels' frames, the axis labels and the legend; closes the SVG.
+fn frame(svg: &mut String, data: &PlotData, model: &Model, sc: &Scales) {
     let threshold = match data.budget_p {
         Some(p) => surprise(1.0 - p),
         None => model.rules.first().map_or(1.0, |r| r.threshold),
@@ -192,26 +238,25 @@ pub fn render_svg(data: &PlotData, name: &str, model: &Model) -> String {
 </svg>
 "##,
         W - RIGHT,
-        ys(threshold),
-        ys(threshold),
+        sc.ys(threshold),
+        sc.ys(threshold),
         W - LEFT - RIGHT,
         W - LEFT - RIGHT,
         LEFT - 4.0,
-        fmt_num(ymax),
+        fmt_num(sc.ymax),
         LEFT - 4.0,
         30.0 + TOP_H,
-        fmt_num(ymin),
+        fmt_num(sc.ymin),
         LEFT - 4.0,
         SCORE_Y + SCORE_H / 2.0,
         SCORE_Y + SCORE_H + 16.0,
-        format_rfc3339(t0 as i64),
+        format_rfc3339(sc.t0 as i64),
         W - RIGHT,
         SCORE_Y + SCORE_H + 16.0,
-        format_rfc3339(t1 as i64),
+        format_rfc3339(sc.t1 as i64),
         LEFT,
         H - 6.0,
     );
-    svg
 }
 
 fn fmt_num(v: f64) -> String {
