@@ -13,8 +13,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::codec::parse_json_sample;
-use crate::time::parse_timestamp;
+use crate::codec::{parse_json_sample, JsonSampleError};
+use crate::time::{parse_timestamp, TimeError};
 
 /// A bad line: which file, which line, what was expected.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +36,19 @@ impl std::fmt::Display for InputError {
 }
 
 impl std::error::Error for InputError {}
+
+/// Why a line is not a sample (the message of its [`InputError`]).
+#[derive(Debug, thiserror::Error)]
+enum RecordError {
+    #[error("expected {expected} comma-separated fields, found `{line}`")]
+    Fields { expected: usize, line: String },
+    #[error(transparent)]
+    Timestamp(#[from] TimeError),
+    #[error("expected a number in column `value`, found `{0}`")]
+    Value(String),
+    #[error(transparent)]
+    Json(#[from] JsonSampleError),
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -153,15 +166,15 @@ impl Input {
                 Format::Csv => self.parse_csv(),
                 Format::Jsonl => self.parse_jsonl(),
             };
-            return parsed.map(Some).map_err(|message| InputError {
+            return parsed.map(Some).map_err(|e| InputError {
                 file: self.path.clone(),
                 line: self.line,
-                message,
+                message: e.to_string(),
             });
         }
     }
 
-    fn parse_csv(&self) -> Result<Record, String> {
+    fn parse_csv(&self) -> Result<Record, RecordError> {
         let line = self.buf.trim_end_matches(['\n', '\r']);
         let (tc, vc) = self.csv_cols;
         let mut ts_field = None;
@@ -175,15 +188,15 @@ impl Input {
             }
         }
         let (Some(ts_text), Some(value_text)) = (ts_field, value_field) else {
-            return Err(format!(
-                "expected {} comma-separated fields, found `{line}`",
-                tc.max(vc) + 1
-            ));
+            return Err(RecordError::Fields {
+                expected: tc.max(vc) + 1,
+                line: line.to_string(),
+            });
         };
-        let ts = parse_timestamp(ts_text).map_err(|e| e.to_string())?;
+        let ts = parse_timestamp(ts_text)?;
         let value: f64 = value_text
             .parse()
-            .map_err(|_| format!("expected a number in column `value`, found `{value_text}`"))?;
+            .map_err(|_| RecordError::Value(value_text.to_string()))?;
         Ok(Record {
             ts,
             name: self.name.clone(),
@@ -194,8 +207,8 @@ impl Input {
         })
     }
 
-    fn parse_jsonl(&self) -> Result<Record, String> {
-        let s = parse_json_sample(self.buf.trim()).map_err(|e| e.to_string())?;
+    fn parse_jsonl(&self) -> Result<Record, RecordError> {
+        let s = parse_json_sample(self.buf.trim())?;
         Ok(Record {
             ts: s.timestamp,
             name: s.name.into(),

@@ -429,7 +429,7 @@ impl<'o> Outputs<'o> {
         };
         let svg = plot::render_svg(&self.plot, &name, engine.model());
         let bytes = if png {
-            plot::svg_to_png(&svg).map_err(ReplayError::Usage)?
+            plot::svg_to_png(&svg).map_err(|e| ReplayError::Usage(e.to_string()))?
         } else {
             svg.into_bytes()
         };

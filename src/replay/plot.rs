@@ -274,8 +274,19 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Why a plot could not be rasterised to PNG.
+#[derive(Debug, thiserror::Error)]
+pub enum PngError {
+    #[error("cannot render the plot: {0}")]
+    Render(#[source] resvg::usvg::Error),
+    #[error("cannot render the plot: empty image")]
+    Empty,
+    #[error("cannot encode the plot as PNG: {0}")]
+    Encode(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// Rasterises an SVG document to PNG bytes.
-pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
+pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, PngError> {
     use resvg::{tiny_skia, usvg};
     let mut opt = usvg::Options::default();
     let db = opt.fontdb_mut();
@@ -298,13 +309,23 @@ pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
         db.set_sans_serif_family(family.clone());
         opt.font_family = family;
     }
-    let tree =
-        usvg::Tree::from_str(svg, &opt).map_err(|e| format!("cannot render the plot: {e}"))?;
+    let tree = usvg::Tree::from_str(svg, &opt).map_err(PngError::Render)?;
     let size = tree.size().to_int_size();
-    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
-        .ok_or_else(|| "cannot render the plot: empty image".to_string())?;
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height()).ok_or(PngError::Empty)?;
     resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
     pixmap
         .encode_png()
-        .map_err(|e| format!("cannot encode the plot as PNG: {e}"))
+        .map_err(|e| PngError::Encode(Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_that_is_no_svg_cannot_be_rendered() {
+        let e = svg_to_png("not an svg").unwrap_err();
+        assert!(matches!(e, PngError::Render(_)));
+        assert!(e.to_string().starts_with("cannot render the plot: "), "{e}");
+    }
 }
