@@ -182,7 +182,8 @@ pub fn decode_message<'a>(
     Ok(SampleViews::from_owned(&scratch.samples))
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{} ({detail})", reason.as_str())]
 pub struct DecodeError {
     pub reason: DecodeReason,
     pub detail: String,

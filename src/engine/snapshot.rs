@@ -176,21 +176,29 @@ impl<S> Snap<S> {
 }
 
 fn decode<S: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<Snap<S>, SnapshotError> {
-    postcard::from_bytes(bytes)
-        .map_err(|e| SnapshotError(format!("engine snapshot is corrupt: {e}")))
+    postcard::from_bytes(bytes).map_err(SnapshotError::Corrupt)
 }
 
 /// A snapshot that cannot be restored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotError(pub String);
-
-impl std::fmt::Display for SnapshotError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("not a deadair engine snapshot (bad magic)")]
+    NotASnapshot,
+    #[error("engine snapshot format {0}; this deadair reads formats 1 to {FORMAT}")]
+    Format(u16),
+    #[error("engine snapshot is corrupt: {0}")]
+    Corrupt(postcard::Error),
+    #[error(
+        "engine snapshot is inconsistent: {series} series, {states} states, {groups} group entries"
+    )]
+    Lengths {
+        series: usize,
+        states: usize,
+        groups: usize,
+    },
+    #[error("engine snapshot is inconsistent: {0}")]
+    Table(#[from] crate::series::TableError),
 }
-
-impl std::error::Error for SnapshotError {}
 
 impl Engine {
     /// The engine's whole state as bytes (see the module docs).
@@ -223,28 +231,22 @@ impl Engine {
     /// Rebuilds an engine from [`Engine::snapshot`] bytes, under `model`.
     pub fn restore(model: Arc<Model>, bytes: &[u8]) -> Result<Engine, SnapshotError> {
         if bytes.len() < 6 || &bytes[..4] != MAGIC {
-            return Err(SnapshotError(
-                "not a deadair engine snapshot (bad magic)".into(),
-            ));
+            return Err(SnapshotError::NotASnapshot);
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
         let snap: Snap<SeriesState> = match version {
             FORMAT => decode(&bytes[6..])?,
             1 => decode::<v1::SeriesState>(&bytes[6..])?.upgrade(),
             2 => decode::<v2::SeriesState>(&bytes[6..])?.upgrade(),
-            _ => {
-                return Err(SnapshotError(format!(
-                    "engine snapshot format {version}; this deadair reads formats 1 to {FORMAT}"
-                )))
-            }
+            _ => return Err(SnapshotError::Format(version)),
         };
         let n = snap.keys.len();
         if snap.states.len() != n || snap.group_of.len() != n {
-            return Err(SnapshotError(format!(
-                "engine snapshot is inconsistent: {n} series, {} states, {} group entries",
-                snap.states.len(),
-                snap.group_of.len()
-            )));
+            return Err(SnapshotError::Lengths {
+                series: n,
+                states: snap.states.len(),
+                groups: snap.group_of.len(),
+            });
         }
         let mut e = Engine::new(model);
         let rule_map: Vec<Option<u16>> = snap
@@ -258,8 +260,7 @@ impl Engine {
                     .map(|i| i as u16)
             })
             .collect();
-        e.series = crate::series::SeriesTable::from_raw(snap.keys, &snap.free)
-            .map_err(|m| SnapshotError(format!("engine snapshot is inconsistent: {m}")))?;
+        e.series = crate::series::SeriesTable::from_raw(snap.keys, &snap.free)?;
         e.states = snap.states;
         e.group_of = snap.group_of;
         let free: std::collections::HashSet<u32> = snap.free.iter().copied().collect();
