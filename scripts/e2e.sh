@@ -32,7 +32,7 @@ step() { printf '\n== e2e: %s\n' "$*"; }
 step "broker (tansu, in-memory storage)"
 scripts/broker.sh stop $PORT
 scripts/broker.sh start $PORT memory://tansu/
-for t in samples:2 samples-json:1 samples-remote_write:1 samples-otlp:1 samples-influx:1 samples-auto:1 samples-gen:1 alerts:1; do
+for t in samples:2 samples-json:1 samples-remote_write:1 samples-otlp:1 samples-influx:1 samples-adapter:1 samples-vector:1 samples-auto:1 samples-gen:1 alerts:1; do
   tansu topic create --broker "tcp://$BROKERS" --partitions "${t#*:}" "${t%%:*}" >/dev/null
 done
 
@@ -59,6 +59,12 @@ format = "otlp"
 [[input]]
 topic = "samples-influx"
 format = "influx"
+[[input]]
+topic = "samples-adapter"
+format = "json"                     # prometheus-kafka-adapter's JSON: no header
+[[input]]
+topic = "samples-vector"
+format = "json"                     # Vector's metric events: no header
 [[input]]
 topic = "samples-auto"
 format = "json"                     # the producer marks OTLP messages with content-type

@@ -5,6 +5,9 @@
   produce-formats BROKERS the same scenario in each other input format, written by that
                           format's own encoder (scripts/formats.py): to samples-remote_write,
                           samples-otlp and samples-influx unmarked (the topic's format applies),
+                          and as prometheus-kafka-adapter's and Vector's JSON, one sample per
+                          message with no header, to samples-adapter and samples-vector (JSON
+                          topics),
                           and OTLP marked with its content-type header to samples-auto (a topic
                           configured as JSON); hosts <format>-a and <format>-b
   expect  BROKERS TOPIC   reads JSON alert events until, for every scenario, the b series'
@@ -16,7 +19,7 @@ import json, os, sys, time
 from confluent_kafka import Consumer, Producer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-FORMATS = ["remote_write", "otlp", "influx"]
+FORMATS = ["remote_write", "otlp", "influx", "adapter", "vector"]
 PREFIXES = ["web"] + FORMATS + ["auto"]
 
 # the scenario's 200 samples (10 s apart) end now: event time close to wall time, as from a
@@ -56,12 +59,14 @@ def scenario(prefix):
 
 
 def produce_formats(brokers, _topic=None):
-    from formats import CONTENT_TYPE, encode
+    from formats import CONTENT_TYPE, ONE_PER_MESSAGE, encode
     p = Producer({"bootstrap.servers": brokers, "enable.idempotence": True})
     for fmt in FORMATS:
         for msg in scenario(fmt):
-            p.produce(f"samples-{fmt}", key=fmt, value=encode(fmt, msg))
-            p.poll(0)
+            # prometheus-kafka-adapter and Vector write one sample per message, with no header
+            for part in ([[s] for s in msg] if fmt in ONE_PER_MESSAGE else [msg]):
+                p.produce(f"samples-{fmt}", key=fmt, value=encode(fmt, part))
+                p.poll(0)
     for msg in scenario("auto"):
         p.produce("samples-auto", key="auto", value=encode("otlp", msg), headers=[("content-type", CONTENT_TYPE["otlp"])])
         p.poll(0)

@@ -1,16 +1,25 @@
 """Metric messages in the formats other tools ship to Kafka, written by those formats' own
 encoders (not deadair's): the OpenTelemetry protobuf bindings (`opentelemetry-proto`), the
 Prometheus remote-write bindings of `opentelemetry-exporter-prometheus-remote-write` with
-`python-snappy`, and `influxdb-client`'s line-protocol `Point`.
+`python-snappy`, and `influxdb-client`'s line-protocol `Point`. Two JSON shapes have no
+encoder library, so they are written here from each project's documented shape:
+prometheus-kafka-adapter's JSON serializer (one sample per message, the value a string from Go's
+`strconv.FormatFloat(v, 'f', -1, 64)`, the time as RFC 3339 in whole seconds, `__name__` among
+the labels) and Vector's metric event (`name`, `namespace`, `tags`, `timestamp`, `kind`, and a
+`gauge` or `counter` object; `native_json` wraps it in `{"metric": ...}`).
 
-  python3 scripts/formats.py fixtures DIR   writes DIR/{remote_write.bin,otlp.bin,influx.txt}
+  python3 scripts/formats.py fixtures DIR   writes DIR/{remote_write.bin,otlp.bin,influx.txt,
+                                            prometheus_kafka_adapter.jsonl,vector.jsonl}
                                             and DIR/expected.json: the samples each must decode
                                             to under deadair's documented rules (docs/formats.md,
                                             "Input formats"), stated here by hand, not by deadair
 
 scripts/e2e_client.py imports `encode` to produce its scenario in every format.
 """
+import datetime
+import decimal
 import json
+import math
 import os
 import sys
 
@@ -35,9 +44,49 @@ def kv(k, v):
     return KeyValue(key=k, value=AnyValue(string_value=v))
 
 
+def go_float(v):
+    """Go's strconv.FormatFloat(v, 'f', -1, 64): shortest decimal, no exponent; NaN, +Inf, -Inf."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    r = format(decimal.Decimal(repr(float(v))), "f")
+    return r[:-2] if r.endswith(".0") else r
+
+
+def rfc3339(ts_ms, fraction):
+    t = datetime.datetime.fromtimestamp(ts_ms / 1000, tz=datetime.timezone.utc)
+    if fraction:
+        return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return t.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def adapter_json(name, labels, ts, value):
+    """One sample as prometheus-kafka-adapter's JSON serializer writes it."""
+    return json.dumps({"timestamp": rfc3339(ts, False), "value": go_float(value), "name": name,
+                       "labels": dict(labels, __name__=name)})
+
+
+def vector_json(name, labels, ts, value, kind="gauge", namespace=None, wrap=False):
+    """One metric event as Vector's `json` codec writes it (`native_json`: wrapped)."""
+    event = {"name": name, "tags": labels, "timestamp": rfc3339(ts, True), "kind": "absolute",
+             kind: {"value": value}}
+    if namespace:
+        event["namespace"] = namespace
+    return json.dumps({"metric": event} if wrap else event)
+
+
+# JSON shapes written one sample per message (the tools that write them set no header)
+ONE_PER_MESSAGE = {"adapter": adapter_json, "vector": vector_json}
+
+
 def encode(fmt, samples):
     """samples: [(name, {labels}, ts_ms, value)] as one message of `fmt`. Names must already be
-    Prometheus-style; for influx, a name `m_f` is written as measurement `m`, field `f`."""
+    Prometheus-style; for influx, a name `m_f` is written as measurement `m`, field `f`. For
+    the one-sample-per-message JSON shapes (ONE_PER_MESSAGE), `samples` holds one sample."""
+    if fmt in ONE_PER_MESSAGE:
+        (sample,) = samples
+        return ONE_PER_MESSAGE[fmt](*sample).encode()
     if fmt == "remote_write":
         req = WriteRequest()
         for name, labels, ts, value in samples:
@@ -146,6 +195,37 @@ def fixtures(out_dir):
         ["mem_active", {"host": "web 1"}, T + 10000, 1.0],
         ["mem_used", {"host": "web 1"}, T + 10000, 1024.0],
     ]
+
+    # prometheus-kafka-adapter: one JSON object per message (here: per line); NaN and +Inf as
+    # the adapter spells them; a fractional value; a time with milliseconds loses them
+    rows = [
+        ("up", {"instance": "a:9100", "job": "api"}, T, 1.0),
+        ("http_requests_total", {"code": "200", "job": "api"}, T + 15000, 9876543210.0),
+        ("node_load1", {"instance": "a:9100"}, T + 30000, 0.25),
+        ("scrape_duration_seconds", {"job": "api"}, T + 45250, float("nan")),
+        ("temperature_max", {"job": "api"}, T + 60000, float("inf")),
+    ]
+    with open(os.path.join(out_dir, "prometheus_kafka_adapter.jsonl"), "w") as f:
+        f.write("".join(adapter_json(*r) + "\n" for r in rows))
+    expected["prometheus_kafka_adapter.jsonl"] = [
+        [n, l, (ts // 1000) * 1000, "NaN" if math.isnan(v) else ("+Inf" if math.isinf(v) else v)]
+        for n, l, ts, v in rows]
+
+    # Vector: a gauge, a counter with a namespace, and a native_json-wrapped gauge
+    lines = [
+        vector_json("memory_used_bytes", {"host": "web-1"}, T + 250, 2048.0),
+        vector_json("seconds_total", {"cpu": "0", "mode": "idle"}, T, 1234.5, kind="counter", namespace="cpu"),
+        vector_json("queue_depth", {"queue": "in"}, T + 1000, 7.0, wrap=True),
+    ]
+    with open(os.path.join(out_dir, "vector.jsonl"), "w") as f:
+        f.write("".join(l + "\n" for l in lines))
+    expected["vector.jsonl"] = [
+        ["memory_used_bytes", {"host": "web-1"}, T + 250, 2048.0],
+        ["cpu_seconds_total", {"cpu": "0", "mode": "idle"}, T, 1234.5],
+        ["queue_depth", {"queue": "in"}, T + 1000, 7.0],
+    ]
+
+    # values JSON cannot hold are written as the adapter spells them
     with open(os.path.join(out_dir, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True)
         f.write("\n")

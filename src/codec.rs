@@ -4,7 +4,18 @@
 //!   lower-case words; times as RFC 3339; absent numbers omitted).
 //! - JSON samples -> `(name, labels, timestamp ms, value)`:
 //!   `{"name": "cpu", "labels": {"host": "a"}, "timestamp": 1767225600000 | "2026-01-01T00:00:00Z", "value": 1.5}`.
-//!   A numeric timestamp below 1e11 is read as epoch seconds, otherwise milliseconds.
+//!   A numeric timestamp below 1e11 is read as epoch seconds, otherwise milliseconds. The same
+//!   reader takes the shapes metric pipelines already write to Kafka:
+//!   - prometheus-kafka-adapter: `{"timestamp": "2026-01-01T00:00:00Z", "value": "9876543210",
+//!     "name": "up", "labels": {"__name__": "up", "job": "api"}}`: the value as a string
+//!     (`NaN`, `+Inf`, `-Inf` included), `__name__` in the labels (dropped there; it names the
+//!     metric when `name` is absent);
+//!   - Vector's metric events (its `json` codec, or `native_json` wrapped in `{"metric": ..}`):
+//!     `{"name": "cpu_seconds_total", "namespace": "host", "tags": {"cpu": "0"}, "timestamp":
+//!     "2026-01-01T00:00:00Z", "kind": "absolute", "counter": {"value": 1.5}}` (or `"gauge"`):
+//!     the metric is `namespace_name`, the tags its labels; an incremental counter's value is
+//!     its increment. Other Vector metric types (sets, distributions, histograms, summaries)
+//!     are refused.
 
 use std::collections::BTreeMap;
 
@@ -133,11 +144,46 @@ enum JsonTime {
 
 #[derive(Debug, Clone, Deserialize)]
 struct JsonSampleRaw {
-    name: String,
     #[serde(default)]
+    name: Option<String>,
+    /// Vector: the metric's namespace, the Prometheus name's prefix.
+    #[serde(default)]
+    namespace: Option<String>,
+    /// `labels`, or Vector's `tags`.
+    #[serde(default, alias = "tags")]
     labels: BTreeMap<String, String>,
-    timestamp: JsonTime,
+    #[serde(default)]
+    timestamp: Option<JsonTime>,
+    /// A number, or a string (prometheus-kafka-adapter writes every value as one).
+    #[serde(default)]
+    value: Option<serde_json::Value>,
+    /// Vector's gauge: `{"value": 1.5}`.
+    #[serde(default)]
+    gauge: Option<VectorValue>,
+    /// Vector's counter: `{"value": 1.5}`.
+    #[serde(default)]
+    counter: Option<VectorValue>,
+    /// Vector's `native_json` wraps the metric: `{"metric": {...}}`.
+    #[serde(default)]
+    metric: Option<Box<JsonSampleRaw>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct VectorValue {
     value: f64,
+}
+
+/// A value written as text: a decimal number, `NaN`, `+Inf`, `-Inf` (Go's and Prometheus'
+/// spellings).
+fn value_of_text(text: &str) -> Result<f64, JsonSampleError> {
+    match text.trim() {
+        "NaN" | "nan" => Ok(f64::NAN),
+        "+Inf" | "Inf" | "inf" | "+inf" => Ok(f64::INFINITY),
+        "-Inf" | "-inf" => Ok(f64::NEG_INFINITY),
+        t => t
+            .parse::<f64>()
+            .map_err(|_| JsonSampleError::Value(text.to_string())),
+    }
 }
 
 /// A decoded JSON sample.
@@ -158,6 +204,18 @@ pub enum JsonSampleError {
     Syntax { message: String, column: usize },
     #[error("`name` must not be empty")]
     EmptyName,
+    #[error("expected a number as `value`, or the text NaN, +Inf or -Inf, found `{0}`")]
+    Value(String),
+    #[error(
+        "expected a sample like {{\"name\": \"cpu\", \"labels\": {{\"host\": \"a\"}}, \"timestamp\": 1767225600000, \"value\": 1.5}}: missing field `timestamp`"
+    )]
+    NoTimestamp,
+    #[error(
+        "expected a sample like {{\"name\": \"cpu\", \"labels\": {{\"host\": \"a\"}}, \"timestamp\": 1767225600000, \"value\": 1.5}}: missing field `value` (or Vector's `gauge` or `counter`)"
+    )]
+    NoValue,
+    #[error("`name` ({name}) and the `__name__` label ({label}) disagree")]
+    NameMismatch { name: String, label: String },
     #[error(transparent)]
     Time(#[from] crate::time::TimeError),
 }
@@ -185,19 +243,44 @@ fn json_error(e: serde_json::Error) -> JsonSampleError {
 
 impl JsonSampleRaw {
     fn finish(self) -> Result<JsonSample, JsonSampleError> {
-        let raw = self;
-        if raw.name.is_empty() {
+        let mut raw = match self.metric {
+            Some(inner) => *inner,
+            None => self,
+        };
+        // prometheus-kafka-adapter repeats the name as the `__name__` label
+        let label_name = raw.labels.remove("__name__");
+        let name = match (raw.name, label_name) {
+            (Some(n), Some(l)) if n != l => {
+                return Err(JsonSampleError::NameMismatch { name: n, label: l })
+            }
+            (Some(n), _) | (None, Some(n)) => n,
+            (None, None) => String::new(),
+        };
+        if name.is_empty() {
             return Err(JsonSampleError::EmptyName);
         }
+        let name = match raw.namespace {
+            Some(ns) if !ns.is_empty() => format!("{ns}_{name}"),
+            _ => name,
+        };
+        let value = match (raw.value, raw.gauge, raw.counter) {
+            (Some(serde_json::Value::Number(n)), _, _) => n.as_f64().unwrap_or(f64::NAN),
+            (Some(serde_json::Value::String(t)), _, _) => value_of_text(&t)?,
+            (Some(other), _, _) => return Err(JsonSampleError::Value(other.to_string())),
+            (None, Some(g), _) => g.value,
+            (None, None, Some(c)) => c.value,
+            (None, None, None) => return Err(JsonSampleError::NoValue),
+        };
         let timestamp = match raw.timestamp {
-            JsonTime::Number(n) => epoch_to_ms(n)?,
-            JsonTime::Text(s) => parse_timestamp(&s)?,
+            Some(JsonTime::Number(n)) => epoch_to_ms(n)?,
+            Some(JsonTime::Text(s)) => parse_timestamp(&s)?,
+            None => return Err(JsonSampleError::NoTimestamp),
         };
         Ok(JsonSample {
-            name: raw.name,
+            name,
             labels: raw.labels,
             timestamp,
-            value: raw.value,
+            value,
         })
     }
 }
@@ -270,5 +353,84 @@ mod tests {
             .to_string();
         assert!(e.contains("missing field `value`"), "{e}");
         assert!(parse_json_sample(r#"{"name":"cpu","timestamp":"soon","value":1}"#).is_err());
+    }
+
+    #[test]
+    fn prometheus_kafka_adapter_samples_parse() {
+        // the shape of prometheus-kafka-adapter's JSON serializer: the value as a string,
+        // RFC 3339 time, `__name__` among the labels
+        let a = parse_json_sample(
+            r#"{"timestamp":"2026-01-01T00:00:00Z","value":"9876543210","name":"up","labels":{"__name__":"up","instance":"a:9100","job":"api"}}"#,
+        )
+        .unwrap();
+        assert_eq!(a.name, "up");
+        assert_eq!(a.timestamp, 1_767_225_600_000);
+        assert_eq!(a.value, 9_876_543_210.0);
+        assert_eq!(
+            a.labels.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("instance".to_string(), "a:9100".to_string()),
+                ("job".to_string(), "api".to_string())
+            ],
+            "__name__ is the name, not a label"
+        );
+        for (text, want) in [
+            ("NaN", f64::NAN),
+            ("+Inf", f64::INFINITY),
+            ("-Inf", f64::NEG_INFINITY),
+            ("1e-3", 1e-3),
+        ] {
+            let s = parse_json_sample(&format!(
+                r#"{{"timestamp":"2026-01-01T00:00:00Z","value":"{text}","name":"x","labels":{{"__name__":"x"}}}}"#
+            ))
+            .unwrap();
+            assert!(
+                s.value == want || (s.value.is_nan() && want.is_nan()),
+                "{text}: {}",
+                s.value
+            );
+        }
+        // the name may come from `__name__` alone; a disagreement is refused
+        let b =
+            parse_json_sample(r#"{"timestamp":1767225600,"value":"1","labels":{"__name__":"up"}}"#)
+                .unwrap();
+        assert_eq!((b.name.as_str(), b.timestamp), ("up", 1_767_225_600_000));
+        let e = parse_json_sample(
+            r#"{"timestamp":1,"value":"1","name":"up","labels":{"__name__":"down"}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("disagree"), "{e}");
+        let e = parse_json_sample(r#"{"timestamp":1,"value":"fast","name":"up"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("found `fast`"), "{e}");
+    }
+
+    #[test]
+    fn vector_metric_events_parse() {
+        // Vector's `json` codec for a metric event, and `native_json`'s wrapper
+        let c = parse_json_sample(
+            r#"{"name":"cpu_seconds_total","namespace":"host","tags":{"cpu":"0","mode":"idle"},"timestamp":"2026-01-01T00:00:00Z","kind":"absolute","counter":{"value":1234.5}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.name, "host_cpu_seconds_total");
+        assert_eq!(c.value, 1234.5);
+        assert_eq!(c.labels.get("mode").map(String::as_str), Some("idle"));
+        let g = parse_json_sample(
+            r#"{"metric":{"name":"memory_used_bytes","tags":{"host":"a"},"timestamp":"2026-01-01T00:00:01Z","kind":"absolute","gauge":{"value":2048.0}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (g.name.as_str(), g.value, g.timestamp),
+            ("memory_used_bytes", 2048.0, 1_767_225_601_000)
+        );
+        // a type deadair has no single value for
+        let e = parse_json_sample(
+            r#"{"name":"users","timestamp":"2026-01-01T00:00:00Z","kind":"absolute","set":{"values":["a"]}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("missing field `value`"), "{e}");
     }
 }

@@ -18,9 +18,24 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{DIR}/{name}")).unwrap()
 }
 
+/// The rows `expected.json` states for `name`; a value JSON cannot hold is the text `NaN`,
+/// `+Inf` or `-Inf`.
 fn expected(name: &str) -> Vec<Row> {
     let all: serde_json::Value = serde_json::from_slice(&fixture("expected.json")).unwrap();
-    let mut rows: Vec<Row> = serde_json::from_value(all[name].clone()).unwrap();
+    let raw: Vec<(String, BTreeMap<String, String>, i64, serde_json::Value)> =
+        serde_json::from_value(all[name].clone()).unwrap();
+    let mut rows: Vec<Row> = raw
+        .into_iter()
+        .map(|(n, l, t, v)| {
+            let v = match v.as_str() {
+                Some("NaN") => f64::NAN,
+                Some("+Inf") => f64::INFINITY,
+                Some("-Inf") => f64::NEG_INFINITY,
+                _ => v.as_f64().unwrap(),
+            };
+            (n, l, t, v)
+        })
+        .collect();
     rows.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
     rows
 }
@@ -46,7 +61,10 @@ fn decode(input: &Input, meta: Meta<'_>, payload: &[u8]) -> Result<Vec<Row>, Dec
 fn close(got: &[Row], want: &[Row]) -> bool {
     got.len() == want.len()
         && got.iter().zip(want).all(|(g, w)| {
-            (&g.0, &g.1, g.2) == (&w.0, &w.1, w.2) && (g.3 - w.3).abs() <= 1e-9 * w.3.abs().max(1.0)
+            (&g.0, &g.1, g.2) == (&w.0, &w.1, w.2)
+                && (g.3 == w.3
+                    || (g.3.is_nan() && w.3.is_nan())
+                    || (g.3 - w.3).abs() <= 1e-9 * w.3.abs().max(1.0))
         })
 }
 
@@ -64,10 +82,33 @@ const CASES: [(&str, InputFormat, &str); 3] = [
     ("influx.txt", InputFormat::Influx, "text/plain; charset=utf-8"),
 ];
 
+/// JSON shapes other tools write one sample per message, with no header: a `format = "json"`
+/// input reads them (here: one message per line of the fixture).
+const JSON_CASES: [&str; 2] = ["prometheus_kafka_adapter.jsonl", "vector.jsonl"];
+
+/// The messages of a one-sample-per-message fixture (its lines).
+fn messages(file: &str) -> Vec<Vec<u8>> {
+    fixture(file)
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
 #[test]
 fn real_encoders_messages_decode_to_the_documented_samples() {
     for (file, format, _) in CASES {
         let got = decode(&Input::new("t", format), Meta::default(), &fixture(file)).unwrap();
+        let want = expected(file);
+        assert!(close(&got, &want), "{file}:\n got {got:?}\nwant {want:?}");
+    }
+    for file in JSON_CASES {
+        let input = Input::new("t", InputFormat::Json);
+        let mut got: Vec<Row> = Vec::new();
+        for m in messages(file) {
+            got.extend(decode(&input, Meta::default(), &m).unwrap());
+        }
+        got.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
         let want = expected(file);
         assert!(close(&got, &want), "{file}:\n got {got:?}\nwant {want:?}");
     }
@@ -125,8 +166,45 @@ fn every_truncation_of_a_real_message_decodes_or_is_refused() {
     }
 }
 
+#[test]
+fn every_truncation_of_a_json_shape_decodes_or_is_refused() {
+    let input = Input::new("t", InputFormat::Json);
+    for file in JSON_CASES {
+        for m in messages(file) {
+            for cut in 0..m.len() {
+                let r = decode(&input, Meta::default(), &m[..cut]);
+                assert!(
+                    r.map_or(true, |rows| rows.len() <= 1),
+                    "{file} cut at {cut}"
+                );
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The JSON shapes with bytes overwritten, inserted or removed never panic the decoder.
+    #[test]
+    fn mutated_json_shapes_never_panic(
+        which in 0usize..2,
+        line in 0usize..5,
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8),
+    ) {
+        let all = messages(JSON_CASES[which]);
+        let mut bytes = all[line % all.len()].clone();
+        for (at, byte, op) in edits {
+            let i = at.index(bytes.len().max(1));
+            match op {
+                0 if !bytes.is_empty() => bytes[i] = byte,
+                1 => bytes.insert(i.min(bytes.len()), byte),
+                _ if !bytes.is_empty() => { bytes.remove(i); }
+                _ => {}
+            }
+        }
+        let _ = decode(&Input::new("t", InputFormat::Json), Meta::default(), &bytes);
+    }
 
     /// Real messages with bytes overwritten, inserted or removed never panic the decoders.
     #[test]
