@@ -1,6 +1,9 @@
 //! Decoder throughput per input format: one message of 100 samples (100 series with a metric
 //! name and three labels, as `deadair gen` writes them), decoded with `decode_message` into the
 //! borrowed sample views the engine reads. Criterion reports samples/s as "elem/s".
+//! The `one_sample_messages` group decodes the same 100 samples as 100 one-sample JSON
+//! messages in the shapes prometheus-kafka-adapter and Vector write (and deadair's own), the
+//! shape most pipelines put on Kafka.
 //! Run: `cargo bench --bench decode`.
 
 use std::collections::BTreeMap;
@@ -53,6 +56,53 @@ fn bench(c: &mut Criterion) {
                 let views =
                     decode_message(&input, Meta::default(), black_box(&payload), &mut scratch);
                 black_box(views.map(|v| v.len()).unwrap_or(0))
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("one_sample_messages");
+    group.throughput(Throughput::Elements(SAMPLES as u64));
+    let rfc3339 = |ms: i64| deadair::time::format_rfc3339(ms);
+    let shapes: [(&str, fn(&Sample, &dyn Fn(i64) -> String) -> String); 3] = [
+        ("json", |s, _| {
+            serde_json::json!({"name": s.name, "labels": s.labels, "timestamp": s.timestamp, "value": s.value})
+                .to_string()
+        }),
+        ("prometheus_kafka_adapter", |s, t| {
+            let mut labels = s.labels.clone();
+            labels.insert("__name__".into(), s.name.clone());
+            serde_json::json!({"timestamp": t(s.timestamp / 1000 * 1000), "value": s.value.to_string(), "name": s.name, "labels": labels})
+                .to_string()
+        }),
+        ("vector", |s, t| {
+            serde_json::json!({"name": s.name, "tags": s.labels, "timestamp": t(s.timestamp), "kind": "absolute", "gauge": {"value": s.value}})
+                .to_string()
+        }),
+    ];
+    for (name, shape) in shapes {
+        let messages: Vec<String> = samples.iter().map(|s| shape(s, &rfc3339)).collect();
+        let input = Input::new("t", InputFormat::Json);
+        let mut scratch = Scratch::default();
+        for m in &messages {
+            let n = decode_message(&input, Meta::default(), m.as_bytes(), &mut scratch)
+                .map(|v| v.len())
+                .unwrap_or(0);
+            assert_eq!(n, 1, "{name}: {m}");
+        }
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut n = 0;
+                for m in &messages {
+                    let views = decode_message(
+                        &input,
+                        Meta::default(),
+                        black_box(m.as_bytes()),
+                        &mut scratch,
+                    );
+                    n += views.map(|v| v.len()).unwrap_or(0);
+                }
+                black_box(n)
             })
         });
     }
