@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
         }),
     ];
     for (name, shape) in shapes {
-        let messages: Vec<String> = samples.iter().map(|s| shape(s)).collect();
+        let messages: Vec<String> = samples.iter().map(shape).collect();
         let input = Input::new("t", InputFormat::Json);
         let mut scratch = Scratch::default();
         for m in &messages {
