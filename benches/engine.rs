@@ -4,6 +4,9 @@
 //! Samples arrive round-robin over all series (as a scrape interval delivers them), 200 s apart
 //! per series (so the warm-up below covers a new series' first day), in messages of 100 samples fed to `Engine::ingest_batch`, each with a metric name and three labels, so every sample pays for identity
 //! hashing, the series lookup, the detectors, the absence clock and the alert state machine.
+//! The `floor` group runs the same workload through only what any per-series design must do:
+//! the series' canonical key hashed (as the engine does), one hash-table lookup, and a 64-byte
+//! state update; the README quotes the engine's throughput as a ratio of it.
 //! Run: `cargo bench --bench engine` (criterion prints samples/s as "elem/s").
 
 use std::hint::black_box;
@@ -145,5 +148,99 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The floor's per-series state: one cache line of running statistics.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Floor {
+    n: f64,
+    mean: f64,
+    var: f64,
+    last: f64,
+    last_ts: f64,
+    min: f64,
+    max: f64,
+    ewma: f64,
+}
+
+/// A hasher that passes the series id (already a 64-bit hash) through, as the engine's index.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("ids are hashed as u64")
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type IdMap = std::collections::HashMap<u64, u32, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// One round of the floor: per sample, the key hashed, looked up (inserted on first sight),
+/// and its 64-byte state updated.
+fn floor_round(
+    w: &Workload,
+    ts: i64,
+    index: &mut IdMap,
+    states: &mut Vec<Floor>,
+    buf: &mut Vec<u8>,
+) {
+    for (i, s) in w.spans.iter().enumerate() {
+        let labels = [
+            (w.str(s[1]), w.str(s[2])),
+            (w.str(s[3]), w.str(s[4])),
+            (w.str(s[5]), w.str(s[6])),
+        ];
+        deadair::series::encode_canonical(w.str(s[0]), &labels, buf);
+        let id = deadair::series::hash_canonical(buf);
+        let next = states.len() as u32;
+        let idx = *index.entry(id).or_insert(next) as usize;
+        if idx == states.len() {
+            states.push(Floor::default());
+        }
+        let x = 100.0 + 10.0 * noise(i as u64 ^ (ts as u64) << 20);
+        let st = &mut states[idx];
+        st.n += 1.0;
+        let d = x - st.mean;
+        st.mean += d / st.n;
+        st.var += d * (x - st.mean);
+        st.last = x;
+        st.last_ts = ts as f64;
+        st.min = st.min.min(x);
+        st.max = st.max.max(x);
+        st.ewma += 0.1 * (x - st.ewma);
+    }
+    black_box(&states);
+}
+
+fn bench_floor(c: &mut Criterion) {
+    let mut group = c.benchmark_group("floor");
+    group.sample_size(10);
+    for &n in &[10_000usize, 100_000, 1_000_000] {
+        let w = workload(n);
+        let mut index = IdMap::default();
+        let mut states: Vec<Floor> = Vec::new();
+        let mut buf = Vec::with_capacity(128);
+        let mut ts = 1_767_225_600_000i64;
+        floor_round(&w, ts, &mut index, &mut states, &mut buf);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(format!("{n}_series"), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    ts += STEP_MS;
+                    floor_round(&w, ts, &mut index, &mut states, &mut buf);
+                }
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_floor);
 criterion_main!(benches);
