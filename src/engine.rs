@@ -525,10 +525,10 @@ impl Engine {
         self.settle_groups(true, out);
     }
 
-    /// Every per-series anomaly and absence alert firing now, as a firing event with its
-    /// current version (so the same `alert_id` and `version` as the event that fired it): for
-    /// sinks that forget, such as Alertmanager, to be told again after this engine was restored
-    /// from a checkpoint. (Group and limit alerts are not included.)
+    /// Every alert firing now, as a firing event with its current version (so the same
+    /// `alert_id` and `version` as the event that fired it): per-series anomaly, absence and
+    /// stuck alerts, then `source_silent` and `cardinality_limit` events. For sinks that forget,
+    /// such as Alertmanager, to be told again after this engine was restored from a checkpoint.
     pub fn firing(&self, out: &mut Vec<Alert>) {
         for (idx, st) in self.states.iter().enumerate() {
             if st.rule == NO_RULE {
@@ -564,6 +564,8 @@ impl Engine {
                 out.push(a);
             }
         }
+        self.groups_firing(out);
+        self.limits_firing(out);
     }
 
     /// Names this engine's scope (e.g. `metrics/3` for an input partition): it becomes the

@@ -603,6 +603,79 @@ fn a_restored_engine_lists_what_it_still_has_firing_with_the_same_ids_and_versio
     );
 }
 
+#[test]
+fn a_restored_engine_lists_its_firing_source_and_limit_events_with_the_same_ids_and_versions() {
+    let text = deadair::model::DEFAULT_MODEL_TOML.replace(
+        "max_series_per_source = 250000",
+        "max_series_per_source = 30",
+    );
+    let model = Arc::new(Model::parse(&text, "test").unwrap());
+    // api: 20 series that go silent together at 600 s (a source_silent event fires);
+    // spam: 40 series, 10 beyond its limit (a cardinality_limit event fires); db carries on
+    let mut input = source("api", 20, 10 * S, 10 * S, T0, T0 + 600 * S);
+    input.extend(source("spam", 40, 10 * S, 10 * S, T0, T0 + 1200 * S));
+    input.extend(source("db", 5, 10 * S, 10 * S, T0, T0 + 1200 * S));
+    let mut e = Engine::new(model.clone());
+    let out = replay(&mut e, input, T0 + 1200 * S);
+    let fired = |kind: AlertKind| -> Vec<(String, u64, Option<String>)> {
+        out.iter()
+            .filter(|a| a.kind == kind && a.state == AlertStatus::Firing)
+            .map(|a| {
+                (
+                    a.alert_id.clone(),
+                    a.version,
+                    label(a, "job").map(String::from),
+                )
+            })
+            .collect()
+    };
+    let (silent, limits) = (
+        fired(AlertKind::SourceSilent),
+        fired(AlertKind::CardinalityLimit),
+    );
+    assert_eq!(silent.len(), 1, "{out:#?}");
+    assert_eq!(limits.len(), 1, "{out:#?}");
+    assert!(out.iter().all(|a| a.state == AlertStatus::Firing
+        || !matches!(
+            a.kind,
+            AlertKind::SourceSilent | AlertKind::CardinalityLimit
+        )));
+
+    let restored = Engine::restore(model, &e.snapshot()).unwrap();
+    let mut firing = Vec::new();
+    restored.firing(&mut firing);
+    let again = |kind: AlertKind| -> Vec<(String, u64, Option<String>)> {
+        firing
+            .iter()
+            .filter(|a| a.kind == kind)
+            .map(|a| {
+                (
+                    a.alert_id.clone(),
+                    a.version,
+                    label(a, "job").map(String::from),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(again(AlertKind::SourceSilent), silent, "{firing:#?}");
+    assert_eq!(again(AlertKind::CardinalityLimit), limits, "{firing:#?}");
+    let s = firing
+        .iter()
+        .find(|a| a.kind == AlertKind::SourceSilent)
+        .unwrap();
+    assert_eq!(s.state, AlertStatus::Firing);
+    assert!(s.summary.contains("job=\"api\""), "{}", s.summary);
+    // the original event's start, not the time of the restore
+    let original = out
+        .iter()
+        .find(|a| a.kind == AlertKind::SourceSilent)
+        .unwrap();
+    assert_eq!(
+        (s.started_at, s.event_time),
+        (original.started_at, original.started_at)
+    );
+}
+
 /// A format-1 snapshot, written by deadair 2dbba2a (before the context detector) with its
 /// default model: `cpu{host="a"}` reported every 10 s for 2000 s, `cpu{host="b"}` stopped at
 /// 990 s and its absence fired (version 1).

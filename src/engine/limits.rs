@@ -75,6 +75,30 @@ impl Engine {
     }
 
     fn emit_limit(&mut self, scope: Scope, status: AlertStatus, at: i64, out: &mut Vec<Alert>) {
+        out.push(self.limit_alert(scope, status, at));
+        self.count(status);
+    }
+
+    /// The `cardinality_limit` events still firing (for [`Engine::firing`]), with the id and
+    /// version they fired with.
+    pub(super) fn limits_firing(&self, out: &mut Vec<Alert>) {
+        if self.limit.is_firing() {
+            out.push(self.limit_alert(Scope::Partition, AlertStatus::Firing, self.limit.since));
+        }
+        for (g, group) in self.groups.iter().enumerate() {
+            if group.limit.is_firing() {
+                let a = self.limit_alert(
+                    Scope::Source(g as u32),
+                    AlertStatus::Firing,
+                    group.limit.since,
+                );
+                out.push(a);
+            }
+        }
+    }
+
+    /// A `cardinality_limit` event of `scope`.
+    fn limit_alert(&self, scope: Scope, status: AlertStatus, at: i64) -> Alert {
         let mut labels: Vec<(String, String)> = Vec::new();
         let (what, state, limit, count, id) = match scope {
             Scope::Partition => (
@@ -120,7 +144,7 @@ impl Engine {
                 format!("{what} is back under 90 % of its limit of {limit} series ({count})")
             }
         };
-        out.push(Alert {
+        Alert {
             alert_id: alert_id("deadair", AlertKind::CardinalityLimit, id),
             version: u64::from(state.version),
             kind: AlertKind::CardinalityLimit,
@@ -143,7 +167,6 @@ impl Engine {
             score: 0.0,
             summary,
             series: id,
-        });
-        self.count(status);
+        }
     }
 }

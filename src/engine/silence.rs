@@ -401,6 +401,38 @@ impl Engine {
         examples: &[u32],
         out: &mut Vec<Alert>,
     ) {
+        out.push(self.group_alert(g, status, event_time, count, examples));
+        self.count(status);
+    }
+
+    /// The `source_silent` events still firing (for [`Engine::firing`]): the same id and
+    /// version as when they fired, so a receiver that lost them (an Alertmanager after a
+    /// restore) takes them as the same alerts.
+    pub(super) fn groups_firing(&self, out: &mut Vec<Alert>) {
+        for (g, group) in self.groups.iter().enumerate() {
+            if group.state.is_firing() {
+                let examples: Vec<u32> = group.covered.iter().copied().take(EXAMPLES).collect();
+                let a = self.group_alert(
+                    g as u32,
+                    AlertStatus::Firing,
+                    group.state.since,
+                    group.silent,
+                    &examples,
+                );
+                out.push(a);
+            }
+        }
+    }
+
+    /// A `source_silent` event of group `g`.
+    fn group_alert(
+        &self,
+        g: u32,
+        status: AlertStatus,
+        event_time: i64,
+        count: u32,
+        examples: &[u32],
+    ) -> Alert {
         let group = &self.groups[g as usize];
         let rule = &self.model.rules[group.rule as usize];
         let mut labels: Vec<(String, String)> = group.label.iter().cloned().collect();
@@ -449,7 +481,7 @@ impl Engine {
         if !examples.is_empty() {
             annotations.push(("examples".into(), examples.join(", ")));
         }
-        out.push(Alert {
+        Alert {
             alert_id: alert_id("deadair", AlertKind::SourceSilent, id),
             version: u64::from(group.state.version),
             kind: AlertKind::SourceSilent,
@@ -473,7 +505,6 @@ impl Engine {
             },
             summary,
             series: id,
-        });
-        self.count(status);
+        }
     }
 }
