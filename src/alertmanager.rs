@@ -572,8 +572,8 @@ impl Forwarder {
         };
         if tokio::time::timeout(deadline, stop).await.is_err() {
             join.abort();
-            eprintln!(
-                "deadair: alertmanager: stopped at the shutdown deadline; alerts still pending were not delivered"
+            tracing::warn!(
+                "alertmanager: stopped at the shutdown deadline; alerts still pending were not delivered"
             );
         }
     }
@@ -727,8 +727,8 @@ impl Task {
             }
         }
         if self.outbox.resolved_pending() > 0 {
-            eprintln!(
-                "deadair: alertmanager: {} resolved alerts not delivered at shutdown",
+            tracing::warn!(
+                "alertmanager: {} resolved alerts not delivered at shutdown",
                 self.outbox.resolved_pending()
             );
         }

@@ -11,7 +11,8 @@
 //! - [`series`]: series identity (name + sorted labels -> 64-bit id), the series table that
 //!   stores each label set once, and [`series::SeriesKey`] for a series named by a person.
 //! - [`alert`]: alert events, stable alert ids, the alert state machine.
-//! - [`wallclock`], [`ratelog`]: the wall clock (read by the shell only) and rate-limited logging.
+//! - [`wallclock`], [`ratelog`], [`logging`]: the wall clock (read by the shell only),
+//!   rate-limited log lines, and the log subscriber (levels, human or JSON lines).
 //!
 //! **Pure core** (synchronous, deterministic, `now` passed in):
 //! - [`detect`]: the detectors: the learned ones (spike, shift, spread, range, stuck; `learned`)
@@ -65,6 +66,7 @@ pub mod detect;
 pub mod engine;
 pub mod http;
 pub mod kafka;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod quality;

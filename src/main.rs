@@ -20,6 +20,10 @@ use deadair::replay;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as `human` text or `json` lines (stderr; levels from DEADAIR_LOG or RUST_LOG,
+    /// default info).
+    #[arg(long, global = true, default_value = "human", value_name = "FORMAT")]
+    log_format: deadair::logging::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -122,6 +126,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    deadair::logging::init(cli.log_format);
     match cli.command {
         Command::Run { config } => report("deadair run", run(&config)),
         Command::Demo {
@@ -238,7 +243,10 @@ fn report(command: &str, result: Result<(), CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if e.names_its_file() || command.is_empty() {
+            if command == "deadair run" {
+                // the run's output is its log: an error ends it as a log line (JSON if asked)
+                tracing::error!("{e}");
+            } else if e.names_its_file() || command.is_empty() {
                 eprintln!("{e}");
             } else {
                 eprintln!("{command}: {e}");
@@ -374,7 +382,7 @@ fn run(config: &std::path::Path) -> Result<(), CliError> {
         None => Model::default_model(),
     };
     let s = runtime()?.block_on(async {
-        eprintln!(
+        tracing::info!(
             "deadair run: group {} on {}, inputs {:?}, alerts to {}",
             cfg.group_id,
             cfg.brokers,
@@ -389,7 +397,7 @@ fn run(config: &std::path::Path) -> Result<(), CliError> {
         let health = Arc::new(deadair::http::Health::default());
         if !cfg.metrics_addr.is_empty() {
             let listener = deadair::http::bind(&cfg.metrics_addr).await?;
-            eprintln!(
+            tracing::info!(
                 "deadair run: metrics on http://{}/metrics",
                 cfg.metrics_addr
             );
@@ -399,7 +407,7 @@ fn run(config: &std::path::Path) -> Result<(), CliError> {
             deadair::kafka::run(&cfg, Arc::new(model), metrics, health, shutdown_signal()).await?;
         Ok::<_, CliError>(summary)
     })?;
-    eprintln!(
+    tracing::info!(
         "deadair run: stopped: {} messages, {} samples, {} decode errors, {} alert events, {} offsets stored",
         s.messages, s.samples, s.decode_errors, s.alerts, s.offsets_stored
     );
@@ -420,7 +428,7 @@ async fn shutdown_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-    eprintln!("deadair run: shutting down");
+    tracing::info!("deadair run: shutting down");
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

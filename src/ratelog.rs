@@ -1,6 +1,7 @@
 //! Rate-limited logging: failure handling must not amplify failures. Every occurrence is
-//! counted by the caller; at most `per_minute` lines per key are printed each minute, and the
-//! next printed line says how many were suppressed.
+//! counted by the caller; at most `per_minute` lines per key are logged each minute (as
+//! warnings, with the key as the `kind` field), and the next logged line says how many were
+//! suppressed.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -45,7 +46,7 @@ impl RateLimitedLog {
             return None;
         }
         w.printed += 1;
-        let mut line = format!("deadair: {key}: {}", message());
+        let mut line = format!("{key}: {}", message());
         if w.suppressed > 0 {
             line.push_str(&format!(" ({} similar suppressed)", w.suppressed));
             w.suppressed = 0;
@@ -53,10 +54,10 @@ impl RateLimitedLog {
         Some(line)
     }
 
-    /// Prints the line for this occurrence to stderr, if the rate allows.
+    /// Logs the line for this occurrence (a warning), if the rate allows.
     pub fn log(&mut self, key: &'static str, message: impl FnOnce() -> String) {
         if let Some(l) = self.line(key, Instant::now(), message) {
-            eprintln!("{l}");
+            tracing::warn!(kind = key, "{l}");
         }
     }
 }

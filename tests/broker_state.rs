@@ -329,9 +329,10 @@ fn ownership_overlaps(logs: &[String]) -> Vec<(String, usize, usize, i64)> {
     for log in logs {
         let mut m: std::collections::BTreeMap<String, Vec<(i64, i64)>> = Default::default();
         for line in log.lines() {
-            let (what, rest) = if let Some(r) = line.strip_prefix("deadair: assigned ") {
+            // `<time>  INFO assigned m/0, m/1 at <ms>` (deadair's human log format)
+            let (what, rest) = if let Some((_, r)) = line.split_once(" INFO assigned ") {
                 (true, r)
-            } else if let Some(r) = line.strip_prefix("deadair: revoking ") {
+            } else if let Some((_, r)) = line.split_once(" INFO revoking ") {
                 (false, r)
             } else {
                 continue;
@@ -507,6 +508,10 @@ async fn instances_join_and_leave_sharing_partitions_and_moving_state() {
     // partition to a joining member before its old owner had revoked it (tansu 0.6 does: both
     // then process the same messages, and a duplicate keeps its alert_id and version)
     let overlaps = ownership_overlaps(&logs_of);
+    assert!(
+        logs_of.iter().all(|l| l.contains(" INFO assigned ")),
+        "every member logs its assignments (the overlap check reads them):\n{logs}"
+    );
     let mut count = std::collections::BTreeMap::new();
     for e in events.iter() {
         *count

@@ -225,7 +225,7 @@ async fn shut_down(
         Ok(Err(e)) => return Err(StageError::CommitterFailed(e)),
         Err(_) => {
             abort.abort();
-            eprintln!("deadair: shutdown timeout: some alerts were not acknowledged; their offsets stay uncommitted");
+            tracing::warn!("shutdown timeout: some alerts were not acknowledged; their offsets stay uncommitted");
         }
     }
     if let Some(am) = am {
@@ -236,7 +236,7 @@ async fn shut_down(
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         // nothing stored since the last auto-commit is a benign outcome
         if !matches!(e, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) {
-            eprintln!("deadair: final commit failed: {e}");
+            tracing::error!("final commit failed: {e}");
         }
     }
     consumer.unsubscribe();

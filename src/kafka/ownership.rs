@@ -131,7 +131,7 @@ impl ConsumerContext for LagContext {
                 );
             }
             if tpl.count() > 0 {
-                eprintln!("deadair: assigned {} at {}", tpl_text(tpl), wall_ms());
+                tracing::info!("assigned {} at {}", tpl_text(tpl), wall_ms());
             }
         }
     }
@@ -147,7 +147,7 @@ impl ConsumerContext for LagContext {
                 o.revoking(&list);
             }
             if tpl.count() > 0 {
-                eprintln!("deadair: revoking {} at {}", tpl_text(tpl), wall_ms());
+                tracing::info!("revoking {} at {}", tpl_text(tpl), wall_ms());
             }
             // with a state topic: checkpoint first, so the next owner starts where we stopped
             if let Some(hook) = self.hook.get() {
@@ -229,7 +229,7 @@ impl RevokeHook {
             self.metrics.checkpoints.inc();
         }
         if self.producer.flush(Duration::from_secs(10)).is_err() {
-            eprintln!("deadair: revocation: checkpoints not acknowledged within 10 s; the next owner replays from the previous one");
+            tracing::warn!("revocation: checkpoints not acknowledged within 10 s; the next owner replays from the previous one");
             return;
         }
         let mut tpl = TopicPartitionList::new();
@@ -238,11 +238,11 @@ impl RevokeHook {
                 tpl.add_partition_offset(&w.key.0, w.key.1, rdkafka::Offset::Offset(w.offset + 1));
         }
         match consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => eprintln!(
-                "deadair: revocation: checkpointed and committed {} partition(s) before handing them over",
+            Ok(()) => tracing::info!(
+                "revocation: checkpointed and committed {} partition(s) before handing them over",
                 writes.len()
             ),
-            Err(e) => eprintln!("deadair: revocation: commit failed ({e}); the next owner replays from the previous checkpoint"),
+            Err(e) => tracing::warn!("revocation: commit failed ({e}); the next owner replays from the previous checkpoint"),
         }
     }
 }

@@ -108,7 +108,7 @@ pub(crate) fn send_blocking(
                 std::thread::sleep(Duration::from_millis(5));
             }
             Err((e, _)) => {
-                eprintln!("deadair: revocation: cannot enqueue {key} to {topic}: {e}");
+                tracing::error!("revocation: cannot enqueue {key} to {topic}: {e}");
                 return;
             }
         }

@@ -458,8 +458,8 @@ impl<'a> Stage<'a> {
         if let Some(m) = &marker {
             clock.consumed(m.offset, None, None);
             engine.firing(&mut firing);
-            eprintln!(
-                "deadair: {topic}/{partition}: restored checkpoint epoch {} (offset {}, {} series, \
+            tracing::info!(
+                "{topic}/{partition}: restored checkpoint epoch {} (offset {}, {} series, \
                  {} bytes) in {:.2} s",
                 m.epoch,
                 m.offset,
