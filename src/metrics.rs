@@ -23,6 +23,8 @@ pub struct Metrics {
     pub dead_letters: IntCounter,
     pub offsets_stored: IntCounter,
     pub delivery_errors: IntCounter,
+    /// Records the broker refused for good, by what became of them.
+    pub records_refused: IntCounterVec,
     pub consume_errors: IntCounter,
     pub producer_queue: IntGauge,
     pub consumer_lag: IntGaugeVec,
@@ -143,6 +145,13 @@ impl Metrics {
                 r,
                 "deadair_delivery_errors_total",
                 "Alert deliveries that failed and were sent again.",
+            )?,
+            records_refused: counter_vec(
+                r,
+                "deadair_records_refused_total",
+                "Records refused for good (too large, invalid), by outcome: shrunk (an alert \
+                 trimmed and sent again), dead_letter (sent to the dead-letter topic), dropped.",
+                &["outcome"],
             )?,
             consume_errors: counter(
                 r,

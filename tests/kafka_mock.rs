@@ -528,3 +528,83 @@ async fn an_abusive_producer_is_contained_and_other_sources_alerts_are_unchanged
         "{metrics}"
     );
 }
+
+/// An alert larger than the producer may send (here `message.max.bytes` = 1000: a series whose
+/// label holds 3 000 characters) is refused for good: it is sent again trimmed and marked,
+/// counted, and the pipeline moves on: the other series' alerts arrive and every offset is
+/// stored (issue #15: nothing blocks the pipeline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_too_large_for_the_broker_is_trimmed_and_the_pipeline_moves_on() {
+    let (_cluster, brokers) = cluster("samples");
+    let big = format!("big-{}", "x".repeat(3000));
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    for i in 0..200u64 {
+        let ts = t0() + i as i64 * 10_000;
+        let mut samples = vec![sample(
+            "web-a",
+            ts,
+            if i == 150 { 160.0 } else { 100.0 + noise(i) },
+        )];
+        if i < 100 {
+            samples.push(sample(&big, ts, 50.0 + noise(i + 1000)));
+        }
+        let payload = SampleBatch { samples }.encode_to_vec();
+        producer
+            .send(
+                FutureRecord::to("samples")
+                    .key("source-1")
+                    .payload(&payload),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+    }
+    let text = format!(
+        "brokers = \"{brokers}\"\ngroup_id = \"deadair-test\"\nalert_topic = \"alerts\"\nheartbeat_interval = \"1s\"\n\
+         shutdown_timeout = \"10s\"\n[[input]]\ntopic = \"samples\"\nformat = \"proto\"\n\
+         [librdkafka]\n\"message.max.bytes\" = \"1000\"\n"
+    );
+    let (pipeline, stop, registry) = start(RunConfig::parse(&text, "test", |_| None).unwrap());
+    let reader = reader(&brokers, "reader");
+    let mut events: Vec<AlertEvent> = Vec::new();
+    let is_big = |e: &AlertEvent| e.labels.get("host").is_some_and(|h| h.starts_with("big-x"));
+    read_until(&reader, &mut events, 60, |ev| {
+        ev.iter()
+            .any(|e| is_big(e) && e.kind() == AlertKind::Absence)
+            && has(ev, AlertKind::Anomaly, AlertState::Firing, "web-a")
+            && has(ev, AlertKind::Anomaly, AlertState::Resolved, "web-a")
+    })
+    .await;
+    let trimmed = events.iter().find(|e| is_big(e)).unwrap();
+    assert!(
+        trimmed.labels["host"].chars().count() <= 201,
+        "the label was cut"
+    );
+    assert!(
+        trimmed.annotations.contains_key("deadair_truncated"),
+        "{trimmed:?}"
+    );
+    assert!(trimmed.encoded_len() <= 1000);
+    stop.send(()).unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(30), pipeline)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        summary.offsets_stored, 200,
+        "the pipeline did not stop at the refusal"
+    );
+    let text = deadair::metrics::render(&registry);
+    assert!(
+        text.contains(r#"deadair_records_refused_total{outcome="shrunk"}"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains(r#"deadair_records_refused_total{outcome="dropped"} 1"#),
+        "{text}"
+    );
+}

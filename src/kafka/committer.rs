@@ -21,7 +21,7 @@ use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 
 use super::ownership::DeadairConsumer;
-use super::produce::{enqueue, Pending};
+use super::produce::{after_refusal, enqueue, refused_for_good, Pending, Refusals};
 use crate::metrics::Metrics;
 use crate::ratelog::RateLimitedLog;
 
@@ -76,28 +76,50 @@ pub(crate) struct KafkaSink {
     pub producer: FutureProducer,
     pub metrics: Arc<Metrics>,
     pub log: RateLimitedLog,
+    /// Where a record refused for good goes (`dead_letter_topic`).
+    pub dead_letter: Option<String>,
 }
 
 impl Sink for KafkaSink {
     type Pending = Pending;
 
     async fn deliver(&mut self, p: Pending) -> u64 {
-        let Pending { mut fut, record } = p;
+        let Pending {
+            mut fut,
+            mut record,
+        } = p;
         let mut retries = 0;
+        let to = Refusals {
+            dead_letter: self.dead_letter.as_deref(),
+            metrics: &self.metrics,
+        };
         loop {
             let failure = match fut.await {
                 Ok(Ok(_)) => return retries,
-                Ok(Err((e, _))) => format!("not delivered: {e}"),
-                Err(_) => "delivery canceled".to_string(),
+                // refused for good by the broker (too large, invalid): shrunk, diverted or
+                // dropped, never sent again unchanged
+                Ok(Err((e, _))) if refused_for_good(&e) => {
+                    if !after_refusal(&mut record, &e, &to, &mut self.log) {
+                        return retries;
+                    }
+                    None
+                }
+                Ok(Err((e, _))) => Some(format!("not delivered: {e}")),
+                Err(_) => Some("delivery canceled".to_string()),
             };
-            retries += 1;
-            self.metrics.delivery_errors.inc();
-            let (topic, key) = (&record.topic, record.key_text());
-            self.log.log("delivery error", || {
-                format!("{topic} record {key}: {failure}; sending again")
-            });
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            fut = enqueue(&self.producer, &record, &mut self.log).await;
+            if let Some(failure) = failure {
+                retries += 1;
+                self.metrics.delivery_errors.inc();
+                let (topic, key) = (&record.topic, record.key_text());
+                self.log.log("delivery error", || {
+                    format!("{topic} record {key}: {failure}; sending again")
+                });
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            match enqueue(&self.producer, &mut record, &to, &mut self.log).await {
+                Some(f) => fut = f,
+                None => return retries,
+            }
         }
     }
 

@@ -142,6 +142,7 @@ pub async fn run(
         producer: producer.clone(),
         metrics: metrics.clone(),
         log: RateLimitedLog::new(5),
+        dead_letter: cfg.dead_letter_topic.clone(),
     };
     let committer = tokio::spawn(committer::run(rx, sink));
     health.stall_ms.store(

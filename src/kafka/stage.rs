@@ -16,7 +16,7 @@ use super::checkpoint;
 use super::committer::InFlight;
 use super::ownership::DeadairConsumer;
 use super::parts::{lock, take_checkpoint, CheckpointWrite, Ckpt, Engines, Part, PartKey, Shared};
-use super::produce::{dead_letter, encode_alert, enqueue, heartbeat_event, Pending, Record};
+use super::produce::{dead_letter, enqueue, heartbeat_event, Pending, Record, Refusals};
 use super::watermarks::cached_lag;
 use super::{RunSummary, StageError, MAX_FUTURE_MS};
 use crate::alert::{Alert, AlertKind, AlertStatus};
@@ -129,14 +129,13 @@ impl<'a> Stage<'a> {
         self.metrics
             .alert(AlertKind::Heartbeat, AlertStatus::Firing);
         let hb = heartbeat_event(&self.cfg.group_id, &self.instance, &parts);
-        let payload = encode_alert(&hb, self.cfg.alert_format);
-        let record = Record::new(
-            Arc::from(self.cfg.alert_topic.as_str()),
-            None,
-            hb.alert_id,
-            payload,
-        );
-        drop(enqueue(&self.producer, &record, &mut self.log).await);
+        let topic = Arc::from(self.cfg.alert_topic.as_str());
+        let mut record = Record::alert(topic, hb, self.cfg.alert_format);
+        let to = Refusals {
+            dead_letter: self.cfg.dead_letter_topic.as_deref(),
+            metrics: &self.metrics,
+        };
+        drop(enqueue(&self.producer, &mut record, &to, &mut self.log).await);
     }
 
     /// An inventory record: a series expected (or, a tombstone, no longer expected) on the
@@ -230,7 +229,11 @@ impl<'a> Stage<'a> {
                 .await?;
             }
             if let (Some(w), Some(state)) = (ckpt, &self.cfg.state) {
-                let f = send_checkpoint(&self.producer, &state.topic, w, &mut self.log).await;
+                let to = Refusals {
+                    dead_letter: None,
+                    metrics: &self.metrics,
+                };
+                let f = send_checkpoint(&self.producer, &state.topic, w, &to, &mut self.log).await;
                 self.metrics.checkpoints.inc();
                 self.commit_behind(f).await?;
             }
@@ -329,13 +332,16 @@ impl<'a> Stage<'a> {
             .send_alerts(&mut alerts, Some((&topic, partition)))
             .await;
         self.alerts = alerts;
-        if let Some(record) = dead {
+        if let Some(mut record) = dead {
             // its offset is stored only once the copy is acknowledged, like an alert
             self.metrics.dead_letters.inc();
-            deliveries.push(Pending {
-                fut: enqueue(&self.producer, &record, &mut self.log).await,
-                record,
-            });
+            let to = Refusals {
+                dead_letter: self.cfg.dead_letter_topic.as_deref(),
+                metrics: &self.metrics,
+            };
+            if let Some(fut) = enqueue(&self.producer, &mut record, &to, &mut self.log).await {
+                deliveries.push(Pending { fut, record });
+            }
         }
         let store = self.cfg.state.is_none();
         self.commit_behind(InFlight {
@@ -536,10 +542,14 @@ impl<'a> Stage<'a> {
             if let Some(am) = &self.am {
                 am.try_push_scoped(&a, scope);
             }
-            let payload = encode_alert(&a, self.cfg.alert_format);
-            let record = Record::new(topic.clone(), None, a.alert_id, payload);
-            let fut = enqueue(&self.producer, &record, &mut self.log).await;
-            deliveries.push(Pending { fut, record });
+            let mut record = Record::alert(topic.clone(), a, self.cfg.alert_format);
+            let to = Refusals {
+                dead_letter: self.cfg.dead_letter_topic.as_deref(),
+                metrics: &self.metrics,
+            };
+            if let Some(fut) = enqueue(&self.producer, &mut record, &to, &mut self.log).await {
+                deliveries.push(Pending { fut, record });
+            }
         }
         deliveries
     }
@@ -573,7 +583,11 @@ impl<'a> Stage<'a> {
             .filter_map(|(key, part)| take_checkpoint(key, part))
             .collect();
         for w in writes {
-            let f = send_checkpoint(&self.producer, &state.topic, w, &mut self.log).await;
+            let to = Refusals {
+                dead_letter: None,
+                metrics: &self.metrics,
+            };
+            let f = send_checkpoint(&self.producer, &state.topic, w, &to, &mut self.log).await;
             self.metrics.checkpoints.inc();
             if self.tx.send(f).await.is_err() {
                 break;
@@ -588,14 +602,17 @@ async fn send_checkpoint(
     producer: &FutureProducer,
     state_topic: &str,
     w: CheckpointWrite,
+    to: &Refusals<'_>,
     log: &mut RateLimitedLog,
 ) -> InFlight<Pending> {
     let topic: Arc<str> = Arc::from(state_topic);
     let mut deliveries = Vec::new();
     for (k, v) in w.records {
-        let record = Record::new(topic.clone(), Some(w.key.1), k, v);
-        let fut = enqueue(producer, &record, log).await;
-        deliveries.push(Pending { fut, record });
+        let mut record = Record::new(topic.clone(), Some(w.key.1), k, v);
+        record.keep = true;
+        if let Some(fut) = enqueue(producer, &mut record, to, log).await {
+            deliveries.push(Pending { fut, record });
+        }
     }
     InFlight {
         topic: w.key.0,
