@@ -182,6 +182,21 @@ fn every_truncation_of_a_json_shape_decodes_or_is_refused() {
     }
 }
 
+/// Applies `edits` to `bytes`: (where, byte, op) with op 0 overwrite, 1 insert, 2 remove.
+fn mutate(bytes: &mut Vec<u8>, edits: Vec<(prop::sample::Index, u8, u8)>) {
+    for (at, byte, op) in edits {
+        let i = at.index(bytes.len().max(1));
+        match op {
+            0 if !bytes.is_empty() => bytes[i] = byte,
+            1 => bytes.insert(i.min(bytes.len()), byte),
+            _ if !bytes.is_empty() => {
+                bytes.remove(i);
+            }
+            _ => {}
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -194,15 +209,7 @@ proptest! {
     ) {
         let all = messages(JSON_CASES[which]);
         let mut bytes = all[line % all.len()].clone();
-        for (at, byte, op) in edits {
-            let i = at.index(bytes.len().max(1));
-            match op {
-                0 if !bytes.is_empty() => bytes[i] = byte,
-                1 => bytes.insert(i.min(bytes.len()), byte),
-                _ if !bytes.is_empty() => { bytes.remove(i); }
-                _ => {}
-            }
-        }
+        mutate(&mut bytes, edits);
         let _ = decode(&Input::new("t", InputFormat::Json), Meta::default(), &bytes);
     }
 
@@ -214,15 +221,7 @@ proptest! {
     ) {
         let (file, format, _) = CASES[which];
         let mut bytes = fixture(file);
-        for (at, byte, op) in edits {
-            let i = at.index(bytes.len().max(1));
-            match op {
-                0 if !bytes.is_empty() => bytes[i] = byte,
-                1 => bytes.insert(i.min(bytes.len()), byte),
-                _ if !bytes.is_empty() => { bytes.remove(i); }
-                _ => {}
-            }
-        }
+        mutate(&mut bytes, edits);
         let _ = decode(&Input::new("t", format), Meta { timestamp: Some(1), ..Meta::default() }, &bytes);
     }
 }

@@ -51,6 +51,11 @@ async fn produce_scenario(brokers: &str, topic: &str) {
 }
 
 async fn produce_range(brokers: &str, topic: &str, range: std::ops::Range<u64>) {
+    produce_hosts(brokers, topic, range, "web-b").await
+}
+
+/// The scenario with `b` as the host of the series that stops.
+async fn produce_hosts(brokers: &str, topic: &str, range: std::ops::Range<u64>, b: &str) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
@@ -63,7 +68,7 @@ async fn produce_range(brokers: &str, topic: &str, range: std::ops::Range<u64>) 
             if i == 150 { 160.0 } else { 100.0 + noise(i) },
         )];
         if i < 100 {
-            samples.push(sample("web-b", ts, 50.0 + noise(i + 1000)));
+            samples.push(sample(b, ts, 50.0 + noise(i + 1000)));
         }
         let payload = SampleBatch { samples }.encode_to_vec();
         producer
@@ -537,31 +542,7 @@ async fn an_abusive_producer_is_contained_and_other_sources_alerts_are_unchanged
 async fn an_alert_too_large_for_the_broker_is_trimmed_and_the_pipeline_moves_on() {
     let (_cluster, brokers) = cluster("samples");
     let big = format!("big-{}", "x".repeat(3000));
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
-    for i in 0..200u64 {
-        let ts = t0() + i as i64 * 10_000;
-        let mut samples = vec![sample(
-            "web-a",
-            ts,
-            if i == 150 { 160.0 } else { 100.0 + noise(i) },
-        )];
-        if i < 100 {
-            samples.push(sample(&big, ts, 50.0 + noise(i + 1000)));
-        }
-        let payload = SampleBatch { samples }.encode_to_vec();
-        producer
-            .send(
-                FutureRecord::to("samples")
-                    .key("source-1")
-                    .payload(&payload),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-    }
+    produce_hosts(&brokers, "samples", 0..200, &big).await;
     let text = format!(
         "brokers = \"{brokers}\"\ngroup_id = \"deadair-test\"\nalert_topic = \"alerts\"\nheartbeat_interval = \"1s\"\n\
          shutdown_timeout = \"10s\"\n[[input]]\ntopic = \"samples\"\nformat = \"proto\"\n\
