@@ -316,7 +316,7 @@ impl<'a> Stage<'a> {
         self.summary.samples += batch.len() as u64;
         self.metrics.samples.inc_by(batch.len() as u64);
         let started = std::time::Instant::now();
-        let ingested = self.ingest(msg, &batch);
+        let ingested = self.ingest(msg, &topic, &batch);
         drop(batch);
         self.scratch = scratch;
         if !ingested {
@@ -407,11 +407,10 @@ impl<'a> Stage<'a> {
 
     /// Under the lock: feeds `batch` to the message's partition and advances its event clock.
     /// False if the partition has no engine (revoked meanwhile).
-    fn ingest(&mut self, msg: &impl Message, batch: &SampleViews<'_>) -> bool {
+    fn ingest(&mut self, msg: &impl Message, key: &Arc<str>, batch: &SampleViews<'_>) -> bool {
         let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
         let mut engines = lock(&self.shared);
-        let Some(Part { engine, clock, .. }) = engines.get_mut(&(Arc::from(topic), partition))
-        else {
+        let Some(Part { engine, clock, .. }) = engines.get_mut(&(key.clone(), partition)) else {
             return false;
         };
         let refs: Vec<SampleRef<'_, _>> = batch.refs().collect();
