@@ -42,14 +42,8 @@ type TickWork = (PartKey, Vec<Alert>, Option<CheckpointWrite>);
 /// The consumer loop's state (see the module docs).
 pub(crate) struct Stage<'a> {
     pub cfg: &'a RunConfig,
-    pub model: Arc<Model>,
-    pub metrics: Arc<Metrics>,
-    pub health: Arc<Health>,
-    pub consumer: Arc<DeadairConsumer>,
-    pub producer: FutureProducer,
-    /// To the committer, in consumption order.
-    pub tx: mpsc::Sender<InFlight<Pending>>,
-    pub am: Option<Forwarder>,
+    /// The clients, the committer's channel and the observers.
+    io: Wiring,
     pub shared: Shared,
     pub clock_cfg: ClockConfig,
     /// This instance's name in heartbeats.
@@ -69,6 +63,7 @@ pub(crate) struct Wiring {
     pub health: Arc<Health>,
     pub consumer: Arc<DeadairConsumer>,
     pub producer: FutureProducer,
+    /// To the committer, in consumption order.
     pub tx: mpsc::Sender<InFlight<Pending>>,
     pub am: Option<Forwarder>,
 }
@@ -79,13 +74,7 @@ impl<'a> Stage<'a> {
             .unwrap_or_else(|_| format!("deadair-{}", std::process::id()));
         Stage {
             cfg,
-            model: w.model,
-            metrics: w.metrics,
-            health: w.health,
-            consumer: w.consumer,
-            producer: w.producer,
-            tx: w.tx,
-            am: w.am,
+            io: w,
             shared: Arc::new(std::sync::Mutex::new(HashMap::new())),
             clock_cfg: ClockConfig {
                 allowed_lateness: millis(cfg.allowed_lateness),
@@ -106,36 +95,37 @@ impl<'a> Stage<'a> {
     /// fire and forget, librdkafka retries).
     pub async fn on_heartbeat(&mut self) {
         self.summary.heartbeats += 1;
-        self.metrics.heartbeats.inc();
+        self.io.metrics.heartbeats.inc();
         let parts = {
             let mut engines = lock(&self.shared);
             drop_revoked(
-                &self.consumer,
+                &self.io.consumer,
                 &mut engines,
                 &self.cfg.group_id,
                 &mut self.alerts,
             );
             refresh_gauges(
-                &self.metrics,
-                &self.health,
-                &self.consumer,
-                &self.producer,
+                &self.io.metrics,
+                &self.io.health,
+                &self.io.consumer,
+                &self.io.producer,
                 &engines,
             );
             let mut parts: Vec<String> = engines.keys().map(|(t, p)| format!("{t}/{p}")).collect();
             parts.sort();
             parts
         };
-        self.metrics
+        self.io
+            .metrics
             .alert(AlertKind::Heartbeat, AlertStatus::Firing);
         let hb = heartbeat_event(&self.cfg.group_id, &self.instance, &parts);
         let topic = Arc::from(self.cfg.alert_topic.as_str());
         let mut record = Record::alert(topic, hb, self.cfg.alert_format);
         let to = Refusals {
             dead_letter: self.cfg.dead_letter_topic.as_deref(),
-            metrics: &self.metrics,
+            metrics: &self.io.metrics,
         };
-        drop(enqueue(&self.producer, &mut record, &to, &mut self.log).await);
+        drop(enqueue(&self.io.producer, &mut record, &to, &mut self.log).await);
     }
 
     /// An inventory record: a series expected (or, a tombstone, no longer expected) on the
@@ -149,7 +139,8 @@ impl<'a> Stage<'a> {
         let series = match crate::model::parse_series(key) {
             Ok(s) => s,
             Err(e) => {
-                self.metrics
+                self.io
+                    .metrics
                     .decode_errors
                     .with_label_values(&["inventory"])
                     .inc();
@@ -192,7 +183,7 @@ impl<'a> Stage<'a> {
     /// report it; checkpoints fall due.
     pub async fn on_tick(&mut self) -> Result<(), StageError> {
         drop_revoked(
-            &self.consumer,
+            &self.io.consumer,
             &mut lock(&self.shared),
             &self.cfg.group_id,
             &mut self.alerts,
@@ -202,6 +193,7 @@ impl<'a> Stage<'a> {
         // partition where nothing ever reports still alerts on its expected series
         if let Some(input) = self.cfg.inventory_input() {
             let assigned: Vec<i32> = self
+                .io
                 .consumer
                 .assignment()
                 .map(|a| {
@@ -231,10 +223,11 @@ impl<'a> Stage<'a> {
             if let (Some(w), Some(state)) = (ckpt, &self.cfg.state) {
                 let to = Refusals {
                     dead_letter: None,
-                    metrics: &self.metrics,
+                    metrics: &self.io.metrics,
                 };
-                let f = send_checkpoint(&self.producer, &state.topic, w, &to, &mut self.log).await;
-                self.metrics.checkpoints.inc();
+                let f =
+                    send_checkpoint(&self.io.producer, &state.topic, w, &to, &mut self.log).await;
+                self.io.metrics.checkpoints.inc();
                 self.commit_behind(f).await?;
             }
         }
@@ -250,8 +243,8 @@ impl<'a> Stage<'a> {
         for (key, part) in engines.iter_mut() {
             let (topic, partition) = key;
             let (high, unread) = cached_lag(
-                &*self.consumer,
-                &self.consumer.context().watermarks,
+                &*self.io.consumer,
+                &self.io.consumer.context().watermarks,
                 topic,
                 *partition,
                 wall,
@@ -259,7 +252,8 @@ impl<'a> Stage<'a> {
             let lag = part.clock.lag(high, unread, wall);
             let mut out = Vec::new();
             part.clock.step_lag(lag, wall, &self.cfg.group_id, &mut out);
-            self.metrics
+            self.io
+                .metrics
                 .lag_seconds
                 .with_label_values(&[&**topic, &partition.to_string()])
                 .set(lag.behind_ms / 1000);
@@ -287,24 +281,33 @@ impl<'a> Stage<'a> {
     /// if it could not be decoded, its dead letter) produced; its offset is stored behind them.
     pub async fn on_message(&mut self, msg: &impl Message) -> Result<(), StageError> {
         drop_revoked(
-            &self.consumer,
+            &self.io.consumer,
             &mut lock(&self.shared),
             &self.cfg.group_id,
             &mut self.alerts,
         );
-        if !self.consumer.context().owns(msg.topic(), msg.partition()) {
+        if !self
+            .io
+            .consumer
+            .context()
+            .owns(msg.topic(), msg.partition())
+        {
             // fetched before its partition moved away: the new owner reads it from the
             // committed offset (restoring its engine here would process it twice)
             return Ok(());
         }
         self.summary.messages += 1;
-        self.metrics.messages.inc();
-        self.metrics
+        self.io.metrics.messages.inc();
+        self.io
+            .metrics
             .bytes
             .inc_by(msg.payload().map_or(0, |p| p.len() as u64));
-        self.health.last_loop_ms.store(wall_ms(), Ordering::Relaxed);
+        self.io
+            .health
+            .last_loop_ms
+            .store(wall_ms(), Ordering::Relaxed);
         // consuming means assigned: ready (also checked on every heartbeat tick)
-        self.health.ready.store(true, Ordering::Relaxed);
+        self.io.health.ready.store(true, Ordering::Relaxed);
         let topic: Arc<str> = msg.topic().into();
         let (partition, offset) = (msg.partition(), msg.offset());
         // the partition's engine (restored from its checkpoint on first use), before any
@@ -314,7 +317,7 @@ impl<'a> Stage<'a> {
         let mut scratch = std::mem::take(&mut self.scratch);
         let (batch, dead) = self.decode(msg, &mut scratch);
         self.summary.samples += batch.len() as u64;
-        self.metrics.samples.inc_by(batch.len() as u64);
+        self.io.metrics.samples.inc_by(batch.len() as u64);
         let started = std::time::Instant::now();
         let ingested = self.ingest(msg, &topic, &batch);
         drop(batch);
@@ -324,7 +327,8 @@ impl<'a> Stage<'a> {
             // it again from the committed offset
             return Ok(());
         }
-        self.metrics
+        self.io
+            .metrics
             .engine_batch
             .observe(started.elapsed().as_secs_f64());
         let mut alerts = std::mem::take(&mut self.alerts);
@@ -334,12 +338,12 @@ impl<'a> Stage<'a> {
         self.alerts = alerts;
         if let Some(mut record) = dead {
             // its offset is stored only once the copy is acknowledged, like an alert
-            self.metrics.dead_letters.inc();
+            self.io.metrics.dead_letters.inc();
             let to = Refusals {
                 dead_letter: self.cfg.dead_letter_topic.as_deref(),
-                metrics: &self.metrics,
+                metrics: &self.io.metrics,
             };
-            if let Some(fut) = enqueue(&self.producer, &mut record, &to, &mut self.log).await {
+            if let Some(fut) = enqueue(&self.io.producer, &mut record, &to, &mut self.log).await {
                 deliveries.push(Pending { fut, record });
             }
         }
@@ -370,7 +374,8 @@ impl<'a> Stage<'a> {
         let mut dead = None;
         let mut batch = decoded.unwrap_or_else(|e| {
             self.summary.decode_errors += 1;
-            self.metrics
+            self.io
+                .metrics
                 .decode_errors
                 .with_label_values(&[e.reason.as_str()])
                 .inc();
@@ -394,7 +399,8 @@ impl<'a> Stage<'a> {
         batch.samples.retain(|smp| smp.timestamp <= horizon);
         let dropped = before - batch.len();
         if dropped > 0 {
-            self.metrics
+            self.io
+                .metrics
                 .samples_dropped
                 .with_label_values(&["future"])
                 .inc_by(dropped as u64);
@@ -423,7 +429,8 @@ impl<'a> Stage<'a> {
                 Outcome::Unmatched => "unmatched",
                 Outcome::Refused => "cardinality",
             };
-            self.metrics
+            self.io
+                .metrics
                 .samples_dropped
                 .with_label_values(&[reason])
                 .inc();
@@ -433,8 +440,8 @@ impl<'a> Stage<'a> {
         // a backlog can be consumed between two ticks: an old message reports lag now
         let wall = wall_ms();
         if !clock.lag_firing() && msg_ts.is_some_and(|t| wall - t > self.clock_cfg.lag_threshold) {
-            let marks = &self.consumer.context().watermarks;
-            let (high, unread) = cached_lag(&*self.consumer, marks, topic, partition, wall);
+            let marks = &self.io.consumer.context().watermarks;
+            let (high, unread) = cached_lag(&*self.io.consumer, marks, topic, partition, wall);
             let lag = clock.lag(high, unread, wall);
             clock.step_lag(lag, wall, &self.cfg.group_id, &mut self.alerts);
         }
@@ -456,7 +463,7 @@ impl<'a> Stage<'a> {
         let (topic, partition) = key.clone();
         let started = std::time::Instant::now();
         let (mut engine, marker) =
-            checkpoint::restore(self.cfg, &self.model, &topic, partition).await?;
+            checkpoint::restore(self.cfg, &self.io.model, &topic, partition).await?;
         engine.set_scope(&format!("{topic}/{partition}"));
         let mut clock = PartitionClock::new(self.clock_cfg, topic.clone(), partition);
         let mut firing = Vec::new();
@@ -498,7 +505,7 @@ impl<'a> Stage<'a> {
         );
         // Alertmanager ends an alert that is not re-sent within 4 resend intervals, and the
         // instance that sent it before may be gone
-        if let Some(am) = &self.am {
+        if let Some(am) = &self.io.am {
             for a in &firing {
                 am.try_push_scoped(a, Some((&topic, partition)));
             }
@@ -537,16 +544,16 @@ impl<'a> Stage<'a> {
         let topic: Arc<str> = Arc::from(self.cfg.alert_topic.as_str());
         for a in alerts.drain(..) {
             self.summary.alerts += 1;
-            self.metrics.alert(a.kind, a.state);
-            if let Some(am) = &self.am {
+            self.io.metrics.alert(a.kind, a.state);
+            if let Some(am) = &self.io.am {
                 am.try_push_scoped(&a, scope);
             }
             let mut record = Record::alert(topic.clone(), a, self.cfg.alert_format);
             let to = Refusals {
                 dead_letter: self.cfg.dead_letter_topic.as_deref(),
-                metrics: &self.metrics,
+                metrics: &self.io.metrics,
             };
-            if let Some(fut) = enqueue(&self.producer, &mut record, &to, &mut self.log).await {
+            if let Some(fut) = enqueue(&self.io.producer, &mut record, &to, &mut self.log).await {
                 deliveries.push(Pending { fut, record });
             }
         }
@@ -555,7 +562,7 @@ impl<'a> Stage<'a> {
 
     /// A consumer error: counted, logged rate-limited; librdkafka recovers by itself.
     pub fn consume_error(&mut self, key: &'static str, e: &rdkafka::error::KafkaError) {
-        self.metrics.consume_errors.inc();
+        self.io.metrics.consume_errors.inc();
         self.log.log(key, || e.to_string());
     }
 
@@ -567,7 +574,8 @@ impl<'a> Stage<'a> {
 
     /// Hands `f` to the committer (waits while its channel is full).
     pub async fn commit_behind(&self, f: InFlight<Pending>) -> Result<(), StageError> {
-        self.tx
+        self.io
+            .tx
             .send(f)
             .await
             .map_err(|_| StageError::CommitterStopped)
@@ -584,11 +592,11 @@ impl<'a> Stage<'a> {
         for w in writes {
             let to = Refusals {
                 dead_letter: None,
-                metrics: &self.metrics,
+                metrics: &self.io.metrics,
             };
-            let f = send_checkpoint(&self.producer, &state.topic, w, &to, &mut self.log).await;
-            self.metrics.checkpoints.inc();
-            if self.tx.send(f).await.is_err() {
+            let f = send_checkpoint(&self.io.producer, &state.topic, w, &to, &mut self.log).await;
+            self.io.metrics.checkpoints.inc();
+            if self.io.tx.send(f).await.is_err() {
                 break;
             }
         }
