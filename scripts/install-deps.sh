@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the real-broker tests need, idempotently (a second run changes nothing):
+# Installs what the build and the real-broker tests need, idempotently (a second run changes
+# nothing):
+#   libssl-dev, libcurl4-openssl-dev, pkg-config  (Debian; linked by librdkafka, see below)
 #   tansu       Kafka-compatible broker (crates.io; ~15 min to build on 2 cores, once)
 #   promtool    and prometheus, from Debian's `prometheus` package
 #   alertmanager from Debian's `prometheus-alertmanager` package (tests/alertmanager.rs)
@@ -7,6 +9,24 @@
 #   the encoders of the input formats (OTLP, remote-write, Influx line protocol)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# C libraries deadair's Kafka client links (Debian's, so they get Debian's security updates;
+# a vendored OpenSSL would be built twice per profile and patched only by us): OpenSSL for TLS
+# and SASL SCRAM, libcurl for OAUTHBEARER tokens from an OIDC provider. libssl-dev and
+# pkg-config come with this kind of machine; without libcurl4-openssl-dev the build still
+# succeeds but `sasl.oauthbearer.method = "oidc"` is refused by `deadair check`.
+missing=""
+for pkg in libssl-dev libcurl4-openssl-dev pkg-config; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  echo "install-deps: installing Debian's$missing"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
 
 if ! command -v tansu >/dev/null 2>&1; then
   echo "install-deps: building tansu (cargo install; first time only)"

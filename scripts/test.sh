@@ -12,14 +12,14 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+step "dependencies (scripts/install-deps.sh)"
+scripts/install-deps.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
-
-step "dependencies (scripts/install-deps.sh)"
-scripts/install-deps.sh
 
 step "broker for the integration tests (tansu on 127.0.0.1:19192)"
 scripts/broker.sh stop 19192

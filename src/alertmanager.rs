@@ -38,12 +38,10 @@ use std::time::{Duration, Instant};
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::alert::{Alert, AlertKind, AlertStatus};
-use crate::config::{AlertmanagerConfig, Endpoint};
+use crate::config::{AlertmanagerConfig, Auth, Endpoint};
 use crate::ratelog::RateLimitedLog;
 use crate::time::format_rfc3339;
 
@@ -363,61 +361,82 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Most response bytes read (status line, headers and the start of an error body).
-const MAX_RESPONSE: usize = 16 * 1024;
+/// The HTTP client of the forwarder: the alerts endpoint, its TLS trust and credentials.
+pub struct Client {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    auth: Option<Auth>,
+}
 
-/// POSTs `body` (a JSON array) to the endpoint: one request per connection, bounded by
-/// `timeout` as a whole.
-pub async fn post(ep: &Endpoint, body: &str, timeout: Duration) -> Result<(), Failure> {
-    let exchange = async {
-        let mut conn = TcpStream::connect((ep.host.as_str(), ep.port))
-            .await
-            .map_err(|e| Failure::Connect(e.to_string()))?;
-        let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: deadair/{}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
-            ep.path,
-            ep.authority,
-            env!("CARGO_PKG_VERSION"),
-            body.len()
-        );
-        let io = |e: std::io::Error| Failure::Io(e.to_string());
-        conn.write_all(head.as_bytes()).await.map_err(io)?;
-        conn.write_all(body.as_bytes()).await.map_err(io)?;
-        conn.flush().await.map_err(io)?;
-        let mut buf = Vec::with_capacity(1024);
-        let mut chunk = [0u8; 4096];
-        while buf.len() < MAX_RESPONSE {
-            let n = conn.read(&mut chunk).await.map_err(io)?;
-            if n == 0 {
-                break;
+impl Client {
+    /// Builds the client: the system's roots plus `ca_file`, one `timeout` per request.
+    pub fn new(cfg: &AlertmanagerConfig) -> Result<Client, ForwarderError> {
+        let endpoint = Endpoint::parse(&cfg.url).map_err(ForwarderError::Url)?;
+        let mut b = reqwest::Client::builder()
+            .timeout(cfg.timeout.max(Duration::from_millis(1)))
+            .user_agent(concat!("deadair/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &cfg.ca_pem {
+            for c in reqwest::Certificate::from_pem_bundle(pem).map_err(ForwarderError::Client)? {
+                b = b.add_root_certificate(c);
             }
-            buf.extend_from_slice(&chunk[..n]);
         }
-        Ok::<Vec<u8>, Failure>(buf)
-    };
-    let buf = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| Failure::Timeout)??;
-    let text = String::from_utf8_lossy(&buf);
-    let status = text
-        .strip_prefix("HTTP/1.")
-        .and_then(|r| r.get(2..5))
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| {
-            Failure::Io(format!(
-                "not an HTTP response: {:?}",
-                text.chars().take(60).collect::<String>()
-            ))
-        })?;
-    let body = || {
-        let b = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).trim();
-        b.chars().take(300).collect::<String>()
-    };
-    match status {
-        200..=299 => Ok(()),
-        400..=499 => Err(Failure::Client(status, body())),
-        _ => Err(Failure::Server(status, body())),
+        Ok(Client {
+            http: b.build().map_err(ForwarderError::Client)?,
+            endpoint,
+            auth: cfg.auth.clone(),
+        })
+    }
+
+    /// POSTs `body` (a JSON array of alerts).
+    pub async fn post(&self, body: String) -> Result<(), Failure> {
+        let mut req = self
+            .http
+            .post(self.endpoint.url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        req = match &self.auth {
+            Some(Auth::Basic { username, password }) => {
+                req.basic_auth(username, Some(password.expose()))
+            }
+            Some(Auth::Bearer(t)) => req.bearer_auth(t.expose()),
+            None => req,
+        };
+        let resp = req.send().await.map_err(failure)?;
+        let status = resp.status().as_u16();
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let body = text.trim().chars().take(300).collect::<String>();
+        match status {
+            400..=499 => Err(Failure::Client(status, body)),
+            _ => Err(Failure::Server(status, body)),
+        }
+    }
+}
+
+/// A transport error as a [`Failure`], its causes spelled out (a TLS error says which
+/// certificate check failed).
+fn failure(e: reqwest::Error) -> Failure {
+    if e.is_timeout() {
+        return Failure::Timeout;
+    }
+    let connect = e.is_connect();
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cause = c.source();
+    }
+    if connect {
+        Failure::Connect(text)
+    } else {
+        Failure::Io(text)
     }
 }
 
@@ -489,13 +508,15 @@ pub struct Forwarder {
 pub enum ForwarderError {
     #[error("[alertmanager] `url`: {0}")]
     Url(crate::check::Invalid),
+    #[error("[alertmanager]: cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
     #[error("cannot register the Alertmanager metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }
 
 /// Starts the forwarder task (on the current tokio runtime) and registers its metrics.
 pub fn spawn(cfg: &AlertmanagerConfig, registry: &Registry) -> Result<Forwarder, ForwarderError> {
-    let ep = Endpoint::parse(&cfg.url).map_err(ForwarderError::Url)?;
+    let client = Client::new(cfg)?;
     let metrics = AmMetrics::new(registry)?;
     let (tx, rx) = mpsc::channel(cfg.max_queue.clamp(1, 100_000));
     let overflow = Arc::new(Mutex::new(Vec::new()));
@@ -505,7 +526,7 @@ pub fn spawn(cfg: &AlertmanagerConfig, registry: &Registry) -> Result<Forwarder,
         cfg.generator_url.as_deref().unwrap_or(""),
     );
     let task = Task {
-        ep,
+        client,
         timeout: cfg.timeout.max(Duration::from_millis(1)),
         outbox,
         metrics: metrics.clone(),
@@ -580,7 +601,7 @@ impl Forwarder {
 }
 
 struct Task {
-    ep: Endpoint,
+    client: Client,
     timeout: Duration,
     outbox: Outbox,
     metrics: AmMetrics,
@@ -666,7 +687,9 @@ impl Task {
         let Some(batch) = self.outbox.take_due(crate::wallclock::wall_ms(), MAX_BATCH) else {
             return false;
         };
-        let result = post(&self.ep, &batch.body, timeout).await;
+        let result = tokio::time::timeout(timeout, self.client.post(batch.body.clone()))
+            .await
+            .unwrap_or(Err(Failure::Timeout));
         let now = crate::wallclock::wall_ms();
         let ok = match result {
             Ok(()) => {
@@ -684,10 +707,8 @@ impl Task {
                     self.not_before = now + wait.as_millis() as i64;
                     self.log.log("alertmanager", || {
                         format!(
-                            "POST {}:{}{} ({} alerts) failed: {f}; retrying in {} s",
-                            self.ep.host,
-                            self.ep.port,
-                            self.ep.path,
+                            "POST {} ({} alerts) failed: {f}; retrying in {} s",
+                            self.client.endpoint.url,
                             batch.len(),
                             wait.as_secs()
                         )

@@ -1,17 +1,20 @@
 //! Alert events forwarded to a real Prometheus Alertmanager (Debian's `prometheus-alertmanager`,
 //! installed by scripts/install-deps.sh) on loopback: an absence fired by a deadair engine shows
-//! up in Alertmanager's v2 API with its labels, annotations and start, and its resolve ends it.
+//! up in Alertmanager's v2 API with its labels, annotations and start, and its resolve ends it;
+//! the same through TLS with basic auth (Alertmanager's `--web.config.file`), where a wrong CA
+//! and a wrong password each give one clear error that shows no secret.
 //! Without the binary the test says so and passes, except under `CI=true`, where it fails.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deadair::alertmanager::spawn;
-use deadair::config::AlertmanagerConfig;
+use deadair::alertmanager::{spawn, Client, Failure};
+use deadair::config::{AlertmanagerConfig, RunConfig};
 use deadair::{AlertKind, AlertStatus, Engine, Model};
 use serde_json::Value;
 
@@ -34,6 +37,17 @@ struct Alertmanager {
     child: Child,
     addr: SocketAddr,
     dir: PathBuf,
+    /// The client the test reads Alertmanager's API with (its CA and credentials, if any).
+    api: reqwest::Client,
+    base: String,
+    user: Option<(String, String)>,
+}
+
+/// TLS and basic auth for Alertmanager's web endpoint.
+struct Web {
+    certs: common::tls::Certs,
+    user: String,
+    password: String,
 }
 
 impl Drop for Alertmanager {
@@ -45,7 +59,7 @@ impl Drop for Alertmanager {
 }
 
 impl Alertmanager {
-    fn start(bin: &PathBuf) -> Alertmanager {
+    async fn start(bin: &PathBuf, web: Option<&Web>) -> Alertmanager {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -61,7 +75,30 @@ impl Alertmanager {
         )
         .unwrap();
         let log = std::fs::File::create(dir.join("am.log")).unwrap();
-        let child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        let mut api = reqwest::Client::builder().timeout(Duration::from_secs(5));
+        let mut scheme = "http";
+        if let Some(w) = web {
+            let hash = bcrypt::hash(&w.password, 4).unwrap();
+            std::fs::write(
+                dir.join("web.yml"),
+                format!(
+                    "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {}: '{hash}'\n",
+                    w.certs.cert.display(),
+                    w.certs.key.display(),
+                    w.user
+                ),
+            )
+            .unwrap();
+            cmd.arg(format!(
+                "--web.config.file={}",
+                dir.join("web.yml").display()
+            ));
+            let ca = reqwest::Certificate::from_pem(&std::fs::read(&w.certs.ca).unwrap()).unwrap();
+            api = api.add_root_certificate(ca);
+            scheme = "https";
+        }
+        let child = cmd
             .arg(format!("--config.file={}", dir.join("am.yml").display()))
             .arg(format!("--storage.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address={addr}"))
@@ -71,10 +108,17 @@ impl Alertmanager {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut am = Alertmanager { child, addr, dir };
+        let mut am = Alertmanager {
+            child,
+            addr,
+            dir,
+            api: api.build().unwrap(),
+            base: format!("{scheme}://{addr}"),
+            user: web.map(|w| (w.user.clone(), w.password.clone())),
+        };
         let start = Instant::now();
         loop {
-            if let Ok((200, _)) = am.get("/-/ready") {
+            if let Ok((200, _)) = am.get("/-/ready").await {
                 break;
             }
             if let Ok(Some(status)) = am.child.try_wait() {
@@ -85,7 +129,7 @@ impl Alertmanager {
                 "alertmanager not ready within 20 s: {}",
                 am.log()
             );
-            std::thread::sleep(Duration::from_millis(100));
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         am
     }
@@ -94,27 +138,22 @@ impl Alertmanager {
         std::fs::read_to_string(self.dir.join("am.log")).unwrap_or_default()
     }
 
-    /// One HTTP/1.0 GET (no chunked encoding), bounded in time.
-    fn get(&self, path: &str) -> std::io::Result<(u16, String)> {
-        let mut c = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))?;
-        c.set_read_timeout(Some(Duration::from_secs(5)))?;
-        c.set_write_timeout(Some(Duration::from_secs(5)))?;
-        write!(c, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr)?;
-        let mut buf = Vec::new();
-        c.read_to_end(&mut buf)?;
-        let text = String::from_utf8_lossy(&buf).to_string();
-        let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = text
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_string();
-        Ok((status, body))
+    /// One GET of Alertmanager's API, bounded in time.
+    async fn get(&self, path: &str) -> reqwest::Result<(u16, String)> {
+        let mut req = self.api.get(format!("{}{path}", self.base));
+        if let Some((u, p)) = &self.user {
+            req = req.basic_auth(u, Some(p));
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await?))
     }
 
     /// Alertmanager's alerts carrying `alert_id` (active ones: it leaves out ended alerts).
-    fn alerts(&self, alert_id: &str) -> Vec<Value> {
+    async fn alerts(&self, alert_id: &str) -> Vec<Value> {
         let (status, body) = self
             .get(&format!("/api/v2/alerts?filter=alert_id=%22{alert_id}%22"))
+            .await
             .unwrap();
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).unwrap()
@@ -128,10 +167,10 @@ fn ms(v: &Value) -> i64 {
 }
 
 /// Polls `f` every 100 ms until it returns something, for at most `secs`.
-async fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+async fn eventually<T>(secs: u64, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {
-        if let Some(v) = f() {
+        if let Some(v) = f().await {
             return v;
         }
         assert!(
@@ -142,26 +181,8 @@ async fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn absence_fires_and_resolves_in_a_real_alertmanager() {
-    let Some(bin) = alertmanager_binary() else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("prometheus-alertmanager is not installed: scripts/install-deps.sh installs it");
-        }
-        eprintln!("skipped: prometheus-alertmanager is not installed (scripts/install-deps.sh)");
-        return;
-    };
-    let am = Alertmanager::start(&bin);
-    let version = Command::new(&bin).arg("--version").output().unwrap();
-    eprintln!(
-        "{}",
-        String::from_utf8_lossy(&version.stdout)
-            .lines()
-            .chain(String::from_utf8_lossy(&version.stderr).lines())
-            .next()
-            .unwrap_or("")
-    );
-
+/// An engine whose series reported every 10 s, then stopped: its absence alert, firing now.
+fn absence_alert() -> (Engine, deadair::Alert) {
     // an engine whose series reports every 10 s, then stops: absence after 1 min
     let model = Model::parse(
         "[[rule]]\nname = \"node_gone\"\nseverity = \"page\"\n[rule.labels]\nteam = \"infra\"\n\
@@ -187,21 +208,56 @@ async fn absence_fires_and_resolves_in_a_real_alertmanager() {
         (AlertKind::Absence, AlertStatus::Firing)
     );
     assert_eq!(fired.started_at, t0 + 180 * S, "the deadline");
+    (engine, fired)
+}
+
+/// The `[alertmanager]` table of a run config, read as `deadair run` reads it.
+fn am_config(
+    table: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<AlertmanagerConfig, String> {
+    let text = format!("[[input]]\ntopic = \"m\"\nformat = \"json\"\n\n[alertmanager]\n{table}\n");
+    RunConfig::parse(&text, "deadair.toml", env)
+        .map(|c| c.alertmanager.unwrap())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absence_fires_and_resolves_in_a_real_alertmanager() {
+    let Some(bin) = alertmanager_binary() else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("prometheus-alertmanager is not installed: scripts/install-deps.sh installs it");
+        }
+        eprintln!("skipped: prometheus-alertmanager is not installed (scripts/install-deps.sh)");
+        return;
+    };
+    let am = Alertmanager::start(&bin, None).await;
+    let version = Command::new(&bin).arg("--version").output().unwrap();
+    eprintln!(
+        "{}",
+        String::from_utf8_lossy(&version.stdout)
+            .lines()
+            .chain(String::from_utf8_lossy(&version.stderr).lines())
+            .next()
+            .unwrap_or("")
+    );
+
+    let (mut engine, fired) = absence_alert();
+    let labels = [("host", "web-1"), ("k8s.zone", "z1")];
+    let mut out = Vec::new();
 
     let registry = prometheus::Registry::new();
-    let cfg = AlertmanagerConfig {
-        url: format!("http://{}", am.addr),
-        resend_interval: std::time::Duration::from_secs(60),
-        timeout: std::time::Duration::from_secs(5),
-        max_queue: 100,
-        generator_url: Some("http://127.0.0.1:9464/".into()),
-    };
+    let cfg = am_config(
+        &format!("url = \"http://{}\"\ntimeout = \"5s\"", am.addr),
+        |_| None,
+    )
+    .unwrap();
     let fwd = spawn(&cfg, &registry).unwrap();
     let pushed = wall_ms();
     fwd.try_push(&fired);
 
-    let got = eventually(15, "the firing alert in Alertmanager", || {
-        am.alerts(&fired.alert_id).pop()
+    let got = eventually(15, "the firing alert in Alertmanager", async || {
+        am.alerts(&fired.alert_id).await.pop()
     })
     .await;
     let l = &got["labels"];
@@ -247,15 +303,15 @@ async fn absence_fires_and_resolves_in_a_real_alertmanager() {
         (AlertStatus::Resolved, back, fired.alert_id.as_str())
     );
     fwd.try_push(&resolved);
-    eventually(15, "the alert to end in Alertmanager", || {
-        am.alerts(&fired.alert_id).is_empty().then_some(())
+    eventually(15, "the alert to end in Alertmanager", async || {
+        am.alerts(&fired.alert_id).await.is_empty().then_some(())
     })
     .await;
     assert!(
         wall_ms() < pushed + 60 * S,
         "ended by the resolve, not by its endsAt"
     );
-    let (status, am_metrics) = am.get("/metrics").unwrap();
+    let (status, am_metrics) = am.get("/metrics").await.unwrap();
     assert_eq!(status, 200);
     for line in [
         r#"alertmanager_alerts_received_total{status="firing",version="v2"} 1"#,
@@ -288,4 +344,107 @@ async fn absence_fires_and_resolves_in_a_real_alertmanager() {
     )
     .await
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_with_basic_auth_and_one_clear_error_per_mistake() {
+    let Some(bin) = alertmanager_binary() else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("prometheus-alertmanager is not installed: scripts/install-deps.sh installs it");
+        }
+        eprintln!("skipped: prometheus-alertmanager is not installed (scripts/install-deps.sh)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("deadair-am-tls-{}", std::process::id()));
+    let password = "correct-horse-battery-staple".to_string();
+    let web = Web {
+        certs: common::tls::make(&dir),
+        user: "deadair".into(),
+        password: password.clone(),
+    };
+    let am = Alertmanager::start(&bin, Some(&web)).await;
+    std::fs::write(dir.join("pw"), format!("{password}\n")).unwrap();
+    let table = |ca: &std::path::Path, pw: &str| {
+        format!(
+            "url = \"https://127.0.0.1:{}\"\nca_file = \"{}\"\ntimeout = \"5s\"\n\
+             basic_auth = {{ username = \"deadair\", password = {pw} }}",
+            am.addr.port(),
+            ca.display()
+        )
+    };
+    let env = |k: &str| match k {
+        "AM_PASSWORD" => Some("correct-horse-battery-staple".to_string()),
+        "AM_WRONG" => Some("not-the-password".to_string()),
+        _ => None,
+    };
+
+    // the password from a file, the CA from the test: the alert arrives
+    let pw_file = format!("{{ file = \"{}\" }}", dir.join("pw").display());
+    let cfg = am_config(&table(&web.certs.ca, &pw_file), env).unwrap();
+    assert!(!format!("{cfg:?}").contains(&password), "{cfg:?}");
+    let (_engine, fired) = absence_alert();
+    let registry = prometheus::Registry::new();
+    let fwd = spawn(&cfg, &registry).unwrap();
+    fwd.try_push(&fired);
+    let got = eventually(15, "the alert in Alertmanager over TLS", async || {
+        am.alerts(&fired.alert_id).await.pop()
+    })
+    .await;
+    assert_eq!(got["labels"]["alertname"], "node_gone");
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        fwd.shutdown(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+
+    // a wrong CA: a connect error naming the certificate problem, not retried into a flood
+    let cfg = am_config(
+        &table(&web.certs.other_ca, "{ env = \"AM_PASSWORD\" }"),
+        env,
+    )
+    .unwrap();
+    let err = Client::new(&cfg)
+        .unwrap()
+        .post("[]".into())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Failure::Connect(_)), "{err:?}");
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+    assert!(!text.contains(&password), "{text}");
+    eprintln!("wrong CA: {text}");
+
+    // a wrong password: Alertmanager's 401, not retried (a 4xx), no secret in the error
+    let cfg = am_config(&table(&web.certs.ca, "{ env = \"AM_WRONG\" }"), env).unwrap();
+    let err = Client::new(&cfg)
+        .unwrap()
+        .post("[]".into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "http_4xx", "{err:?}");
+    assert!(!err.retryable());
+    assert!(err.to_string().starts_with("HTTP 401"), "{err}");
+    assert!(!err.to_string().contains("not-the-password"), "{err}");
+    eprintln!("wrong password: {err}");
+
+    // bad configuration is refused before anything is sent, naming file, line and key
+    let e = am_config(
+        &table(&dir.join("missing.pem"), "{ env = \"AM_PASSWORD\" }"),
+        env,
+    )
+    .unwrap_err();
+    assert!(
+        e.starts_with("deadair.toml:7: [alertmanager] `ca_file`: cannot read"),
+        "{e}"
+    );
+    let e = am_config(&table(&web.certs.ca, "{ env = \"AM_UNSET\" }"), env).unwrap_err();
+    assert!(
+        e.starts_with("deadair.toml:9: [alertmanager] `basic_auth`: password: environment variable `AM_UNSET` is not set"),
+        "{e}"
+    );
+    let e = am_config(&table(&web.certs.ca, "\"in-the-clear\""), env).unwrap_err();
+    assert!(e.contains("deadair.toml:9"), "{e}");
+    assert!(!e.contains("in-the-clear"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -33,11 +33,20 @@
 //! interval = "60s"
 //!
 //! [alertmanager]                      # optional: alerts also sent to Alertmanager's v2 API
-//! url = "http://127.0.0.1:9093"       # plain HTTP only
+//! url = "https://am.example:9093"     # http:// or https://
+//! ca_file = "/etc/deadair/am-ca.pem"  # optional: a CA trusted besides the system's
+//! basic_auth = { username = "deadair", password = { env = "AM_PASSWORD" } }
+//! # bearer_token = { file = "/run/secrets/am-token" }   # or a bearer token
 //! resend_interval = "60s"             # firing alerts re-sent; endsAt = now + 4 × this
 //!
-//! [librdkafka]                        # passed through to both clients
-//! "fetch.max.bytes" = "52428800"
+//! compression = "lz4"                 # of what deadair produces (none, gzip, snappy, lz4, zstd)
+//!
+//! [librdkafka]                        # passed through to every client (see kafka.rs)
+//! "fetch.max.bytes" = 52428800
+//! "security.protocol" = "SASL_SSL"
+//! "sasl.mechanism" = "SCRAM-SHA-512"
+//! "sasl.username" = "deadair"
+//! "sasl.password" = { env = "KAFKA_PASSWORD" }   # secrets: { env = .. } or { file = .. }
 //! ```
 
 use std::collections::BTreeMap;
@@ -49,6 +58,8 @@ use serde::Deserialize;
 use crate::check::{self, Invalid};
 
 mod alertmanager;
+pub mod kafka;
+pub mod secret;
 
 /// Why a `deadair run` configuration file was refused; every message starts with the file
 /// (and the line, for a syntax error).
@@ -67,9 +78,16 @@ pub enum ConfigError {
     },
     #[error("{file}: {problem}")]
     Invalid { file: String, problem: Invalid },
+    #[error("{file}:{line}: {key}: {problem}")]
+    Key {
+        file: String,
+        line: usize,
+        key: String,
+        problem: String,
+    },
 }
 
-pub use alertmanager::{AlertmanagerConfig, Endpoint};
+pub use alertmanager::{AlertmanagerConfig, Auth, BasicAuth, Endpoint};
 
 /// Payload format of an input topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -227,6 +245,9 @@ fn default_shutdown() -> Duration {
 fn default_max_in_flight() -> usize {
     10_000
 }
+fn default_compression() -> String {
+    "lz4".into()
+}
 fn default_metrics_addr() -> String {
     "127.0.0.1:9464".into()
 }
@@ -298,9 +319,42 @@ pub struct RunConfig {
     /// `deadair-source-offset`, `deadair-error-reason` and `deadair-error` headers.
     #[serde(default)]
     pub dead_letter_topic: Option<String>,
-    /// Extra librdkafka properties for both clients.
-    #[serde(default)]
-    pub librdkafka: BTreeMap<String, String>,
+    /// Codec of the records deadair produces (alerts, state, dead letters): "lz4" by default
+    /// (the cheapest to compress and to read back, with a good ratio on alert JSON and
+    /// protobuf); "none", "gzip", "snappy", "zstd" (smallest, most CPU). Input topics are read
+    /// whatever codec their producers used.
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// librdkafka properties for every client, as written (see `kafka.rs`).
+    #[serde(default, rename = "librdkafka")]
+    librdkafka_raw: BTreeMap<toml::Spanned<String>, toml::Spanned<kafka::RawValue>>,
+    /// The `[librdkafka]` properties, checked and with their secrets read.
+    #[serde(skip)]
+    pub librdkafka: BTreeMap<String, kafka::KafkaValue>,
+}
+
+/// The line of `key` in table `[table]` of `text` (the table's line if the key is not written
+/// there, 1 if neither is).
+fn line_of_key(text: &str, table: &str, key: &str) -> usize {
+    let head = format!("[{table}]");
+    let mut in_table = None;
+    for (i, l) in text.lines().enumerate() {
+        let l = l.trim_start();
+        if l.starts_with('[') {
+            if in_table.is_some() {
+                break;
+            }
+            if l.starts_with(&head) {
+                in_table = Some(i + 1);
+            }
+        } else if in_table.is_some()
+            && l.strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        {
+            return i + 1;
+        }
+    }
+    in_table.unwrap_or(1)
 }
 
 impl RunConfig {
@@ -326,19 +380,18 @@ impl RunConfig {
         if cfg.input.is_empty() {
             return Err(bad("at least one [[input]] topic is required".into()));
         }
-        const OWNED: [&str; 8] = [
-            "bootstrap.servers",
-            "group.id",
-            "enable.auto.offset.store",
-            "enable.auto.commit",
-            "enable.idempotence",
-            "acks",
-            "request.required.acks",
-            "partition.assignment.strategy",
-        ];
-        if let Some(k) = cfg.librdkafka.keys().find(|k| OWNED.contains(&k.as_str())) {
+        cfg.librdkafka =
+            kafka::settings(&cfg.librdkafka_raw, text, &env).map_err(|e| ConfigError::Key {
+                file: file.to_string(),
+                line: e.line,
+                key: format!("[librdkafka] `{}`", e.key),
+                problem: e.problem,
+            })?;
+        if !kafka::CODECS.contains(&cfg.compression.as_str()) {
             return Err(bad(format!(
-                "[librdkafka] `{k}` is set by deadair (delivery guarantees depend on it); use the top-level keys for brokers and group"
+                "`compression`: expected one of {}, found `{}`",
+                kafka::CODECS.join(", "),
+                cfg.compression
             )));
         }
         if let Some(inv) = &mut cfg.inventory {
@@ -369,7 +422,13 @@ impl RunConfig {
             }
         }
         if let Some(am) = &mut cfg.alertmanager {
-            am.validate(&cfg.metrics_addr).map_err(|e| bad(e.0))?;
+            am.validate(&cfg.metrics_addr, &env)
+                .map_err(|(key, problem)| ConfigError::Key {
+                    file: file.to_string(),
+                    line: line_of_key(text, "alertmanager", key),
+                    key: format!("[alertmanager] `{key}`"),
+                    problem: problem.0,
+                })?;
         }
         if cfg.max_in_flight == 0 {
             return Err(bad("`max_in_flight` must be at least 1".into()));
@@ -486,7 +545,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("`enable.auto.commit` is set by deadair"), "{e}");
+        assert!(
+            e.contains("c.toml:5: [librdkafka] `enable.auto.commit`: set by deadair"),
+            "{e}"
+        );
         let e = RunConfig::parse(
             &format!("{MINIMAL}[inventory]\ntopic = \"inv\"\ninput = \"nope\"\n"),
             "c.toml",

@@ -22,7 +22,7 @@ pub(crate) fn client_config(cfg: &RunConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers);
     for (k, v) in &cfg.librdkafka {
-        c.set(k, v);
+        c.set(k, v.as_str());
     }
     c
 }
@@ -61,6 +61,7 @@ pub fn producer(cfg: &RunConfig) -> KafkaResult<FutureProducer> {
     let mut c = client_config(cfg);
     c.set("enable.idempotence", "true")
         .set("acks", "all")
+        .set("compression.type", &cfg.compression)
         .set_default("linger.ms", "5")
         // bounded producer queue: 64 MiB of alerts at most (librdkafka's default is 1 GiB)
         .set_default("queue.buffering.max.kbytes", "65536");

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod kit;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
