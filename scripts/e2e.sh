@@ -4,7 +4,8 @@
 #  1. samples from `deadair gen` (protobuf; and remote-write, OTLP and Influx, marked with
 #     their content-type, to a JSON topic) and from the Python client (a scripted scenario as
 #     JSON, and as remote-write, OTLP and Influx written by those formats' own encoders, each to
-#     its own topic, and as marked OTLP to the JSON topic) flow through `deadair run`; the
+#     its own topic, and as marked OTLP to the JSON topic, and as JSON compressed with each of
+#     gzip, snappy, lz4 and zstd) flow through `deadair run` (its alerts zstd-compressed); the
 #     Python client reads the alert topic and checks, for every format, an injected silence ->
 #     absence firing and a spike -> anomaly firing, recovery -> resolved, and heartbeats; no
 #     message fails to decode;
@@ -32,7 +33,7 @@ step() { printf '\n== e2e: %s\n' "$*"; }
 step "broker (tansu, in-memory storage)"
 scripts/broker.sh stop $PORT
 scripts/broker.sh start $PORT memory://tansu/
-for t in samples:2 samples-json:1 samples-remote_write:1 samples-otlp:1 samples-influx:1 samples-adapter:1 samples-vector:1 samples-auto:1 samples-gen:1 alerts:1; do
+for t in samples:2 samples-json:1 samples-remote_write:1 samples-otlp:1 samples-influx:1 samples-adapter:1 samples-vector:1 samples-auto:1 samples-gen:1 samples-gzip:1 samples-snappy:1 samples-lz4:1 samples-zstd:1 alerts:1; do
   tansu topic create --broker "tcp://$BROKERS" --partitions "${t#*:}" "${t%%:*}" >/dev/null
 done
 
@@ -44,6 +45,7 @@ alert_format = "json"
 heartbeat_interval = "2s"
 shutdown_timeout = "20s"
 metrics_addr = "127.0.0.1:$MPORT"
+compression = "zstd"                # the alert producer's codec (the Python reader decodes it)
 [[input]]
 topic = "samples"
 format = "proto"
@@ -72,6 +74,9 @@ format = "json"                     # the producer marks OTLP messages with cont
 topic = "samples-gen"
 format = "json"                     # deadair gen marks every message with its content-type
 TOML
+for c in gzip snappy lz4 zstd; do
+  printf '[[input]]\ntopic = "samples-%s"\nformat = "json"                     # written with compression.type = %s\n' "$c" "$c" >> "$W/run.toml"
+done
 $BIN check "$W/run.toml"
 
 step "producers: deadair gen (every format) and the Python client (the scenario in every format)"
@@ -81,6 +86,7 @@ for f in remote_write otlp influx; do
 done
 $PY scripts/e2e_client.py produce $BROKERS samples-json
 $PY scripts/e2e_client.py produce-formats $BROKERS
+$PY scripts/e2e_client.py produce-codecs $BROKERS
 
 step "deadair run"
 $BIN run --config "$W/run.toml" > "$W/run.log" 2>&1 &

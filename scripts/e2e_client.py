@@ -10,6 +10,8 @@
                           topics),
                           and OTLP marked with its content-type header to samples-auto (a topic
                           configured as JSON); hosts <format>-a and <format>-b
+  produce-codecs BROKERS  the scenario as JSON written with each compression codec (gzip,
+                          snappy, lz4, zstd) to samples-<codec>; hosts <codec>-a and <codec>-b
   expect  BROKERS TOPIC   reads JSON alert events until, for every scenario, the b series'
                           absence fired and the a series' anomaly fired, web-a's anomaly
                           resolved, and a heartbeat arrived (or fails after 90 s)
@@ -20,7 +22,8 @@ from confluent_kafka import Consumer, Producer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ["remote_write", "otlp", "influx", "adapter", "vector"]
-PREFIXES = ["web"] + FORMATS + ["auto"]
+CODECS = ["gzip", "snappy", "lz4", "zstd"]
+PREFIXES = ["web"] + FORMATS + ["auto"] + CODECS
 
 # the scenario's 200 samples (10 s apart) end now: event time close to wall time, as from a
 # live source, so deadair's wall clock (used once it has caught up) agrees with event time
@@ -75,6 +78,19 @@ def produce_formats(brokers, _topic=None):
     print(f"e2e_client: produced the scenario as {', '.join(FORMATS)} and as marked OTLP (samples-auto)")
 
 
+def produce_codecs(brokers, _topic=None):
+    for codec in CODECS:
+        p = Producer({"bootstrap.servers": brokers, "enable.idempotence": True, "compression.type": codec,
+                      "linger.ms": 50})
+        for msg in scenario(codec):
+            samples = [{"name": n, "labels": l, "timestamp": ts, "value": v} for n, l, ts, v in msg]
+            p.produce(f"samples-{codec}", key=codec, value=json.dumps(samples))
+            p.poll(0)
+        left = p.flush(30)
+        assert left == 0, f"{left} messages not delivered"
+    print(f"e2e_client: produced the scenario compressed with {', '.join(CODECS)}")
+
+
 def expect(brokers, topic):
     c = Consumer({"bootstrap.servers": brokers, "group.id": f"e2e-reader-{time.time()}", "auto.offset.reset": "earliest"})
     c.subscribe([topic])
@@ -110,4 +126,5 @@ def expect(brokers, topic):
 
 if __name__ == "__main__":
     cmd, brokers, topic = (sys.argv[1:4] + [None])[:3]
-    {"produce": produce, "produce-formats": produce_formats, "expect": expect}[cmd](brokers, topic)
+    {"produce": produce, "produce-formats": produce_formats, "produce-codecs": produce_codecs,
+     "expect": expect}[cmd](brokers, topic)
