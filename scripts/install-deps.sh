@@ -5,6 +5,8 @@
 #   tansu       Kafka-compatible broker (crates.io; ~15 min to build on 2 cores, once)
 #   promtool    and prometheus, from Debian's `prometheus` package
 #   alertmanager from Debian's `prometheus-alertmanager` package (tests/alertmanager.rs)
+#   stunnel     from Debian's `stunnel4`: the TLS terminator in front of tansu
+#               (tests/broker_security.rs); openssl, which makes the tests' certificates
 #   a Python venv in target/e2e-venv with confluent-kafka (an independent Kafka client) and
 #   the encoders of the input formats (OTLP, remote-write, Influx line protocol)
 set -euo pipefail
@@ -14,9 +16,10 @@ cd "$(dirname "$0")/.."
 # a vendored OpenSSL would be built twice per profile and patched only by us): OpenSSL for TLS
 # and SASL SCRAM, libcurl for OAUTHBEARER tokens from an OIDC provider. libssl-dev and
 # pkg-config come with this kind of machine; without libcurl4-openssl-dev the build still
-# succeeds but `sasl.oauthbearer.method = "oidc"` is refused by `deadair check`.
+# succeeds but `sasl.oauthbearer.method = "oidc"` is refused by `deadair check`. openssl and
+# stunnel4 are for the TLS tests only.
 missing=""
-for pkg in libssl-dev libcurl4-openssl-dev pkg-config; do
+for pkg in libssl-dev libcurl4-openssl-dev pkg-config openssl stunnel4; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then

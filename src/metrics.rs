@@ -26,6 +26,8 @@ pub struct Metrics {
     /// Records the broker refused for good, by what became of them.
     pub records_refused: IntCounterVec,
     pub consume_errors: IntCounter,
+    /// librdkafka's client-level errors (connections, TLS, SASL), by kind.
+    pub kafka_client_errors: IntCounterVec,
     pub producer_queue: IntGauge,
     pub consumer_lag: IntGaugeVec,
     pub lag_seconds: IntGaugeVec,
@@ -157,6 +159,14 @@ impl Metrics {
                 r,
                 "deadair_consume_errors_total",
                 "Errors reported by the consumer (reconnects are automatic).",
+            )?,
+            kafka_client_errors: counter_vec(
+                r,
+                "deadair_kafka_client_errors_total",
+                "Client-level errors librdkafka reported (it retries by itself), by kind: tls \
+                 (handshake, certificate), authentication (SASL), transport (a connection \
+                 failed or dropped), all_brokers_down, other.",
+                &["kind"],
             )?,
             producer_queue: gauge(
                 r,

@@ -6,12 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{BaseProducer, FutureProducer, Producer};
 
+use super::client_errors::ClientErrors;
 use super::ownership::{DeadairConsumer, LagContext};
 use super::StageError;
 use crate::config::RunConfig;
@@ -112,5 +114,76 @@ pub(crate) async fn next_inventory(c: Option<&StreamConsumer>) -> KafkaResult<Bo
     match c {
         Some(c) => c.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// How long the startup probe waits for the brokers before going on without them.
+const PROBE_TIME: Duration = Duration::from_secs(15);
+
+/// The probe's context: librdkafka's client errors, with their reasons.
+struct ProbeContext {
+    errors: ClientErrors,
+}
+
+impl ClientContext for ProbeContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.errors.report(&error, reason);
+    }
+}
+
+impl rdkafka::producer::ProducerContext for ProbeContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+}
+
+/// Connects to the brokers once before joining the group, with the configured security
+/// settings. A TLS or authentication failure (a wrong CA, a bad password: nothing that
+/// retrying fixes) is returned as [`StageError::Unusable`], so `deadair run` exits with one
+/// clear error; brokers that are merely unreachable are waited for by librdkafka as usual.
+pub(crate) async fn probe(cfg: &RunConfig, metrics: &Metrics) -> Result<(), StageError> {
+    let errors = ClientErrors::new(metrics.kafka_client_errors.clone(), false);
+    let p: BaseProducer<ProbeContext> = client_config(cfg)
+        .create_with_context(ProbeContext { errors })
+        .map_err(|source| StageError::Client {
+            what: "the startup probe",
+            source,
+        })?;
+    let topic = cfg.input.first().map(|i| i.topic.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + PROBE_TIME;
+        loop {
+            let reached = p
+                .client()
+                .fetch_metadata(topic.as_deref(), Duration::from_secs(1))
+                .is_ok();
+            // serves the error callbacks, which carry librdkafka's reasons
+            p.poll(Duration::from_millis(100));
+            if reached {
+                return Ok(true);
+            }
+            if let Some(e) = p.context().errors.configuration_error() {
+                return Err(e);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+        }
+    })
+    .await
+    .unwrap_or(Ok(false));
+    match outcome {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            tracing::warn!(
+                "brokers {} not reachable within {} s; waiting for them (librdkafka retries)",
+                cfg.brokers,
+                PROBE_TIME.as_secs()
+            );
+            Ok(())
+        }
+        Err(detail) => Err(StageError::Unusable {
+            brokers: cfg.brokers.clone(),
+            detail: crate::config::kafka::mask(&cfg.librdkafka, &detail),
+        }),
     }
 }

@@ -25,10 +25,12 @@
 //! - `ownership.rs`: which partitions this member owns, and the rebalance callbacks.
 //! - `watermarks.rs`: cached high watermarks and unread counts (the FFI call) for the clocks.
 //! - `checkpoint.rs`, `parts.rs`: engine state in Kafka; the partitions' engines.
-//! - `client.rs`: the librdkafka settings of the consumer, producer and inventory reader.
+//! - `client.rs`: the librdkafka settings of the consumer, producer and inventory reader, and
+//!   the startup probe; `client_errors.rs`: librdkafka's client-level errors, by kind.
 
 mod checkpoint;
 mod client;
+mod client_errors;
 mod committer;
 mod ownership;
 mod parts;
@@ -90,6 +92,10 @@ pub enum StageError {
         topics: Vec<String>,
         source: KafkaError,
     },
+    #[error(
+        "cannot use the brokers {brokers}: {detail} (check the TLS and SASL keys in [librdkafka])"
+    )]
+    Unusable { brokers: String, detail: String },
     #[error("inventory topic `{topic}`: {detail}")]
     Inventory { topic: String, detail: String },
     #[error(transparent)]
@@ -111,6 +117,7 @@ pub async fn run(
     health: Arc<Health>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunSummary, StageError> {
+    client::probe(cfg, &metrics).await?;
     let consumer =
         Arc::new(
             consumer(cfg, metrics.clone()).map_err(|source| StageError::Client {

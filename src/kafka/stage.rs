@@ -563,6 +563,14 @@ impl<'a> Stage<'a> {
     /// A consumer error: counted, logged rate-limited; librdkafka recovers by itself.
     pub fn consume_error(&mut self, key: &'static str, e: &rdkafka::error::KafkaError) {
         self.io.metrics.consume_errors.inc();
+        let kind = super::client_errors::kind(e, "");
+        if kind != "other" {
+            self.io
+                .metrics
+                .kafka_client_errors
+                .with_label_values(&[kind])
+                .inc();
+        }
         self.log.log(key, || e.to_string());
     }
 
