@@ -537,3 +537,58 @@ fn run_config_takes_an_alertmanager_table_with_file_named_errors() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn credentials_go_in_the_authorization_header() {
+    // a server that answers 200 and hands back each request's head
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, mut heads) = mpsc::channel::<String>(4);
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 8192];
+            let mut n = 0;
+            while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                let k = conn.read(&mut buf[n..]).await.unwrap();
+                assert!(k > 0);
+                n += k;
+            }
+            let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            tx.send(head).await.unwrap();
+        }
+    });
+    let env = |k: &str| (k == "AM_TOKEN").then(|| "t0ken-xyz".to_string());
+    let mut c: AlertmanagerConfig = toml::from_str(&format!(
+        "url = \"{url}\"\nbearer_token = {{ env = \"AM_TOKEN\" }}"
+    ))
+    .unwrap();
+    c.validate("", &env).unwrap();
+    assert!(!format!("{c:?}").contains("t0ken"), "{c:?}");
+    Client::new(&c).unwrap().post("[]".into()).await.unwrap();
+    let head = heads.recv().await.unwrap();
+    assert!(
+        head.contains("authorization: bearer t0ken-xyz\r\n"),
+        "{head}"
+    );
+
+    let env = |k: &str| (k == "AM_PW").then(|| "pw".to_string());
+    let mut c: AlertmanagerConfig = toml::from_str(&format!(
+        "url = \"{url}\"\nbasic_auth = {{ username = \"u\", password = {{ env = \"AM_PW\" }} }}"
+    ))
+    .unwrap();
+    c.validate("", &env).unwrap();
+    Client::new(&c).unwrap().post("[]".into()).await.unwrap();
+    let head = heads.recv().await.unwrap();
+    // base64("u:pw") = dTpwdw==
+    assert!(head.contains("authorization: basic dtpwdw==\r\n"), "{head}");
+
+    let mut both: AlertmanagerConfig = toml::from_str(&format!(
+        "url = \"{url}\"\nbasic_auth = {{ username = \"u\", password = {{ env = \"AM_PW\" }} }}\nbearer_token = {{ env = \"AM_PW\" }}"
+    ))
+    .unwrap();
+    assert_eq!(both.validate("", &env).unwrap_err().0, "bearer_token");
+}

@@ -333,18 +333,18 @@ pub struct RunConfig {
     pub librdkafka: BTreeMap<String, kafka::KafkaValue>,
 }
 
-/// The line of `key` in table `[table]` of `text` (the table's line if the key is not written
-/// there, 1 if neither is).
-fn line_of_key(text: &str, table: &str, key: &str) -> usize {
-    let head = format!("[{table}]");
-    let mut in_table = None;
+/// The line of `key` in table `[table]` of `text`, or among the top-level keys for `None`
+/// (the table's line if the key is not written there, 1 if neither is).
+fn line_of_key(text: &str, table: Option<&str>, key: &str) -> usize {
+    let head = table.map(|t| format!("[{t}]"));
+    let mut in_table = if head.is_none() { Some(1) } else { None };
     for (i, l) in text.lines().enumerate() {
         let l = l.trim_start();
         if l.starts_with('[') {
             if in_table.is_some() {
                 break;
             }
-            if l.starts_with(&head) {
+            if head.as_deref().is_some_and(|h| l.starts_with(h)) {
                 in_table = Some(i + 1);
             }
         } else if in_table.is_some()
@@ -388,11 +388,16 @@ impl RunConfig {
                 problem: e.problem,
             })?;
         if !kafka::CODECS.contains(&cfg.compression.as_str()) {
-            return Err(bad(format!(
-                "`compression`: expected one of {}, found `{}`",
-                kafka::CODECS.join(", "),
-                cfg.compression
-            )));
+            return Err(ConfigError::Key {
+                file: file.to_string(),
+                line: line_of_key(text, None, "compression"),
+                key: "`compression`".into(),
+                problem: format!(
+                    "expected one of {}, found `{}`",
+                    kafka::CODECS.join(", "),
+                    cfg.compression
+                ),
+            });
         }
         if let Some(inv) = &mut cfg.inventory {
             let input = inv.input.get_or_insert_with(|| cfg.input[0].topic.clone());
@@ -425,7 +430,7 @@ impl RunConfig {
             am.validate(&cfg.metrics_addr, &env)
                 .map_err(|(key, problem)| ConfigError::Key {
                     file: file.to_string(),
-                    line: line_of_key(text, "alertmanager", key),
+                    line: line_of_key(text, Some("alertmanager"), key),
                     key: format!("[alertmanager] `{key}`"),
                     problem: problem.0,
                 })?;
@@ -515,6 +520,17 @@ mod tests {
             .to_string();
         assert!(
             e.starts_with("c.toml:4:") && e.contains("unknown field `brokrs`"),
+            "{e}"
+        );
+        let e = RunConfig::parse(
+            &format!("brokers = \"b:9092\"\ncompression = \"brotli\"\n{MINIMAL}"),
+            "c.toml",
+            |_| None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("c.toml:2: `compression`: expected one of none, gzip"),
             "{e}"
         );
         let e = RunConfig::parse("heartbeat_interval = \"soon\"\n", "c.toml", |_| None)
