@@ -537,19 +537,45 @@ async fn an_abusive_producer_is_contained_and_other_sources_alerts_are_unchanged
 /// An alert larger than the producer may send (here `message.max.bytes` = 1000: a series whose
 /// label holds 3 000 characters) is refused for good: it is sent again trimmed and marked,
 /// counted, and the pipeline moves on: the other series' alerts arrive and every offset is
-/// stored (issue #15: nothing blocks the pipeline).
+/// stored (issue #15: nothing blocks the pipeline). On the mock cluster here, and through the
+/// real broker (tansu) below.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_too_large_for_the_broker_is_trimmed_and_the_pipeline_moves_on() {
     let (_cluster, brokers) = cluster("samples");
+    too_large_alert(&brokers, "samples", "alerts").await;
+}
+
+/// The same through tansu (a real broker). tansu does not enforce a topic's
+/// `max.message.bytes` (checked: a 5 000-byte record is accepted on a topic created with 1 000),
+/// so the limit is the producer's `message.max.bytes`, which librdkafka enforces with the same
+/// permanent error (`MSG_SIZE_TOO_LARGE`) a broker's limit gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_too_large_is_trimmed_through_a_real_broker() {
+    let Some(brokers) = common::brokers() else {
+        return;
+    };
+    let run = common::wall_ms();
+    let (input, alerts) = (format!("big-in-{run}"), format!("big-alerts-{run}"));
+    common::create_topics(&brokers, &[(input.as_str(), 1), (alerts.as_str(), 1)]).await;
+    too_large_alert(&brokers, &input, &alerts).await;
+}
+
+async fn too_large_alert(brokers: &str, input: &str, alert_topic: &str) {
     let big = format!("big-{}", "x".repeat(3000));
-    produce_hosts(&brokers, "samples", 0..200, &big).await;
+    produce_hosts(brokers, input, 0..200, &big).await;
     let text = format!(
-        "brokers = \"{brokers}\"\ngroup_id = \"deadair-test\"\nalert_topic = \"alerts\"\nheartbeat_interval = \"1s\"\n\
-         shutdown_timeout = \"10s\"\n[[input]]\ntopic = \"samples\"\nformat = \"proto\"\n\
+        "brokers = \"{brokers}\"\ngroup_id = \"deadair-{input}\"\nalert_topic = \"{alert_topic}\"\nheartbeat_interval = \"1s\"\n\
+         shutdown_timeout = \"10s\"\n[[input]]\ntopic = \"{input}\"\nformat = \"proto\"\n\
          [librdkafka]\n\"message.max.bytes\" = \"1000\"\n"
     );
     let (pipeline, stop, registry) = start(RunConfig::parse(&text, "test", |_| None).unwrap());
-    let reader = reader(&brokers, "reader");
+    let reader: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reader-{alert_topic}"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader.subscribe(&[alert_topic]).unwrap();
     let mut events: Vec<AlertEvent> = Vec::new();
     let is_big = |e: &AlertEvent| e.labels.get("host").is_some_and(|h| h.starts_with("big-x"));
     read_until(&reader, &mut events, 60, |ev| {
