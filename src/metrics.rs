@@ -163,9 +163,8 @@ impl Metrics {
             kafka_client_errors: counter_vec(
                 r,
                 "deadair_kafka_client_errors_total",
-                "Client-level errors librdkafka reported (it retries by itself), by kind: tls \
-                 (handshake, certificate), authentication (SASL), transport (a connection \
-                 failed or dropped), all_brokers_down, other.",
+                "Client errors librdkafka reported (it retries by itself), by kind: tls, \
+                 authentication (SASL), transport, all_brokers_down, other.",
                 &["kind"],
             )?,
             producer_queue: gauge(

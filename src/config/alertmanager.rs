@@ -131,7 +131,7 @@ impl AlertmanagerConfig {
                     .map_err(|m| ("basic_auth", Invalid(format!("password: {m}"))))?,
             }),
             (None, Some(t)) => Some(Auth::Bearer(
-                t.resolve(env).map_err(|m| ("bearer_token", Invalid(m)))?,
+                t.resolve(env).map_err(|m| ("bearer_token", m))?,
             )),
             (None, None) => None,
         };

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::secret::{Secret, SecretRef, FORM};
+use crate::check::Invalid;
 
 /// A value as written in the file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -121,7 +122,7 @@ pub fn settings(
         }
         let secret = SECRET.contains(&key.as_str());
         let value = match v.get_ref() {
-            RawValue::Secret(r) => KafkaValue::Secret(r.resolve(env).map_err(err)?),
+            RawValue::Secret(r) => KafkaValue::Secret(r.resolve(env).map_err(|e| err(e.0))?),
             _ if secret => {
                 return Err(err(format!(
                     "a secret is not written in the file: name where to read it, {FORM}"
@@ -131,7 +132,7 @@ pub fn settings(
             RawValue::Int(i) => KafkaValue::Plain(i.to_string()),
             RawValue::Bool(b) => KafkaValue::Plain(b.to_string()),
         };
-        check_value(&key, value.as_str()).map_err(err)?;
+        check_value(&key, value.as_str()).map_err(|e| err(e.0))?;
         lines.insert(key.clone(), line);
         out.insert(key, value);
     }
@@ -149,31 +150,31 @@ pub fn settings(
 }
 
 /// deadair's own check of one value.
-fn check_value(key: &str, v: &str) -> Result<(), String> {
+fn check_value(key: &str, v: &str) -> Result<(), Invalid> {
     let one_of = |allowed: &[&str], v: &str| {
         if allowed.iter().any(|a| a.eq_ignore_ascii_case(v)) {
             Ok(())
         } else {
-            Err(format!(
+            Err(Invalid(format!(
                 "expected one of {}, found `{v}`",
                 allowed.join(", ")
-            ))
+            )))
         }
     };
     match key {
         "security.protocol" => one_of(&["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"], v),
         "sasl.mechanism" | "sasl.mechanisms" => {
             if v.eq_ignore_ascii_case("GSSAPI") {
-                return Err(
+                return Err(Invalid(
                     "GSSAPI (Kerberos) is not built into deadair; use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER".into(),
-                );
+                ));
             }
             one_of(&MECHANISMS, v)
         }
         "sasl.oauthbearer.method" => {
             one_of(&["default", "oidc"], v)?;
             if v.eq_ignore_ascii_case("oidc") && !builtin_features().contains(&"oidc".to_string()) {
-                return Err("`oidc` needs libcurl, which this deadair was built without: install Debian's libcurl4-openssl-dev (scripts/install-deps.sh does) and rebuild".into());
+                return Err(Invalid("`oidc` needs libcurl, which this deadair was built without: install Debian's libcurl4-openssl-dev (scripts/install-deps.sh does) and rebuild".into()));
             }
             Ok(())
         }
@@ -184,7 +185,7 @@ fn check_value(key: &str, v: &str) -> Result<(), String> {
             }
             std::fs::File::open(p)
                 .map(|_| ())
-                .map_err(|e| format!("cannot read {v}: {e}"))
+                .map_err(|e| Invalid(format!("cannot read {v}: {e}")))
         }
         _ => Ok(()),
     }

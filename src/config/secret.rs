@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::check::Invalid;
+
 /// A secret value read from the environment or a file. `Debug` prints `Secret(***)`; the value
 /// is reached only through [`Secret::expose`], where it is handed to a client.
 #[derive(Clone, PartialEq, Eq)]
@@ -68,26 +70,29 @@ pub const FORM: &str = "{ env = \"NAME\" } or { file = \"/path\" }";
 impl SecretRef {
     /// Reads the value; `env` is the process environment (tests pass their own). Errors say
     /// which variable or file and why, never the value.
-    pub fn resolve(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, String> {
+    pub fn resolve(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, Invalid> {
         match (&self.env, &self.file) {
             (Some(name), None) => match env(name) {
                 Some(v) if !v.is_empty() => Ok(Secret(v)),
-                Some(_) => Err(format!("environment variable `{name}` is empty")),
-                None => Err(format!("environment variable `{name}` is not set")),
+                Some(_) => Err(Invalid(format!("environment variable `{name}` is empty"))),
+                None => Err(Invalid(format!("environment variable `{name}` is not set"))),
             },
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Invalid(format!("cannot read secret file {}: {e}", path.display()))
+                })?;
                 let v = text
                     .strip_suffix('\n')
                     .map(|t| t.strip_suffix('\r').unwrap_or(t))
                     .unwrap_or(&text);
                 if v.is_empty() {
-                    return Err(format!("secret file {} is empty", path.display()));
+                    return Err(Invalid(format!("secret file {} is empty", path.display())));
                 }
                 Ok(Secret(v.to_string()))
             }
-            _ => Err(format!("expected exactly one of `env` and `file`: {FORM}")),
+            _ => Err(Invalid(format!(
+                "expected exactly one of `env` and `file`: {FORM}"
+            ))),
         }
     }
 }
@@ -129,7 +134,7 @@ mod tests {
             file: None,
         };
         assert_eq!(
-            missing.resolve(&env).unwrap_err(),
+            missing.resolve(&env).unwrap_err().0,
             "environment variable `NOPE` is not set"
         );
 
@@ -146,7 +151,7 @@ mod tests {
             env: None,
             file: Some(dir.join("missing")),
         };
-        let e = gone.resolve(&env).unwrap_err();
+        let e = gone.resolve(&env).unwrap_err().0;
         assert!(
             e.starts_with("cannot read secret file") && e.contains("missing"),
             "{e}"
@@ -155,7 +160,7 @@ mod tests {
             env: Some("PW".into()),
             file: Some(f),
         };
-        assert!(both.resolve(&env).unwrap_err().contains("exactly one"));
+        assert!(both.resolve(&env).unwrap_err().0.contains("exactly one"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
