@@ -141,7 +141,8 @@ impl Metrics {
             offsets_stored: counter(
                 r,
                 "deadair_offsets_stored_total",
-                "Input offsets stored after their alerts were delivered.",
+                "Input messages whose offsets were stored after their alerts were delivered \
+                 (with a state topic: checkpoints whose offsets were stored).",
             )?,
             delivery_errors: counter(
                 r,
@@ -193,14 +194,11 @@ impl Metrics {
             engine_batch: histogram(
                 r,
                 "deadair_engine_batch_seconds",
-                "Engine time per consumed message (decode excluded).",
+                "Engine time per consumed message (decode excluded; messages of 8+ samples, \
+                 and one in 64 smaller ones).",
                 prometheus::exponential_buckets(1e-6, 4.0, 10)?,
             )?,
-            resident_memory: gauge(
-                r,
-                "deadair_resident_memory_bytes",
-                "Resident set size of the process.",
-            )?,
+            resident_memory: gauge(r, "deadair_resident_memory_bytes", "Resident set size.")?,
             assigned_partitions: gauge(
                 r,
                 "deadair_assigned_partitions",

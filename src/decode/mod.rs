@@ -81,6 +81,24 @@ pub struct Meta<'a> {
 pub struct Scratch {
     samples: Vec<Sample>,
     bytes: Vec<u8>,
+    /// The last `content-type` and `content-encoding` seen and the format they mean: a
+    /// producer marks all its messages alike, so most are recognised by one comparison.
+    last_marks: Option<(String, String, Option<InputFormat>)>,
+}
+
+impl Scratch {
+    /// [`format_from_headers`], remembered for the last marks seen.
+    fn format_of(&mut self, meta: Meta<'_>) -> Option<InputFormat> {
+        let (ct, ce) = (meta.content_type?, meta.content_encoding.unwrap_or(""));
+        if let Some((c, e, f)) = &self.last_marks {
+            if c == ct && e == ce {
+                return *f;
+            }
+        }
+        let f = format_from_headers(meta);
+        self.last_marks = Some((ct.to_string(), ce.to_string(), f));
+        f
+    }
 }
 
 /// The format a producer marked its message with, from its `content-type` header (and
@@ -155,7 +173,9 @@ pub fn decode_message<'a>(
     scratch: &'a mut Scratch,
 ) -> Result<SampleViews<'a>, DecodeError> {
     let format = match input.autodetect {
-        true => format_from_headers(meta).unwrap_or(input.format),
+        // a message marked only with `content-encoding: snappy` is remote-write too
+        true if meta.content_type.is_none() => format_from_headers(meta).unwrap_or(input.format),
+        true => scratch.format_of(meta).unwrap_or(input.format),
         false => input.format,
     };
     if payload.is_empty() {
@@ -259,6 +279,48 @@ mod tests {
                 (r.name.to_string(), l.collect(), r.ts, r.value)
             })
             .collect())
+    }
+
+    #[test]
+    fn marks_are_read_per_message_with_one_scratch() {
+        let batch = crate::proto::SampleBatch {
+            samples: vec![Sample {
+                name: "cpu".into(),
+                labels: [("h".into(), "a".into())].into(),
+                timestamp: 1_767_225_600_000,
+                value: 1.5,
+            }],
+        };
+        let proto = batch.encode_to_vec();
+        let json = br#"{"name":"cpu","labels":{"h":"a"},"timestamp":1767225600000,"value":1.5}"#;
+        let marked = |ct: &'static str| Meta {
+            content_type: Some(ct),
+            ..Meta::default()
+        };
+        let (pb, js) = (
+            marked("application/x-protobuf;proto=deadair.v1.SampleBatch"),
+            marked("application/json"),
+        );
+        // a JSON topic whose producers mark some messages as protobuf
+        let input = Input::new("t", InputFormat::Json);
+        let mut scratch = Scratch::default();
+        for (meta, payload) in [
+            (js, &json[..]),
+            (pb, &proto),
+            (pb, &proto),
+            (js, json),
+            (Meta::default(), json),
+        ] {
+            let n = decode_message(&input, meta, payload, &mut scratch).map(|v| v.len());
+            assert_eq!(n, Ok(1), "{meta:?}");
+        }
+        // a wrong mark is not remembered for the next, different one
+        let bad = decode_message(&input, pb, json, &mut scratch).map(|v| v.len());
+        assert!(bad.is_err());
+        assert_eq!(
+            decode_message(&input, js, json, &mut scratch).map(|v| v.len()),
+            Ok(1)
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!
 //! The loop is written against [`Sink`] so its ordering can be tested without a broker.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,10 @@ pub(crate) struct InFlight<P> {
     /// Whether the offset may be stored once delivered: always without a state topic; with
     /// one, only for checkpoints (the committed offset is always a checkpoint's offset).
     pub store: bool,
+    /// What storing the offset counts in `deadair_offsets_stored_total`: the messages it
+    /// covers (several when messages that caused nothing were held back by the stage), or one
+    /// checkpoint.
+    pub messages: u64,
     pub deliveries: Vec<P>,
 }
 
@@ -44,9 +49,53 @@ pub(crate) trait Sink {
     /// Waits until `p` is acknowledged, sending it again after each failure; returns the
     /// number of failed attempts.
     fn deliver(&mut self, p: Self::Pending) -> impl Future<Output = u64> + Send;
-    /// Stores `offset` of `topic/partition` for the group; false if it could not be stored
-    /// (e.g. the partition moved away meanwhile: its new owner re-reads from the last commit).
-    fn store(&mut self, topic: &str, partition: i32, offset: i64) -> bool;
+    /// Stores `offset` of `topic/partition` for the group, covering `messages` messages;
+    /// false if it could not be stored (e.g. the partition moved away meanwhile: its new owner
+    /// re-reads from the last commit).
+    fn store(&mut self, topic: &str, partition: i32, offset: i64, messages: u64) -> bool;
+}
+
+/// Offsets of messages that caused no record, held back per partition (without a state
+/// topic): such a message needs no wait, so instead of one hop to the committer each, the
+/// newest offset of the partition is sent on the next clock tick, or is covered by the next
+/// message of the partition that sends its own (it is stored after, and so covers, every
+/// earlier one).
+#[derive(Debug, Default)]
+pub(crate) struct Unstored(HashMap<(Arc<str>, i32), (i64, u64)>);
+
+impl Unstored {
+    /// The message at `offset` caused no record.
+    pub fn hold(&mut self, topic: Arc<str>, partition: i32, offset: i64) {
+        let held = self.0.entry((topic, partition)).or_insert((offset, 0));
+        *held = (offset, held.1 + 1);
+    }
+
+    /// A later message of the partition sends its offset: the held messages it covers.
+    pub fn covered(&mut self, topic: &Arc<str>, partition: i32) -> u64 {
+        self.0
+            .remove(&(topic.clone(), partition))
+            .map_or(0, |(_, n)| n)
+    }
+
+    /// The partition moved away: its new owner reads again from the last commit.
+    pub fn forget(&mut self, key: &(Arc<str>, i32)) {
+        self.0.remove(key);
+    }
+
+    /// Every held offset, each to be stored with no record to wait for.
+    pub fn drain<P>(&mut self) -> Vec<InFlight<P>> {
+        self.0
+            .drain()
+            .map(|((topic, partition), (offset, messages))| InFlight {
+                topic,
+                partition,
+                offset: Some(offset),
+                store: true,
+                messages,
+                deliveries: Vec::new(),
+            })
+            .collect()
+    }
 }
 
 /// Runs until the channel closes; returns (offsets stored, delivery retries).
@@ -62,8 +111,8 @@ pub(crate) async fn run<S: Sink>(
         let Some(offset) = f.offset.filter(|_| f.store) else {
             continue;
         };
-        if sink.store(&f.topic, f.partition, offset) {
-            stored += 1;
+        if sink.store(&f.topic, f.partition, offset, f.messages) {
+            stored += f.messages;
         }
     }
     (stored, retries)
@@ -123,10 +172,10 @@ impl Sink for KafkaSink {
         }
     }
 
-    fn store(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
+    fn store(&mut self, topic: &str, partition: i32, offset: i64, messages: u64) -> bool {
         match self.consumer.store_offset(topic, partition, offset) {
             Ok(()) => {
-                self.metrics.offsets_stored.inc();
+                self.metrics.offsets_stored.inc_by(messages);
                 true
             }
             Err(e) => {
@@ -161,7 +210,7 @@ mod tests {
             p.await.unwrap_or(0)
         }
 
-        fn store(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
+        fn store(&mut self, topic: &str, partition: i32, offset: i64, _messages: u64) -> bool {
             if self.refused.contains(&partition) {
                 return false;
             }
@@ -183,6 +232,7 @@ mod tests {
             partition,
             offset: Some(offset),
             store: true,
+            messages: 1,
             deliveries,
         }
     }
@@ -244,6 +294,7 @@ mod tests {
             partition: 0,
             offset: None,
             store: true,
+            messages: 0,
             deliveries: vec![t],
         })
         .await
@@ -262,5 +313,33 @@ mod tests {
         drop(tx);
         assert_eq!(committer.await.unwrap(), (1, 0));
         assert_eq!(*stored.lock().unwrap(), vec![("m".to_string(), 0, 5)]);
+    }
+
+    #[test]
+    fn held_offsets_are_sent_once_or_covered() {
+        let t: Arc<str> = Arc::from("m");
+        let mut u = Unstored::default();
+        for o in 10..13 {
+            u.hold(t.clone(), 0, o);
+        }
+        u.hold(t.clone(), 1, 4);
+        let mut sent: Vec<(i32, Option<i64>, u64)> = u
+            .drain::<()>()
+            .into_iter()
+            .map(|f| (f.partition, f.offset, f.messages))
+            .collect();
+        sent.sort();
+        assert_eq!(sent, [(0, Some(12), 3), (1, Some(4), 1)]);
+        assert!(u.drain::<()>().is_empty(), "sent once");
+        // a message that sends its own offset covers what was held
+        u.hold(t.clone(), 0, 20);
+        u.hold(t.clone(), 0, 21);
+        assert_eq!(u.covered(&t, 0), 2);
+        assert_eq!(u.covered(&t, 0), 0);
+        assert!(u.drain::<()>().is_empty());
+        // a revoked partition's held offset is dropped
+        u.hold(t.clone(), 2, 7);
+        u.forget(&(t.clone(), 2));
+        assert!(u.drain::<()>().is_empty());
     }
 }

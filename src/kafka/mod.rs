@@ -221,6 +221,9 @@ async fn shut_down(
     cfg: &RunConfig,
 ) -> Result<RunSummary, StageError> {
     let shutdown_started = std::time::Instant::now();
+    if let Err(e) = stage.flush_unstored().await {
+        tracing::warn!("shutdown: {e}");
+    }
     stage.checkpoint_all().await;
     let mut summary = stage.finish();
     let timeout = cfg.shutdown_timeout;

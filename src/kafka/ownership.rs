@@ -9,7 +9,7 @@
 //!   partition is checkpointed and committed before it moves) and tells Alertmanager's
 //!   forwarder to forget the partition.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -34,20 +34,25 @@ pub type TopicPartition = (String, i32);
 /// The partitions this member owns, and those revoked since the stage last asked.
 #[derive(Debug, Default)]
 pub struct Ownership {
-    owned: HashSet<TopicPartition>,
+    /// Owned partitions by topic (looked up per message without allocating).
+    owned: HashMap<String, HashSet<i32>>,
     revoked: Vec<TopicPartition>,
 }
 
 impl Ownership {
     /// `parts` were assigned to this member.
     pub fn assigned(&mut self, parts: impl IntoIterator<Item = TopicPartition>) {
-        self.owned.extend(parts);
+        for (t, p) in parts {
+            self.owned.entry(t).or_default().insert(p);
+        }
     }
 
     /// The revocation of `parts` starts: from now on their messages are skipped.
     pub fn revoking(&mut self, parts: &[TopicPartition]) {
-        for k in parts {
-            self.owned.remove(k);
+        for (t, p) in parts {
+            if let Some(ps) = self.owned.get_mut(t) {
+                ps.remove(p);
+            }
         }
     }
 
@@ -59,7 +64,9 @@ impl Ownership {
 
     /// Whether this member owns `partition` of `topic` now.
     pub fn owns(&self, topic: &str, partition: i32) -> bool {
-        self.owned.contains(&(topic.to_string(), partition))
+        self.owned
+            .get(topic)
+            .is_some_and(|ps| ps.contains(&partition))
     }
 
     /// Partitions revoked since the last call.

@@ -13,7 +13,7 @@ use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 
 use super::checkpoint;
-use super::committer::InFlight;
+use super::committer::{InFlight, Unstored};
 use super::ownership::DeadairConsumer;
 use super::parts::{lock, take_checkpoint, CheckpointWrite, Ckpt, Engines, Part, PartKey, Shared};
 use super::produce::{dead_letter, enqueue, heartbeat_event, Pending, Record, Refusals};
@@ -54,6 +54,13 @@ pub(crate) struct Stage<'a> {
     scratch: Scratch,
     alerts: Vec<Alert>,
     outcomes: Vec<Outcome>,
+    /// Offsets of messages that caused no record, held back (see [`Unstored`]).
+    unstored: Unstored,
+    /// The input topics' names, shared by the partition keys of every message.
+    topics: Vec<Arc<str>>,
+    /// Wall time read on the last clock tick (at most a tick old): for per-message checks
+    /// that tolerate that (the future horizon, the lag check), instead of a clock read each.
+    wall: i64,
 }
 
 /// What a stage is wired to: the clients, the committer's channel and the observers.
@@ -88,6 +95,13 @@ impl<'a> Stage<'a> {
             scratch: Scratch::default(),
             alerts: Vec::new(),
             outcomes: Vec::new(),
+            unstored: Unstored::default(),
+            topics: cfg
+                .input
+                .iter()
+                .map(|i| Arc::from(i.topic.as_str()))
+                .collect(),
+            wall: wall_ms(),
         }
     }
 
@@ -98,12 +112,14 @@ impl<'a> Stage<'a> {
         self.io.metrics.heartbeats.inc();
         let parts = {
             let mut engines = lock(&self.shared);
-            drop_revoked(
+            for k in drop_revoked(
                 &self.io.consumer,
                 &mut engines,
                 &self.cfg.group_id,
                 &mut self.alerts,
-            );
+            ) {
+                self.unstored.forget(&k);
+            }
             refresh_gauges(
                 &self.io.metrics,
                 &self.io.health,
@@ -182,13 +198,11 @@ impl<'a> Stage<'a> {
     /// A clock tick: idle, caught-up partitions move on with the wall clock; lagging ones
     /// report it; checkpoints fall due.
     pub async fn on_tick(&mut self) -> Result<(), StageError> {
-        drop_revoked(
-            &self.io.consumer,
-            &mut lock(&self.shared),
-            &self.cfg.group_id,
-            &mut self.alerts,
-        );
+        self.drop_revoked();
+        self.flush_unstored().await?;
         let wall = wall_ms();
+        self.wall = wall;
+        self.io.health.last_loop_ms.store(wall, Ordering::Relaxed);
         // with an inventory, every assigned partition of its input has an engine, so a
         // partition where nothing ever reports still alerts on its expected series
         if let Some(input) = self.cfg.inventory_input() {
@@ -216,6 +230,7 @@ impl<'a> Stage<'a> {
                     partition,
                     offset: None,
                     store: false,
+                    messages: 0,
                     deliveries,
                 })
                 .await?;
@@ -280,12 +295,7 @@ impl<'a> Stage<'a> {
     /// A message of an input topic: decoded, fed to its partition's engine, its alerts (and,
     /// if it could not be decoded, its dead letter) produced; its offset is stored behind them.
     pub async fn on_message(&mut self, msg: &impl Message) -> Result<(), StageError> {
-        drop_revoked(
-            &self.io.consumer,
-            &mut lock(&self.shared),
-            &self.cfg.group_id,
-            &mut self.alerts,
-        );
+        self.drop_revoked();
         if !self
             .io
             .consumer
@@ -302,13 +312,10 @@ impl<'a> Stage<'a> {
             .metrics
             .bytes
             .inc_by(msg.payload().map_or(0, |p| p.len() as u64));
-        self.io
-            .health
-            .last_loop_ms
-            .store(wall_ms(), Ordering::Relaxed);
-        // consuming means assigned: ready (also checked on every heartbeat tick)
+        // consuming means assigned: ready (also checked on every heartbeat tick); the loop's
+        // liveness is stamped by the clock tick
         self.io.health.ready.store(true, Ordering::Relaxed);
-        let topic: Arc<str> = msg.topic().into();
+        let topic = self.topic_arc(msg.topic());
         let (partition, offset) = (msg.partition(), msg.offset());
         // the partition's engine (restored from its checkpoint on first use), before any
         // borrow of the message's payload is held across an await
@@ -318,7 +325,10 @@ impl<'a> Stage<'a> {
         let (batch, dead) = self.decode(msg, &mut scratch);
         self.summary.samples += batch.len() as u64;
         self.io.metrics.samples.inc_by(batch.len() as u64);
-        let started = std::time::Instant::now();
+        // timed when it carries a batch, else one message in 64 (reading the clock twice per
+        // one-sample message would cost more than its ingest)
+        let timed = batch.len() >= 8 || self.summary.messages % 64 == 0;
+        let started = timed.then(std::time::Instant::now);
         let ingested = self.ingest(msg, &topic, &batch);
         drop(batch);
         self.scratch = scratch;
@@ -327,10 +337,12 @@ impl<'a> Stage<'a> {
             // it again from the committed offset
             return Ok(());
         }
-        self.io
-            .metrics
-            .engine_batch
-            .observe(started.elapsed().as_secs_f64());
+        if let Some(t) = started {
+            self.io
+                .metrics
+                .engine_batch
+                .observe(t.elapsed().as_secs_f64());
+        }
         let mut alerts = std::mem::take(&mut self.alerts);
         let mut deliveries = self
             .send_alerts(&mut alerts, Some((&topic, partition)))
@@ -347,15 +359,71 @@ impl<'a> Stage<'a> {
                 deliveries.push(Pending { fut, record });
             }
         }
+        self.behind(topic, partition, offset, deliveries).await
+    }
+
+    /// Hands a message's records to the committer, with its offset to store once they are
+    /// acknowledged; a message with no record only updates its partition's unstored offset.
+    async fn behind(
+        &mut self,
+        topic: Arc<str>,
+        partition: i32,
+        offset: i64,
+        deliveries: Vec<Pending>,
+    ) -> Result<(), StageError> {
         let store = self.cfg.state.is_none();
+        if deliveries.is_empty() {
+            // with a state topic the committed offset is a checkpoint's: nothing to do
+            if store {
+                self.unstored.hold(topic, partition, offset);
+            }
+            return Ok(());
+        }
+        // this offset covers the partition's held ones (the committer keeps the order)
+        let covered = match store {
+            true => self.unstored.covered(&topic, partition),
+            false => 0,
+        };
         self.commit_behind(InFlight {
             topic,
             partition,
             offset: Some(offset),
             store,
+            messages: covered + u64::from(store),
             deliveries,
         })
         .await
+    }
+
+    /// Sends every partition's unstored offset to the committer.
+    pub async fn flush_unstored(&mut self) -> Result<(), StageError> {
+        for f in self.unstored.drain() {
+            self.commit_behind(f).await?;
+        }
+        Ok(())
+    }
+
+    /// Drops the engines of partitions revoked since the last turn, and their unstored
+    /// offsets (the new owner reads again from the last commit: at least once).
+    fn drop_revoked(&mut self) {
+        for k in drop_revoked(
+            &self.io.consumer,
+            &mut lock(&self.shared),
+            &self.cfg.group_id,
+            &mut self.alerts,
+        ) {
+            self.unstored.forget(&k);
+        }
+    }
+
+    /// The shared name of an input topic (a new one only for a topic not configured).
+    fn topic_arc(&mut self, topic: &str) -> Arc<str> {
+        if let Some(t) = self.topics.iter().find(|t| &***t == topic) {
+            return t.clone();
+        }
+        let t: Arc<str> = Arc::from(topic);
+        self.topics.push(t.clone());
+        t
     }
 
     /// The message's samples (none if it cannot be decoded, then counted, logged and, with a
@@ -368,7 +436,7 @@ impl<'a> Stage<'a> {
         let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
         let payload = msg.payload().unwrap_or(&[]);
         let decoded = match self.cfg.input_of(topic) {
-            Some(input) => decode_message(input, meta(msg), payload, scratch),
+            Some(input) => decode_message(input, meta(msg, input.autodetect), payload, scratch),
             None => Ok(SampleViews::default()),
         };
         let mut dead = None;
@@ -394,7 +462,7 @@ impl<'a> Stage<'a> {
             SampleViews::default()
         });
         // a timestamp far in the future would drag the partition clock with it
-        let horizon = wall_ms().saturating_add(MAX_FUTURE_MS);
+        let horizon = self.wall.saturating_add(MAX_FUTURE_MS);
         let before = batch.len();
         batch.samples.retain(|smp| smp.timestamp <= horizon);
         let dropped = before - batch.len();
@@ -438,7 +506,7 @@ impl<'a> Stage<'a> {
         let msg_ts = msg.timestamp().to_millis();
         clock.consumed(offset, msg_ts, batch.newest());
         // a backlog can be consumed between two ticks: an old message reports lag now
-        let wall = wall_ms();
+        let wall = self.wall;
         if !clock.lag_firing() && msg_ts.is_some_and(|t| wall - t > self.clock_cfg.lag_threshold) {
             let marks = &self.io.consumer.context().watermarks;
             let (high, unread) = cached_lag(&*self.io.consumer, marks, topic, partition, wall);
@@ -527,6 +595,7 @@ impl<'a> Stage<'a> {
             partition: -1,
             offset: None,
             store: false,
+            messages: 0,
             deliveries,
         })
         .await
@@ -634,6 +703,7 @@ async fn send_checkpoint(
         partition: w.key.1,
         offset: Some(w.offset),
         store: true,
+        messages: 1,
         deliveries,
     }
 }
@@ -645,12 +715,16 @@ fn drop_revoked(
     engines: &mut Engines,
     group: &str,
     alerts: &mut Vec<Alert>,
-) {
+) -> Vec<PartKey> {
+    let mut dropped = Vec::new();
     for (t, p) in consumer.context().take_revoked() {
-        if let Some(mut part) = engines.remove(&(Arc::from(t.as_str()), p)) {
+        let key = (Arc::from(t.as_str()), p);
+        if let Some(mut part) = engines.remove(&key) {
             part.clock.revoked(wall_ms(), group, alerts);
         }
+        dropped.push(key);
     }
+    dropped
 }
 
 /// Gauges sampled once per heartbeat interval.
@@ -698,12 +772,15 @@ fn decode_log_key(r: DecodeReason) -> &'static str {
 
 /// What the decoders may use of a message besides its payload: its `content-type` and
 /// `content-encoding` headers (names compared case-insensitively) and its timestamp.
-fn meta<'a>(msg: &'a impl Message) -> Meta<'a> {
+fn meta<'a>(msg: &'a impl Message, headers: bool) -> Meta<'a> {
     use rdkafka::message::Headers;
     let mut meta = Meta {
         timestamp: msg.timestamp().to_millis(),
         ..Meta::default()
     };
+    if !headers {
+        return meta; // nothing reads them (`autodetect = false`): not parsed
+    }
     for h in msg.headers().into_iter().flat_map(|h| h.iter()) {
         let value = h.value.and_then(|v| std::str::from_utf8(v).ok());
         if h.key.eq_ignore_ascii_case("content-type") {
