@@ -8,7 +8,7 @@
 //! - Prometheus remote-write 1.0, snappy-compressed `WriteRequest` ([`remote_write`], zero-copy
 //!   after decompression);
 //! - OpenTelemetry OTLP `ExportMetricsServiceRequest` ([`otlp`]);
-//! - Influx line protocol ([`influx`]).
+//! - Influx line protocol ([`influx`], zero-copy but for escaped text and composed names).
 //!
 //! Every decoder is total: any bytes give samples or a [`DecodeError`] with a bounded reason
 //! (never a panic), and memory is bounded by the payload (remote-write by
@@ -81,6 +81,7 @@ pub struct Meta<'a> {
 pub struct Scratch {
     samples: Vec<Sample>,
     bytes: Vec<u8>,
+    influx: influx::Buffers,
     /// The last `content-type` and `content-encoding` seen and the format they mean: a
     /// producer marks all its messages alike, so most are recognised by one comparison.
     last_marks: Option<(String, String, Option<InputFormat>)>,
@@ -196,7 +197,10 @@ pub fn decode_message<'a>(
         }
         InputFormat::Json => decode_json(payload, owned)?,
         InputFormat::Otlp => otlp::decode(payload, input, meta, owned)?,
-        InputFormat::Influx => influx::decode(payload, input.precision, meta, owned)?,
+        InputFormat::Influx => {
+            let buf = &mut scratch.influx;
+            return influx::decode(payload, input.precision, meta, buf);
+        }
     }
     let scratch: &'a Scratch = scratch;
     Ok(SampleViews::from_owned(&scratch.samples))
