@@ -476,7 +476,8 @@ mod tests {
             "cpu usage=4 3000000\n",
         ))
         .unwrap();
-        let rows: Vec<(&str, Vec<(&str, &str)>, f64)> = out
+        type Row<'a> = (&'a str, Vec<(&'a str, &'a str)>, f64);
+        let rows: Vec<Row> = out
             .iter()
             .map(|s| {
                 let l = s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
