@@ -7,7 +7,7 @@
 //! - native protobuf `deadair.v1.SampleBatch` ([`decode_proto_batch`], zero-copy) and JSON;
 //! - Prometheus remote-write 1.0, snappy-compressed `WriteRequest` ([`remote_write`], zero-copy
 //!   after decompression);
-//! - OpenTelemetry OTLP `ExportMetricsServiceRequest` ([`otlp`]);
+//! - OpenTelemetry OTLP `ExportMetricsServiceRequest` ([`otlp`], gauges and sums zero-copy);
 //! - Influx line protocol ([`influx`], zero-copy but for escaped text and composed names).
 //!
 //! Every decoder is total: any bytes give samples or a [`DecodeError`] with a bounded reason
@@ -82,6 +82,7 @@ pub struct Scratch {
     samples: Vec<Sample>,
     bytes: Vec<u8>,
     influx: influx::Buffers,
+    otlp: otlp::views::Buffers,
     /// The last `content-type` and `content-encoding` seen and the format they mean: a
     /// producer marks all its messages alike, so most are recognised by one comparison.
     last_marks: Option<(String, String, Option<InputFormat>)>,
@@ -196,7 +197,10 @@ pub fn decode_message<'a>(
             return remote_write::decode(&scratch.bytes);
         }
         InputFormat::Json => decode_json(payload, owned)?,
-        InputFormat::Otlp => otlp::decode(payload, input, meta, owned)?,
+        InputFormat::Otlp => {
+            let buf = &mut scratch.otlp;
+            return otlp::views::decode(payload, input, meta, buf);
+        }
         InputFormat::Influx => {
             let buf = &mut scratch.influx;
             return influx::decode(payload, input.precision, meta, buf);

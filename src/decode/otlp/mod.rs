@@ -38,6 +38,8 @@ use crate::wire::opentelemetry::proto::collector::metrics::v1::ExportMetricsServ
 use crate::wire::opentelemetry::proto::common::v1::{any_value, AnyValue, KeyValue};
 use crate::wire::opentelemetry::proto::metrics::v1 as m;
 
+pub mod views;
+
 type Labels = BTreeMap<String, String>;
 
 fn err(detail: impl Into<String>) -> DecodeError {
@@ -394,6 +396,51 @@ mod tests {
         any_value::Value::StringValue(v.into())
     }
 
+    type Key = (String, Vec<(String, String)>, i64, u64);
+
+    fn sorted(samples: impl IntoIterator<Item = Sample>) -> Vec<Key> {
+        let mut v: Vec<Key> = samples
+            .into_iter()
+            .map(|s| {
+                (
+                    s.name,
+                    s.labels.into_iter().collect(),
+                    s.timestamp,
+                    s.value.to_bits(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The zero-copy reader (`views`) and the owned path give the same samples (as sets: the
+    /// reader puts histogram and summary samples last); `strict`: both must succeed.
+    fn same(payload: &[u8], input: &Input, meta: Meta<'_>, strict: bool) {
+        let mut want = Vec::new();
+        let owned = decode(payload, input, meta, &mut want);
+        let mut buf = views::Buffers::default();
+        let got = views::decode(payload, input, meta, &mut buf).map(|v| {
+            v.refs()
+                .map(|r| Sample {
+                    name: r.name.to_string(),
+                    labels: r
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    timestamp: r.ts,
+                    value: r.value,
+                })
+                .collect::<Vec<_>>()
+        });
+        match (owned, got) {
+            (Ok(()), Ok(got)) => assert_eq!(sorted(got), sorted(want)),
+            (Err(a), Err(b)) => assert_eq!(a.reason, b.reason),
+            (a, b) => assert!(!strict, "owned {a:?}, views {:?}", b.map(|v| v.len())),
+        }
+    }
+
     #[test]
     fn quantiles_interpolate_inside_the_bucket() {
         let b = [
@@ -459,6 +506,7 @@ mod tests {
         input.promote_resource_attributes = vec!["host.name".into()];
         let mut out = Vec::new();
         decode(&req.encode_to_vec(), &input, Meta::default(), &mut out).unwrap();
+        same(&req.encode_to_vec(), &input, Meta::default(), true);
         assert_eq!(out.len(), 1);
         let labels: Vec<(&str, &str)> = out[0]
             .labels
@@ -535,6 +583,7 @@ mod tests {
             ..Meta::default()
         };
         decode(&req.encode_to_vec(), &input, meta, &mut out).unwrap();
+        same(&req.encode_to_vec(), &input, meta, true);
         let got: Vec<(String, Option<&str>, i64, f64)> = out
             .iter()
             .map(|s| {
@@ -593,6 +642,101 @@ mod tests {
         let input = Input::new("t", InputFormat::Otlp);
         let e = decode(b"\xff\xff", &input, Meta::default(), &mut Vec::new()).unwrap_err();
         assert_eq!(e.reason, DecodeReason::Otlp);
+        same(b"\xff\xff", &input, Meta::default(), true);
+    }
+
+    #[test]
+    fn the_zero_copy_reader_follows_the_rule_on_every_value_kind() {
+        use any_value::Value as V;
+        let point =
+            |attrs: Vec<c::KeyValue>, t: u64, v: m::number_data_point::Value| m::NumberDataPoint {
+                attributes: attrs,
+                time_unix_nano: t,
+                value: Some(v),
+                ..Default::default()
+            };
+        let array = V::ArrayValue(c::ArrayValue {
+            values: vec![c::AnyValue {
+                value: Some(s("x")),
+            }],
+        });
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![m::ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("service.name", s("api")),
+                        kv("service.namespace", s("")),
+                        kv("host.name", V::IntValue(-5)),
+                        kv("job", s("overridden")),
+                    ],
+                }),
+                scope_metrics: vec![m::ScopeMetrics {
+                    scope: Some(c::InstrumentationScope {
+                        name: "io.otel".into(),
+                        attributes: vec![kv("lib.v", V::BoolValue(true))],
+                        ..Default::default()
+                    }),
+                    metrics: vec![
+                        m::Metric {
+                            name: "9.req-total".into(),
+                            data: Some(m::metric::Data::Sum(m::Sum {
+                                data_points: vec![
+                                    point(
+                                        vec![
+                                            kv("d", V::DoubleValue(1.5)),
+                                            kv("b", V::BytesValue(vec![0xab, 1])),
+                                            kv("a.r", array),
+                                            kv("job", s("point-wins")),
+                                        ],
+                                        0,
+                                        m::number_data_point::Value::AsInt(-7),
+                                    ),
+                                    point(
+                                        vec![],
+                                        2_000_000,
+                                        m::number_data_point::Value::AsDouble(0.25),
+                                    ),
+                                ],
+                                ..Default::default()
+                            })),
+                            ..Default::default()
+                        },
+                        m::Metric {
+                            name: "lat".into(),
+                            data: Some(m::metric::Data::Summary(m::Summary {
+                                data_points: vec![m::SummaryDataPoint {
+                                    count: 3,
+                                    sum: 1.0,
+                                    time_unix_nano: 3_000_000,
+                                    attributes: vec![kv("k", s("v"))],
+                                    ..Default::default()
+                                }],
+                            })),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let mut input = Input::new("t", InputFormat::Otlp);
+        input.promote_resource_attributes = vec!["host.name".into()];
+        let meta = Meta {
+            timestamp: Some(42),
+            ..Meta::default()
+        };
+        same(&req.encode_to_vec(), &input, meta, true);
+        let mut out = Vec::new();
+        decode(&req.encode_to_vec(), &input, meta, &mut out).unwrap();
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert_eq!(out[0].name, "_9_req_total");
+        assert_eq!(out[0].labels["job"], "point-wins");
+        assert_eq!(out[0].labels["host_name"], "-5");
+        assert_eq!(out[0].labels["a_r"], "[\"x\"]");
+        assert_eq!(out[0].timestamp, 42);
+        // no time and no Kafka timestamp: refused alike
+        same(&req.encode_to_vec(), &input, Meta::default(), true);
     }
 
     proptest! {
@@ -600,7 +744,7 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let input = Input::new("t", InputFormat::Otlp);
-            let _ = decode(&bytes, &input, Meta::default(), &mut Vec::new());
+            same(&bytes, &input, Meta::default(), false);
         }
 
         /// What `encode` writes decodes to the same samples.
@@ -609,6 +753,7 @@ mod tests {
             let refs: Vec<&Sample> = samples.iter().collect();
             let mut out = Vec::new();
             decode(&encode(&refs), &Input::new("t", InputFormat::Otlp), Meta::default(), &mut out).unwrap();
+            same(&encode(&refs), &Input::new("t", InputFormat::Otlp), Meta::default(), true);
             prop_assert_eq!(out, samples);
         }
     }
