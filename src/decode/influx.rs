@@ -16,6 +16,7 @@
 
 use std::ops::Range;
 
+use super::arena::{Arena, At};
 use super::{DecodeError, DecodeReason, Meta, SampleView, SampleViews};
 use crate::config::Precision;
 #[cfg(test)]
@@ -28,19 +29,11 @@ fn err(detail: impl Into<String>) -> DecodeError {
     }
 }
 
-/// Where a decoded string is: a range of the message, or of [`Buffers::arena`] (for text that
-/// had escapes, names made valid, and `<measurement>_<field>` names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum At {
-    Msg(u32, u32),
-    Arena(u32, u32),
-}
-
 /// The decoder's reusable buffers (one per consumer, in [`super::Scratch`]): a message's
 /// samples borrow the message and these until the next message.
 #[derive(Debug, Default)]
 pub struct Buffers {
-    arena: String,
+    arena: Arena,
     /// Each line's tags (key, value), in line order.
     tags: Vec<(At, At)>,
     /// (name, the line's tags in `tags`, timestamp, value).
@@ -53,17 +46,11 @@ pub struct Buffers {
 
 impl Buffers {
     fn get<'a>(&'a self, text: &'a str, at: At) -> &'a str {
-        match at {
-            At::Msg(a, b) => &text[a as usize..b as usize],
-            At::Arena(a, b) => &self.arena[a as usize..b as usize],
-        }
+        self.arena.text(text, at)
     }
 
-    /// Appends `s` to the arena.
     fn keep(&mut self, s: &str) -> At {
-        let a = self.arena.len();
-        self.arena.push_str(s);
-        At::Arena(a as u32, self.arena.len() as u32)
+        self.arena.keep(s)
     }
 
     /// A label name in Prometheus' alphabet: `key` itself when it already is one.
@@ -87,7 +74,6 @@ impl Buffers {
                 return name;
             }
         }
-        let a = self.arena.len();
         let (m, f) = (self.get(text, measurement), self.get(text, field));
         let lead = m.starts_with(|c: char| c.is_ascii_digit());
         let ok = |c: char| {
@@ -102,8 +88,7 @@ impl Buffers {
             .chain(std::iter::once('_'))
             .chain(f.chars().map(ok))
             .collect();
-        self.arena.push_str(&name);
-        let name = At::Arena(a as u32, self.arena.len() as u32);
+        let name = self.arena.keep(&name);
         self.last_name = Some((measurement, field, name));
         name
     }
@@ -288,7 +273,7 @@ fn parse_line(
         pos: line.start,
         end: line.end,
     };
-    let empty = |at: At| matches!(at, At::Msg(a, b) | At::Arena(a, b) if a == b);
+    let empty = At::is_empty;
     let measurement = s.until(b", ", b", ", buf);
     if empty(measurement) {
         return Err(LineError::NoMeasurement);

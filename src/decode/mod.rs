@@ -18,6 +18,7 @@ use crate::codec::{parse_json_sample, parse_json_samples};
 use crate::config::{Input, InputFormat};
 use crate::proto::Sample;
 
+mod arena;
 pub mod influx;
 pub mod otlp;
 pub mod remote_write;
@@ -187,7 +188,7 @@ pub fn decode_message<'a>(
         });
     }
     scratch.samples.clear();
-    // the zero-copy formats return their views; the others decode into owned samples
+    // the zero-copy formats return their views; JSON decodes into owned samples
     let owned = &mut scratch.samples;
     match format {
         InputFormat::Proto => return decode_proto_batch(payload),

@@ -11,6 +11,7 @@ use std::ops::Range;
 
 use prost::Message;
 
+use super::super::arena::{Arena, At};
 use super::super::{DecodeError, Meta, SampleView, SampleViews, Wire};
 use super::{decode_metric, err, text};
 use crate::config::Input;
@@ -18,17 +19,10 @@ use crate::proto::Sample;
 use crate::wire::opentelemetry::proto::common::v1::AnyValue;
 use crate::wire::opentelemetry::proto::metrics::v1 as m;
 
-/// Where a decoded string is: a range of the message, or of [`Buffers::arena`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum At {
-    Msg(u32, u32),
-    Arena(u32, u32),
-}
-
 /// The reader's reusable buffers (one per consumer, in [`super::super::Scratch`]).
 #[derive(Debug, Default)]
 pub struct Buffers {
-    arena: String,
+    arena: Arena,
     /// Label pairs: each resource's, each scope's and each point's, in the order they apply.
     labels: Vec<(At, At)>,
     /// (name, its labels in `labels`: the scope's then the point's, timestamp, value).
@@ -43,23 +37,17 @@ fn wire(e: DecodeError) -> DecodeError {
 
 impl Buffers {
     fn get<'a>(&'a self, msg: &'a [u8], at: At) -> &'a str {
-        match at {
-            // every Msg range was checked to be UTF-8 when it was read
-            At::Msg(a, b) => std::str::from_utf8(&msg[a as usize..b as usize]).unwrap_or(""),
-            At::Arena(a, b) => &self.arena[a as usize..b as usize],
-        }
+        self.arena.str(msg, at)
     }
 
     fn keep(&mut self, s: &str) -> At {
-        let a = self.arena.len();
-        self.arena.push_str(s);
-        At::Arena(a as u32, self.arena.len() as u32)
+        self.arena.keep(s)
     }
 
     /// `s` (a slice of `msg`, or empty) as a range of the message.
     fn at(msg: &[u8], s: &str) -> At {
         if s.is_empty() {
-            return At::Arena(0, 0);
+            return At::EMPTY;
         }
         let a = (s.as_ptr() as usize).wrapping_sub(msg.as_ptr() as usize);
         debug_assert!(a + s.len() <= msg.len(), "not a slice of the message");
@@ -117,21 +105,11 @@ impl Buffers {
         }
     }
 
-    /// Pushes the label of each `KeyValue` of `kvs` (key made valid, after `prefix`).
+    /// Pushes the label of a `KeyValue` (key made valid, after `prefix`).
     fn attribute(&mut self, msg: &[u8], kv: &[u8], prefix: &str) -> Result<(), DecodeError> {
-        let (mut key, mut value) = (None, None);
-        let mut w = Wire::new(kv);
-        while !w.done() {
-            let k = w.varint().map_err(wire)?;
-            match (k >> 3, k & 7) {
-                (1, 2) => key = Some(w.str().map_err(wire)?),
-                (2, 2) => value = Some(w.bytes().map_err(wire)?),
-                (_, t) => w.skip(t).map_err(wire)?,
-            }
-        }
         // a key-value without a value adds nothing, as in the owned path
-        if let Some(v) = value {
-            let key = self.name(msg, key.unwrap_or(""), false, prefix);
+        if let (key, Some(v)) = key_value(kv)? {
+            let key = self.name(msg, key, false, prefix);
             let value = self.value(msg, v)?;
             self.labels.push((key, value));
         }
@@ -165,6 +143,21 @@ pub fn decode<'a>(
     Ok(buf.views(payload))
 }
 
+/// A `KeyValue`'s key ("" when absent) and its `AnyValue`'s bytes, if any.
+fn key_value(kv: &[u8]) -> Result<(&str, Option<&[u8]>), DecodeError> {
+    let (mut key, mut value) = ("", None);
+    let mut w = Wire::new(kv);
+    while !w.done() {
+        let k = w.varint().map_err(wire)?;
+        match (k >> 3, k & 7) {
+            (1, 2) => key = w.str().map_err(wire)?,
+            (2, 2) => value = Some(w.bytes().map_err(wire)?),
+            (_, t) => w.skip(t).map_err(wire)?,
+        }
+    }
+    Ok((key, value))
+}
+
 /// The fields `number` (length-delimited) of a message, in order.
 fn each<'b>(
     bytes: &'b [u8],
@@ -194,19 +187,8 @@ fn resource_metrics(
     let mut attrs: Vec<(&str, &[u8])> = Vec::new();
     each(rm, 1, |resource| {
         each(resource, 1, |kv| {
-            let (mut key, mut value) = (None, None);
-            let mut w = Wire::new(kv);
-            while !w.done() {
-                let k = w.varint().map_err(wire)?;
-                match (k >> 3, k & 7) {
-                    (1, 2) => key = Some(w.str().map_err(wire)?),
-                    (2, 2) => value = Some(w.bytes().map_err(wire)?),
-                    (_, t) => w.skip(t).map_err(wire)?,
-                }
-            }
-            if let Some(v) = value {
+            if let (key, Some(v)) = key_value(kv)? {
                 // a repeated key: the first one counts, as `find` does in the owned path
-                let key = key.unwrap_or("");
                 if !attrs.iter().any(|(k, _)| *k == key) {
                     attrs.push((key, v));
                 }
