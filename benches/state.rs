@@ -70,12 +70,23 @@ fn bench(c: &mut Criterion) {
         snapshot.len() as f64 / N as f64,
         snapshot.len() / 1_000_000
     );
-    let mut group = c.benchmark_group("state_1M_series");
+    snapshot_and_restore(c, "state_1M_series", &model, &e, &snapshot);
+}
+
+/// Criterion timings of snapshotting `e` and restoring it from `snapshot`.
+fn snapshot_and_restore(
+    c: &mut Criterion,
+    name: &str,
+    model: &Arc<Model>,
+    e: &Engine,
+    snapshot: &[u8],
+) {
+    let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.bench_function("snapshot", |b| b.iter(|| black_box(e.snapshot()).len()));
     group.bench_function("restore", |b| {
         b.iter(|| {
-            Engine::restore(model.clone(), black_box(&snapshot))
+            Engine::restore(model.clone(), black_box(snapshot))
                 .map(|r| r.series_count())
                 .unwrap_or(0)
         })
@@ -116,17 +127,7 @@ fn mature(c: &mut Criterion) {
         snapshot.len() as f64 / M as f64,
         snapshot.len() / 1_000_000
     );
-    let mut group = c.benchmark_group("state_100k_mature_series");
-    group.sample_size(10);
-    group.bench_function("snapshot", |b| b.iter(|| black_box(e.snapshot()).len()));
-    group.bench_function("restore", |b| {
-        b.iter(|| {
-            Engine::restore(model.clone(), black_box(&snapshot))
-                .map(|r| r.series_count())
-                .unwrap_or(0)
-        })
-    });
-    group.finish();
+    snapshot_and_restore(c, "state_100k_mature_series", &model, &e, &snapshot);
 }
 
 criterion_group!(benches, bench, mature);

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{create_topics, start_with, stop, wall_ms};
+use common::{create_topics, free_port, start_with, stop, wall_ms};
 use deadair::config::RunConfig;
 use deadair::proto::{AlertEvent, AlertKind, AlertState, Sample, SampleBatch};
 use prost::Message as _;
@@ -117,14 +117,6 @@ fn tansu_installed() -> bool {
         eprintln!("skipped: tansu is not on the PATH (scripts/install-deps.sh installs it)");
     }
     found
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Series every 500 ms, stamped with wall time: `steady-0..2` throughout, `early` until

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{start_with, stop, wall_ms};
+use common::{free_port, start_with, stop, wall_ms};
 use deadair::config::RunConfig;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -34,14 +34,6 @@ fn on_path(names: &[&str]) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .flat_map(|d| names.iter().map(move |n| d.join(n)))
         .find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_for_port(port: u16, what: &str) {
