@@ -2,10 +2,10 @@
 # deadair's test command (README "Test it"; .ci/run calls exactly this).
 # Runs formatting and lint checks, every unit, property and integration test (including the
 # NAB replay test, which needs ../shared beside the project, the mock-cluster Kafka tests, the
-# real-broker tests (clocks, state, a killed and restarted broker), the decoders against real
-# encoders' fixtures, Alertmanager forwarding against a real Alertmanager), builds the
-# benchmarks, then the end-to-end test against a real broker in every input format
-# (scripts/e2e.sh). scripts/install-deps.sh first installs tansu, promtool/prometheus,
+# real-broker tests (clocks, state, a killed and restarted broker, TLS + SASL SCRAM behind
+# stunnel), the decoders against real encoders' fixtures, Alertmanager forwarding against a real
+# Alertmanager, plain and with TLS + basic auth), builds the benchmarks, then the end-to-end
+# test against a real broker in every input format and codec (scripts/e2e.sh). scripts/install-deps.sh first installs tansu, promtool/prometheus,
 # alertmanager and the Python venv (confluent-kafka, the formats' encoders) if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
