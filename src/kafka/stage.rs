@@ -203,23 +203,30 @@ impl<'a> Stage<'a> {
         let wall = wall_ms();
         self.wall = wall;
         self.io.health.last_loop_ms.store(wall, Ordering::Relaxed);
-        // with an inventory, every assigned partition of its input has an engine, so a
-        // partition where nothing ever reports still alerts on its expected series
-        if let Some(input) = self.cfg.inventory_input() {
-            let assigned: Vec<i32> = self
+        // with an inventory, every assigned partition of its input has an engine (its expected
+        // series alert even if nothing reports); with a state topic every assigned partition is
+        // restored now, not at its next message (its firing alerts announced again, its
+        // absences on the clock, even if nothing arrives)
+        let inventory = self.cfg.inventory_input();
+        let every = self.cfg.state.is_some();
+        if every || inventory.is_some() {
+            let ctx = self.io.consumer.context();
+            let assigned: Vec<(String, i32)> = self
                 .io
                 .consumer
                 .assignment()
                 .map(|a| {
                     a.elements()
                         .iter()
-                        .filter(|e| e.topic() == input)
-                        .map(|e| e.partition())
+                        .filter(|e| every || Some(e.topic()) == inventory)
+                        .filter(|e| ctx.owns(e.topic(), e.partition()))
+                        .map(|e| (e.topic().to_string(), e.partition()))
                         .collect()
                 })
                 .unwrap_or_default();
-            for p in assigned {
-                self.ensure_part((Arc::from(input), p)).await?;
+            for (t, p) in assigned {
+                let topic = self.topic_arc(&t);
+                self.ensure_part((topic, p)).await?;
             }
         }
         for ((topic, partition), mut out, ckpt) in self.advance_clocks(wall) {
