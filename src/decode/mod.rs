@@ -404,18 +404,23 @@ impl<'a> SampleViews<'a> {
     /// Views of owned samples (whose labels are already sorted, being a `BTreeMap`).
     pub fn from_owned(samples: &'a [Sample]) -> Self {
         let mut out = SampleViews::default();
+        out.extend_owned(samples);
+        out
+    }
+
+    /// Appends views of owned samples.
+    pub(crate) fn extend_owned(&mut self, samples: &'a [Sample]) {
         for s in samples {
-            let start = out.labels.len();
-            out.labels
+            let start = self.labels.len();
+            self.labels
                 .extend(s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            out.samples.push(SampleView {
+            self.samples.push(SampleView {
                 name: s.name.as_str(),
-                labels: start..out.labels.len(),
+                labels: start..self.labels.len(),
                 timestamp: s.timestamp,
                 value: s.value,
             });
         }
-        out
     }
 
     /// Sorts the labels pushed since `start` by key; a repeated key keeps its last value.

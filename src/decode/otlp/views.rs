@@ -383,17 +383,7 @@ impl Buffers {
                 value: *value,
             });
         }
-        for s in &self.owned {
-            let start = out.labels.len();
-            out.labels
-                .extend(s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            out.samples.push(SampleView {
-                name: &s.name,
-                labels: start..out.labels.len(),
-                timestamp: s.timestamp,
-                value: s.value,
-            });
-        }
+        out.extend_owned(&self.owned);
         out
     }
 }
