@@ -713,6 +713,48 @@ fn a_format_1_snapshot_restores_series_cadences_and_alerts_and_relearns_detector
     assert!(matches!(outcome, Outcome::Accepted(None)), "{outcome:?}");
 }
 
+/// A format-3 snapshot, written by deadair a59d1c2 (before `shift` learned its bursts) with its
+/// default model: `cpu{host="a"}` every minute for two days (50 ± 2), then 500, which fired an
+/// anomaly (version 1).
+const SNAPSHOT_V3: &[u8] = include_bytes!("fixtures/engine-snapshot-v3.bin");
+
+#[test]
+fn a_format_3_snapshot_restores_whole_with_its_learned_state() {
+    let model = Arc::new(Model::default_model());
+    let mut e = Engine::restore(model, SNAPSHOT_V3).expect("format 3 is read");
+    assert_eq!(e.series_count(), 1);
+    let st = e.series_state(0).unwrap();
+    assert_eq!(st.detectors.samples(), 2881, "the learned state is kept");
+    let t0 = 1_700_000_000_000i64;
+    let mut out = Vec::new();
+    // ordinary values every minute after the spike are judged (no warm-up), and the anomaly
+    // resolves (10 minutes after its last improbable sample, `keep_firing_for`) as version 2
+    // of the same alert
+    for k in 1..=30i64 {
+        let x = 50.0 + ((k * 7) % 9 - 4) as f64 * 0.4;
+        let outcome = e.ingest(
+            "cpu",
+            &[("host", "a")],
+            t0 + (2880 + k) * 60_000,
+            x,
+            &mut out,
+        );
+        assert!(matches!(outcome, Outcome::Accepted(Some(_))), "{outcome:?}");
+    }
+    assert!(out.iter().all(|a| a.kind == AlertKind::Anomaly), "{out:#?}");
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].state, AlertStatus::Resolved);
+    assert_eq!(out[0].version, 2);
+    // and a spike as gross as the one before still fires
+    out.clear();
+    e.ingest("cpu", &[("host", "a")], t0 + 2911 * 60_000, 500.0, &mut out);
+    assert!(
+        out.iter()
+            .any(|a| a.kind == AlertKind::Anomaly && a.state == AlertStatus::Firing),
+        "{out:#?}"
+    );
+}
+
 #[test]
 fn snapshots_of_another_format_or_corrupt_ones_are_refused_clearly() {
     let model = Arc::new(Model::default_model());
@@ -725,7 +767,7 @@ fn snapshots_of_another_format_or_corrupt_ones_are_refused_clearly() {
     let err = Engine::restore(model.clone(), &bytes).err().unwrap();
     assert_eq!(
         err.to_string(),
-        "engine snapshot format 9; this deadair reads formats 1 to 3"
+        "engine snapshot format 9; this deadair reads formats 1 to 4"
     );
     let good = e.snapshot();
     let err = Engine::restore(model.clone(), &good[..good.len() / 2])

@@ -34,6 +34,18 @@ fn default_model_meets_its_false_alarm_budget_and_catch_rates() {
             k.day1
         );
     }
+    // a batch job's bursts (beyond the goals): the default model still pages about every
+    // other day per series there (docs/detection-quality.md); guarded at its level (it was 1.7
+    // and 4.2 on a new series' first day before `shift` clipped and learned bursts)
+    for k in &report.hard {
+        assert!(
+            k.false_per_day <= 0.6 && k.day1 <= 1.0,
+            "{}: {} false alerts per series-day, {} on the first day",
+            k.kind.name(),
+            k.false_per_day,
+            k.day1
+        );
+    }
     // the events, each within its delay
     for e in &report.events {
         // variance x4 within 30 samples: the goal is 80 %; the `spread` detector reaches

@@ -10,6 +10,7 @@
 //! |z| = 3.89. The band reported with a verdict is the range of values that would score below the
 //! rule's `threshold`.
 
+pub mod bursts;
 pub mod context;
 pub mod ewma;
 pub mod learned;

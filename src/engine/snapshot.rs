@@ -12,7 +12,8 @@
 //! anomaly resolves at its series' first sample after the upgrade. Format 2 (before the learned
 //! detectors and the `stuck` alert) is read whole: its classic detector state is kept for
 //! rules that still use the classic detectors; a series whose rule now uses the learned ones
-//! learns afresh, as above.
+//! learns afresh, as above. Format 3 (before `shift` learned its alerting bursts) is read whole,
+//! its learned state kept with no bursts learned yet.
 //!
 //! Rules are recorded by name. On restore, a series whose rule still exists keeps its state;
 //! one whose rule is gone is matched again against the current model and starts learning
@@ -29,8 +30,8 @@ use crate::alert::AbsenceState;
 use crate::detect::DetectorState;
 use crate::model::Model;
 
-/// Snapshot format version this build writes (and reads, besides formats 1 and 2).
-pub const FORMAT: u16 = 3;
+/// Snapshot format version this build writes (and reads, besides formats 1 to 3).
+pub const FORMAT: u16 = 4;
 const MAGIC: &[u8; 4] = b"DAsn";
 
 #[derive(Serialize)]
@@ -153,6 +154,56 @@ mod v2 {
     }
 }
 
+/// Format 3's per-series state (before `shift` learned its bursts): read whole, the learned
+/// detectors' state upgraded.
+mod v3 {
+    use serde::Deserialize;
+
+    use crate::absence::Cadence;
+    use crate::alert::{AbsenceState, AlertState};
+    use crate::detect::{learned, ClassicState};
+
+    #[derive(Deserialize)]
+    pub enum DetectorState {
+        Classic(ClassicState),
+        Learned(learned::StateV3),
+    }
+
+    #[derive(Deserialize)]
+    pub struct SeriesState {
+        pub last_ts: i64,
+        pub deadline: i64,
+        pub queued_at: i64,
+        pub detectors: DetectorState,
+        pub cadence: Cadence,
+        pub anomaly: AlertState,
+        pub absence: AbsenceState,
+        pub stuck: AbsenceState,
+        pub rule: u16,
+        pub peak: u16,
+    }
+
+    impl From<SeriesState> for super::SeriesState {
+        fn from(o: SeriesState) -> Self {
+            Self {
+                last_ts: o.last_ts,
+                deadline: o.deadline,
+                queued_at: o.queued_at,
+                detectors: match o.detectors {
+                    DetectorState::Classic(c) => super::DetectorState::Classic(c),
+                    DetectorState::Learned(l) => super::DetectorState::Learned(l.into()),
+                },
+                cadence: o.cadence,
+                anomaly: o.anomaly,
+                absence: o.absence,
+                stuck: o.stuck,
+                rule: o.rule,
+                peak: o.peak,
+            }
+        }
+    }
+}
+
 impl<S> Snap<S> {
     /// The same snapshot with every series state upgraded.
     fn upgrade(self) -> Snap<SeriesState>
@@ -238,6 +289,7 @@ impl Engine {
             FORMAT => decode(&bytes[6..])?,
             1 => decode::<v1::SeriesState>(&bytes[6..])?.upgrade(),
             2 => decode::<v2::SeriesState>(&bytes[6..])?.upgrade(),
+            3 => decode::<v3::SeriesState>(&bytes[6..])?.upgrade(),
             _ => return Err(SnapshotError::Format(version)),
         };
         let n = snap.keys.len();

@@ -27,18 +27,24 @@
 //!
 //! Before `warmup` samples nothing is judged. During its `youth` (a day of event time by
 //! default) a series is judged by its records alone, so only gross outliers alert; after it, by
-//! its tails (with a learning margin in [`super::tail`]).
-//! State: 168 bytes (levels, scales, four tails, the range, the repeat run). Cost: about 60 flops
-//! per sample; a t survival function only for a value beyond its statistic's recent peak.
+//! its tails (with a learning margin in [`super::tail`]). `shift` also learns the series' own
+//! alerting bursts ([`super::bursts`]): a series whose bursts keep breaking its record stops
+//! paging for each one.
+//! State: 176 bytes (levels, scales, four tails, shift's bursts, the range, the repeat run).
+//! Cost: about 60 flops per sample; a t survival function only for a value beyond its
+//! statistic's recent peak.
 
 use serde::{Deserialize, Serialize};
 
+use super::bursts::{BurstParams, Bursts};
 use super::tail::{Heaviness, Shape, Tail, TailParams};
 use super::{to_f32, DetectorKind, Verdict};
 
 mod params;
+mod upgrade;
 
 pub use params::{Learning, Range, Shift, Spike, Spread, Stuck};
+pub use upgrade::StateV3;
 
 /// Floors of the tails' means, in their statistic's units (see [`TailParams::floor`]).
 const SPIKE_FLOOR: f64 = 0.5;
@@ -72,9 +78,13 @@ pub struct Learned {
     run_decay: f64,
     /// Per-sample share by which the known range closes in on the level.
     range_decay: f64,
+    /// How `shift` learns its alerting bursts.
+    bursts: BurstParams,
+    /// `shift`'s clip of the median's distance from the baseline, units.
+    shift_clip: f64,
 }
 
-/// Per-series state of the learned detectors (168 bytes).
+/// Per-series state of the learned detectors (176 bytes).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     level: f64,
@@ -99,6 +109,8 @@ pub struct State {
     noise_mean: f32,
     spike: Tail,
     shift: Tail,
+    /// `shift`'s alerting bursts beyond its tail's peak.
+    shift_bursts: Bursts,
     spread: Tail,
     /// `range`: the lowest and highest level (median of three) shown, forgetting slowly, and
     /// the tail of the excesses beyond them.
@@ -162,7 +174,14 @@ impl Learned {
             floor: SHIFT_FLOOR,
             ..spike_tail
         };
+        let bursts = BurstParams {
+            learning: shift.as_ref().map_or(0.0, |s| s.bursts),
+            log_cap: shift.as_ref().map_or(1.0, |s| s.burst_ratio).ln(),
+            memory: learning.memory,
+        };
         Self {
+            bursts,
+            shift_clip: shift.as_ref().map_or(f64::INFINITY, |s| s.clip),
             run_decay: spike_tail.peak_decay,
             range_decay: 1.0 / learning.memory,
             learning,
@@ -275,7 +294,13 @@ impl Learned {
             None if ps[1].min(ps[2]).min(ps[3]) < 1.0 => context().alert_p.sqrt(),
             None => 0.0,
         };
-        self.learn(st, x, unit, &s, &ps, limit);
+        // bursts are learned from the alerts of a series past its youth (a young series'
+        // records say little about how far it bursts)
+        let alert = match ctx {
+            Some(c) if !young => c.alert_p,
+            _ => 0.0,
+        };
+        self.learn(st, x, unit, &s, &ps, [limit, alert]);
 
         const KINDS: [DetectorKind; 4] = [
             DetectorKind::Spike,
@@ -347,7 +372,11 @@ impl Learned {
         // shift: a faster average of the median than the level (whose smoothing serves the
         // spike's prediction) against the slow baseline: a lasting move is seen within a few
         // samples
-        let shifted = f64::from(st.shifted) + SHIFT_SPEED * (m - st.base - f64::from(st.shifted));
+        // (clipped at `clip` units: a burst of a few samples moves it by a bounded amount, while
+        // a lasting move still reaches the clip within a few dozen samples)
+        let c = self.shift_clip * unit;
+        let d = (m - st.base).clamp(-c, c);
+        let shifted = f64::from(st.shifted) + SHIFT_SPEED * (d - f64::from(st.shifted));
         let (low, high) = (f64::from(st.low), f64::from(st.high));
         // spread: squared residuals standardised by the slow unit (the noise unit follows a
         // change of the noise within a few dozen samples, which is what `spread` must see)
@@ -386,7 +415,12 @@ impl Learned {
             ps[0] = st.spike.p(y[0], st.tail_n[0], &self.tails[0]);
         }
         if self.shift.is_some() {
-            ps[1] = st.shift.p(y[1], st.tail_n[1], &self.tails[1]);
+            let p = st.shift.p(y[1], st.tail_n[1], &self.tails[1]);
+            ps[1] = if p < 1.0 {
+                p.max(st.shift_bursts.p(y[1], st.shift.peak()))
+            } else {
+                1.0
+            };
         }
         if self.spread.is_some() {
             // a rise happens about half the time: P(rise >= y) = P(rise) P(.. | rise)
@@ -403,9 +437,18 @@ impl Learned {
     }
 
     /// Learns `x` (its statistics `s`, judged `ps`): the level, range, scales, baseline and
-    /// tails. `limit`: the smoothed statistics' tails learn only values more probable than it.
+    /// tails. `limit`: the smoothed statistics' tails learn only values more probable than it;
+    /// `alert`: the probability at or below which a sample alerted (0 while young).
     #[inline]
-    fn learn(&self, st: &mut State, x: f64, unit: f64, s: &Statistics, ps: &[f64; 4], limit: f64) {
+    fn learn(
+        &self,
+        st: &mut State,
+        x: f64,
+        unit: f64,
+        s: &Statistics,
+        ps: &[f64; 4],
+        [limit, alert]: [f64; 2],
+    ) {
         let lr = &self.learning;
         let n = st.n;
         let clip = lr.clip * unit;
@@ -444,6 +487,9 @@ impl Learned {
             // statistics, swayed by their largest values, only the unsurprising ones, so an
             // anomaly in progress does not become their normal
             st.spike.learn(s.y[0], st.tail_n[0], &self.tails[0], true);
+            let peak = st.shift.peak();
+            st.shift_bursts
+                .learn(s.y[1], peak, ps[1] <= alert, &self.bursts);
             st.shift
                 .learn(s.y[1], st.tail_n[1], &self.tails[1], ps[1] > limit);
             st.tail_n[0] = st.tail_n[0].saturating_add(1);
@@ -555,7 +601,8 @@ fn median3(a: f64, b: f64, c: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::params::{
-        default_shift_alpha, default_spread_alpha, default_spread_baseline, default_spread_clip,
+        default_burst_ratio, default_bursts, default_shift_alpha, default_shift_clip,
+        default_spread_alpha, default_spread_baseline, default_spread_clip,
     };
     use super::*;
 
@@ -565,6 +612,9 @@ mod tests {
             true,
             Some(Shift {
                 alpha: default_shift_alpha(),
+                bursts: default_bursts(),
+                burst_ratio: default_burst_ratio(),
+                clip: default_shift_clip(),
             }),
             Some(Spread {
                 alpha: default_spread_alpha(),
@@ -606,7 +656,7 @@ mod tests {
 
     #[test]
     fn state_size() {
-        assert_eq!(std::mem::size_of::<State>(), 168);
+        assert_eq!(std::mem::size_of::<State>(), 176);
     }
 
     #[test]

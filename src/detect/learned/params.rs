@@ -116,6 +116,30 @@ pub struct Shift {
     /// Smoothing factor of the long-run baseline, in (0, 1) (~2/alpha samples of memory).
     #[serde(default = "default_shift_alpha", deserialize_with = "check::open_unit")]
     pub alpha: f64,
+    /// How fast the series' own alerting bursts are learned, in [0, 1) (0: never): the
+    /// smoothing of their mean size, so that a series whose bursts keep breaking its record
+    /// stops paging for each (see `detect/bursts.rs`).
+    #[serde(default = "default_bursts", deserialize_with = "check::unit_interval")]
+    pub bursts: f64,
+    /// The largest factor beyond the recent peak one burst teaches (1 to 1000).
+    #[serde(default = "default_burst_ratio", deserialize_with = "check::factor")]
+    pub burst_ratio: f64,
+    /// The median's distance from the baseline counts as at most this many noise units (> 0):
+    /// a burst of a few samples is not a level shift, however tall.
+    #[serde(default = "default_shift_clip", deserialize_with = "check::positive")]
+    pub clip: f64,
+}
+
+pub(super) fn default_shift_clip() -> f64 {
+    12.0
+}
+
+pub(super) fn default_bursts() -> f64 {
+    0.2
+}
+
+pub(super) fn default_burst_ratio() -> f64 {
+    2.0
 }
 
 pub(super) fn default_shift_alpha() -> f64 {
