@@ -98,8 +98,8 @@ enum Command {
         config: PathBuf,
     },
     /// Measure a model on generated series: false alerts per series-day on thirteen kinds of
-    /// healthy series, alerts during a new series' first day, and the share of injected events
-    /// caught (docs/detection-quality.md).
+    /// healthy series (and a batch job's bursts, beyond the goals), alerts during a new series'
+    /// first day, and the share of injected events caught (docs/detection-quality.md).
     Quality {
         /// Model file (default: the built-in models/default.toml).
         #[arg(long)]

@@ -5,6 +5,7 @@
 //! - **Stationary kinds** ([`Kind`]): thirteen kinds of healthy series, one sample a minute for
 //!   `days` days. Every anomaly or stuck alert on them is false. Reported: false alerts per
 //!   series-day after the first day, and alerts per series during the first day (a new series).
+//!   [`Kind::HARD`] holds kinds beyond the goals (a batch job's bursts), reported apart.
 //! - **Events** ([`EventKind`]): one event injected into each series of a base kind, at a random
 //!   minute of its third day. Reported: the share of series where an alert of the right kind
 //!   fires within the event's delay (in samples, counted from the event's first sample), and the

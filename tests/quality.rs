@@ -35,7 +35,7 @@ fn default_model_meets_its_false_alarm_budget_and_catch_rates() {
         );
     }
     // a batch job's bursts (beyond the goals): the default model still pages about every
-    // other day per series there (docs/detection-quality.md); guarded at its level (it was 1.7
+    // other day per series there (docs/detection-quality.md); guarded at its level (it was 4.9
     // and 4.2 on a new series' first day before `shift` clipped and learned bursts)
     for k in &report.hard {
         assert!(
