@@ -9,12 +9,18 @@
 #
 #   scripts/bench-e2e.sh [SAMPLES_100 [SAMPLES_1 [BACKLOG_MESSAGES]]]
 #   defaults: 2000000 samples in 100-sample messages, 300000 in 1-sample messages,
-#             and a 5000000-message backlog (1 sample each) for the RSS profile.
+#             and a 5000000-message backlog (1 sample each) for the RSS profile; 0 skips a case.
+#   DEADAIR_BIN=PATH measures that build instead of building this checkout (to compare two
+#   builds in one session).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh >/dev/null
-cargo build --release --locked --quiet
-BIN="${CARGO_TARGET_DIR:-target}/release/deadair"
+if [ -n "${DEADAIR_BIN:-}" ]; then
+  BIN=$DEADAIR_BIN
+else
+  cargo build --release --locked --quiet
+  BIN="${CARGO_TARGET_DIR:-target}/release/deadair"
+fi
 PORT=19192; BROKERS=127.0.0.1:$PORT; MPORT=19564
 W=target/bench-e2e; mkdir -p "$W"
 trap 'kill $RUN 2>/dev/null || true; scripts/broker.sh stop $PORT' EXIT
@@ -29,6 +35,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run_case() { # name topic samples batch series rate
   local name=$1 topic=$2 samples=$3 batch=$4 series=$5 rate=$6
+  [ "$samples" -gt 0 ] || return 0
   tansu topic create --broker "tcp://$BROKERS" --partitions 1 "$topic" >/dev/null
   local dur=$(( samples / rate )); [ "$dur" -ge 1 ] || dur=1
   echo "bench-e2e: $name: producing $samples samples ($batch per message, $series series) ..." >&2
