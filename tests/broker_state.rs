@@ -3,7 +3,9 @@
 //! transitions it emitted, as a set of (`alert_id`, `version`, state), equal those of an
 //! uninterrupted run on the same input. Duplicates are allowed (at-least-once) but only of
 //! pairs the uninterrupted run also emitted: no transition lost, none invented, no second
-//! firing for an alert that was already firing.
+//! firing for an alert that was already firing. Also: instances joining and leaving share the
+//! partitions and move their state; a partition handed over with no input left to read is
+//! restored at assignment and keeps its clock.
 //!
 //! Needs a broker: `DEADAIR_TEST_BROKERS=host:port` (scripts/test.sh starts tansu and sets it).
 //! Without it the test says so and passes, except under `CI=true`, where it fails.
@@ -557,4 +559,133 @@ async fn instances_join_and_leave_sharing_partitions_and_moving_state() {
         invented.is_empty(),
         "transitions the single instance never emitted: {detail:#?}"
     );
+}
+
+/// With a state topic, a partition is restored as soon as it is assigned, not at its next
+/// message: after a clean handover with no input left to read, the new owner's clock keeps
+/// running on the restored series (they fall silent and fire, here as their sources going
+/// silent as a whole), and an absence that was firing stays the same alert (nothing fired
+/// again for it). Without the restore at assignment the new owner would hold no engine for the
+/// partition and say nothing until new input came. (The restored firing alerts are told again
+/// to Alertmanager, not to the alert topic, whose readers already have them.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_partition_keeps_its_clock_without_new_input() {
+    let Some(brokers) = brokers() else { return };
+    let id = wall_ms();
+    let (input, alerts, state) = (
+        format!("ni-in-{id}"),
+        format!("ni-alerts-{id}"),
+        format!("ni-state-{id}"),
+    );
+    create_topics(&brokers, &[(&input, 1), (&alerts, 1), (&state, 1)]).await;
+    // ten minutes of history, a sample every 10 s per series, the last one now; app-7 stopped
+    // 100 s ago (its absence, 3 × 10 s, fires as soon as it is read)
+    let now = (wall_ms() / 1000) * 1000;
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    for k in 0..=60i64 {
+        let t = now - (60 - k) * 10_000;
+        let mut b = batch(0, k);
+        for s in &mut b.samples {
+            s.timestamp = t;
+        }
+        if k > 50 {
+            b.samples.retain(|s| s.labels["instance"] != "app-7");
+        }
+        let payload = b.encode_to_vec();
+        p.send(
+            FutureRecord::to(&input).key("k").payload(&payload),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("deadair-noinput-{id}"));
+    let config = write_state_config(&dir, &brokers, &format!("ni-{id}"), &alerts, &input, &state);
+    let reader: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", format!("{alerts}-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader.subscribe(&[alerts.as_str()]).unwrap();
+    let mut seen: Vec<AlertEvent> = Vec::new();
+    let absence_of_app7 = |e: &AlertEvent| {
+        e.kind() == AlertKind::Absence
+            && e.state() == deadair::proto::AlertState::Firing
+            && e.labels.get("instance").map(String::as_str) == Some("app-7")
+    };
+
+    // the first owner reads everything, fires app-7's absence and stops cleanly (checkpoint)
+    let a = spawn_named(&config, "ni-a");
+    let first = read_until(&reader, &mut seen, 30, |s| s.iter().any(absence_of_app7)).await;
+    assert!(
+        first,
+        "app-7's absence did not fire on the first owner: {seen:?}"
+    );
+    wait_committed(&brokers, &format!("ni-{id}"), &input, 61, 20).await;
+    terminate(a);
+    let id7 = seen
+        .iter()
+        .find(|e| absence_of_app7(e))
+        .unwrap()
+        .alert_id
+        .clone();
+    let before = seen.len();
+
+    // the second owner gets no new input: it restores at assignment, and the other series go
+    // silent on its clock about 30 s after their last sample: one `source_silent` per job
+    let b = spawn_named(&config, "ni-b");
+    let silent = |s: &[AlertEvent]| {
+        s.iter()
+            .filter(|e| {
+                e.kind() == AlertKind::SourceSilent
+                    && e.state() == deadair::proto::AlertState::Firing
+            })
+            .count()
+    };
+    let done = read_until(&reader, &mut seen, 90, |s| silent(&s[before..]) >= 2).await;
+    terminate(b);
+    let new: Vec<_> = seen[before..]
+        .iter()
+        .filter(|e| e.kind() != AlertKind::Heartbeat)
+        .map(|e| (e.kind(), e.state(), e.alert_id.clone(), e.version))
+        .collect();
+    assert!(
+        done,
+        "the second owner, with no new input, did not fire its silent sources: {new:?}"
+    );
+    // app-7's absence is still the restored one: not fired again, not resolved
+    assert!(
+        !seen[before..]
+            .iter()
+            .any(
+                |e| e.labels.get("instance").map(String::as_str) == Some("app-7")
+                    || e.alert_id == id7
+            ),
+        "app-7 after the handover: {new:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reads alert events into `seen` until `done(seen)` or `secs` pass; whether it was done.
+async fn read_until(
+    reader: &StreamConsumer,
+    seen: &mut Vec<AlertEvent>,
+    secs: u64,
+    done: impl Fn(&[AlertEvent]) -> bool,
+) -> bool {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !done(seen) {
+        let left = give_up.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        if let Ok(Ok(m)) = tokio::time::timeout(left, reader.recv()).await {
+            seen.push(AlertEvent::decode(m.payload().unwrap_or(&[])).unwrap());
+        }
+    }
+    true
 }
