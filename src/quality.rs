@@ -444,28 +444,25 @@ impl Report {
             "caught (goal)",
             "median delay"
         );
+        // a row of healthy series: name, series, false alerts per series-day, day-1 alerts
+        let kind_row =
+            |s: &mut String, name: &str, series: usize, false_per_day: f64, day1: f64| {
+                let _ = writeln!(
+                    s,
+                    "{:<28} {:>7} {:>18.4} {:>14.3} {:>14} {:>13}",
+                    name, series, false_per_day, day1, "-", "-"
+                );
+            };
         for k in &self.kinds {
-            let _ = writeln!(
-                s,
-                "{:<28} {:>7} {:>18.4} {:>14.3} {:>14} {:>13}",
-                k.kind.name(),
-                k.series,
-                k.false_per_day,
-                k.day1,
-                "-",
-                "-"
-            );
+            kind_row(&mut s, k.kind.name(), k.series, k.false_per_day, k.day1);
         }
         let worst = self.worst();
-        let _ = writeln!(
-            s,
-            "{:<28} {:>7} {:>18.4} {:>14.3} {:>14} {:>13}",
+        kind_row(
+            &mut s,
             "mean of the kinds",
             self.kinds.iter().map(|k| k.series).sum::<usize>(),
             self.mean_false_per_day(),
             self.kinds.iter().map(|k| k.day1).sum::<f64>() / self.kinds.len().max(1) as f64,
-            "-",
-            "-"
         );
         if let Some(w) = worst {
             let _ = writeln!(
@@ -477,16 +474,8 @@ impl Report {
             );
         }
         for k in &self.hard {
-            let _ = writeln!(
-                s,
-                "{:<28} {:>7} {:>18.4} {:>14.3} {:>14} {:>13}",
-                format!("{} (beyond the goals)", k.kind.name()),
-                k.series,
-                k.false_per_day,
-                k.day1,
-                "-",
-                "-"
-            );
+            let name = format!("{} (beyond the goals)", k.kind.name());
+            kind_row(&mut s, &name, k.series, k.false_per_day, k.day1);
         }
         for e in &self.events {
             let _ = writeln!(

@@ -66,6 +66,10 @@ impl Bursts {
         }
         let first = alerted && !self.open && peak > 0.0 && y > peak && y.is_finite();
         self.open = alerted;
+        if !first && self.rate == 0.0 {
+            // a series that has not broken through (most of them): nothing to learn or decay
+            return;
+        }
         let rate = f64::from(self.rate);
         let hit = if first { 1.0 } else { 0.0 };
         self.rate = super::to_f32(rate + (hit - rate) / p.memory);
