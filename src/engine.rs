@@ -402,7 +402,8 @@ impl Engine {
         } else {
             st.cadence.timeout(&rule.absence)
         };
-        st.last_ts = ts;
+        // the last sample before this one: where a silence that this sample ends began
+        let last_seen = std::mem::replace(&mut st.last_ts, ts);
 
         // Dead-man's switch: the series is back; push its deadline out. Without a switch (off,
         // or an irregular series) the deadline is the retirement at `retention`.
@@ -463,7 +464,7 @@ impl Engine {
         };
 
         if returned {
-            self.series_returned(idx, ts, value, out);
+            self.series_returned(idx, ts, last_seen, value, out);
         }
         if transition != Transition::None {
             self.emit_anomaly(idx, transition, ts, value, alert_verdict, out);
@@ -701,10 +702,16 @@ impl Engine {
         }
     }
 
-    /// A silent series reported again at `ts`.
-    fn series_returned(&mut self, idx: u32, ts: i64, value: f64, out: &mut Vec<Alert>) {
+    /// A silent series reported again at `ts` (its last sample before was at `last_seen`).
+    fn series_returned(
+        &mut self,
+        idx: u32,
+        ts: i64,
+        last_seen: i64,
+        value: f64,
+        out: &mut Vec<Alert>,
+    ) {
         let st = &mut self.states[idx as usize];
-        let last_seen = st.absence.since; // only used by a firing summary; not here
         match st.absence.phase {
             AbsencePhase::Live => {}
             AbsencePhase::Firing => {

@@ -274,11 +274,20 @@ impl Engine {
                 format_rfc3339(event_time),
                 format_rfc3339(st.absence.since)
             ),
-            AlertStatus::Resolved => format!(
-                "{series} reported again at {} after {} of silence",
-                format_rfc3339(event_time),
-                format_duration(event_time - st.absence.since)
-            ),
+            AlertStatus::Resolved => {
+                // silent since its last sample (an inventory series that never reported: since
+                // it was expected)
+                let from = if last_seen == i64::MIN {
+                    st.absence.since
+                } else {
+                    last_seen
+                };
+                format!(
+                    "{series} reported again at {} after {} of silence",
+                    format_rfc3339(event_time),
+                    format_duration(event_time.saturating_sub(from))
+                )
+            }
         };
         self.count(status);
         out.push(a);

@@ -156,6 +156,12 @@ fn absence_fires_at_the_learned_deadline_and_resolves_on_return() {
     );
     assert_eq!(r.alert_id, a.alert_id);
     assert_eq!(r.started_at, 220 * S);
+    // silent from its last sample (190 s) to its return (1005 s), not from the deadline
+    assert!(
+        r.summary.contains("after 13m35s of silence"),
+        "{}",
+        r.summary
+    );
 }
 
 #[test]
