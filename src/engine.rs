@@ -34,7 +34,9 @@ use crate::alert::{
 };
 use crate::detect::{DetectorKind, DetectorState, Verdict};
 use crate::model::{Model, Rule};
-use crate::series::{encode_canonical, hash_canonical, LabelSet, SeriesRef, SeriesTable};
+use crate::series::{
+    encode_canonical, hash_canonical, LabelSet, SeriesBuf, SeriesRef, SeriesTable,
+};
 use crate::time::{format_duration, format_rfc3339};
 
 /// Rule index meaning "no rule matches this series".
@@ -284,7 +286,8 @@ impl Engine {
         self.series.id(idx)
     }
 
-    pub fn series_ref(&self, idx: u32) -> SeriesRef<'_> {
+    /// Series `idx`'s name and labels (rebuilt from the series table: not for the hot path).
+    pub fn series_ref(&self, idx: u32) -> SeriesBuf {
         self.series.series(idx)
     }
 

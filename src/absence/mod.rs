@@ -30,7 +30,8 @@
 //! is checked: if it moved later the entry is re-queued at the new deadline, otherwise the series
 //! is absent. A series therefore costs one O(1) wheel insertion per timeout period, not per
 //! sample, and advancing the clock costs one step per elapsed second (at most one turn of the
-//! wheel) plus the due entries: never a scan of all series.
+//! wheel) plus the due entries: never a scan of all series. A wheel entry is 8 bytes: the
+//! series and its deadline's milliseconds within the slot's second.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -194,12 +195,36 @@ const SLOT_MS: i64 = 1_000;
 /// Timing wheel of `(deadline, series index)` entries (see the module docs).
 pub struct DeadlineQueue {
     /// Slot `t % WHEEL_SLOTS` holds the entries of tick `t`, for `cursor <= t < cursor + WHEEL_SLOTS`.
-    slots: Vec<Vec<(i64, u32)>>,
+    slots: Vec<Vec<Entry>>,
     /// The earliest tick not yet drained.
     cursor: i64,
     /// Entries at or beyond `cursor + WHEEL_SLOTS`.
     far: BinaryHeap<Reverse<(i64, u32)>>,
     len: usize,
+}
+
+/// A wheel entry: the series and its deadline's milliseconds within the slot's tick (8 bytes,
+/// where the deadline itself would take 16 with its padding).
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    series: u32,
+    ms: u16,
+}
+
+impl Entry {
+    #[inline]
+    fn new(at: i64, tick: i64, series: u32) -> Self {
+        Self {
+            series,
+            ms: (at - tick * SLOT_MS) as u16,
+        }
+    }
+
+    /// The entry as `(deadline, series)`, for the slot of `tick`.
+    #[inline]
+    fn at(self, tick: i64) -> (i64, u32) {
+        (tick * SLOT_MS + i64::from(self.ms), self.series)
+    }
 }
 
 impl Default for DeadlineQueue {
@@ -226,7 +251,7 @@ impl DeadlineQueue {
             self.cursor = tick;
         }
         if tick >= self.cursor && tick - self.cursor < WHEEL_SLOTS as i64 {
-            self.slots[Self::slot_of(tick)].push((at, series));
+            self.slots[Self::slot_of(tick)].push(Entry::new(at, tick, series));
         } else {
             // beyond the wheel, or before its cursor (a deadline already in the past)
             self.far.push(Reverse((at, series)));
@@ -246,15 +271,16 @@ impl DeadlineQueue {
             let end = now_tick.min(self.cursor + WHEEL_SLOTS as i64);
             for tick in self.cursor..end {
                 // take, not append: a drained slot gives its memory back
-                due.extend(std::mem::take(&mut self.slots[Self::slot_of(tick)]));
+                let slot = std::mem::take(&mut self.slots[Self::slot_of(tick)]);
+                due.extend(slot.into_iter().map(|e| e.at(tick)));
             }
             self.cursor = now_tick;
             // now's own tick: only the entries at or before now
             let slot = &mut self.slots[Self::slot_of(now_tick)];
             let mut k = 0;
             while k < slot.len() {
-                if slot[k].0 <= now {
-                    due.push(slot.swap_remove(k));
+                if slot[k].at(now_tick).0 <= now {
+                    due.push(slot.swap_remove(k).at(now_tick));
                 } else {
                     k += 1;
                 }
@@ -266,7 +292,7 @@ impl DeadlineQueue {
             if at <= now {
                 due.push((at, s));
             } else if t >= self.cursor && t - self.cursor < WHEEL_SLOTS as i64 {
-                self.slots[Self::slot_of(t)].push((at, s));
+                self.slots[Self::slot_of(t)].push(Entry::new(at, t, s));
             } else {
                 break;
             }
@@ -284,12 +310,13 @@ impl DeadlineQueue {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(i64, u32)>();
         self.slots
             .iter()
-            .map(|s| s.capacity() * entry + std::mem::size_of::<Vec<(i64, u32)>>())
+            .map(|s| {
+                s.capacity() * std::mem::size_of::<Entry>() + std::mem::size_of::<Vec<Entry>>()
+            })
             .sum::<usize>()
-            + self.far.capacity() * entry
+            + self.far.capacity() * std::mem::size_of::<(i64, u32)>()
     }
 }
 

@@ -14,6 +14,7 @@ impl Engine {
     ) -> Alert {
         let series = self.series.series(idx);
         let mut labels: Vec<(String, String)> = series
+            .view()
             .labels()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
@@ -30,7 +31,7 @@ impl Engine {
             state,
             rule: rule.name.clone(),
             severity: rule.severity.clone(),
-            name: series.name().to_string(),
+            name: series.view().name().to_string(),
             labels,
             annotations: rule.annotations.clone(),
             event_time: 0,

@@ -39,7 +39,7 @@ struct SnapRef<'a> {
     rules: Vec<&'a str>,
     now: i64,
     scope: &'a Option<String>,
-    keys: Vec<&'a [u8]>,
+    keys: crate::series::CanonicalKeys<'a>,
     free: Vec<u32>,
     states: &'a [SeriesState],
     group_of: &'a [u32],
@@ -326,7 +326,10 @@ impl Engine {
                 None => {
                     // the rule is gone: match again, learn afresh
                     let series = e.series.series(i as u32);
-                    st.rule = e.model.rule_for(&series).map_or(NO_RULE, |r| r as u16);
+                    st.rule = e
+                        .model
+                        .rule_for(&series.view())
+                        .map_or(NO_RULE, |r| r as u16);
                     st.detectors = DetectorState::default();
                     st.cadence = Default::default();
                 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::alert::Alert;
 use crate::engine::{Engine, Outcome};
 use crate::model::{parse_selector, Matcher, Model};
-use crate::series::{SeriesKey, SeriesRef};
+use crate::series::SeriesKey;
 use crate::time::format_rfc3339;
 pub use input::{Format, Input, InputError, Record};
 
@@ -379,8 +379,8 @@ impl<'o> Outputs<'o> {
         let plot = &mut self.plot;
         let follow = match &mut self.target {
             PlotTarget::Selector(m) => {
-                let s: SeriesRef<'_> = engine.series_ref(idx);
-                m.iter().all(|m| m.matches(&s))
+                let s = engine.series_ref(idx);
+                m.iter().all(|m| m.matches(&s.view()))
                     && plot.series.as_ref().is_none_or(|(i, _, _)| *i == idx)
             }
             PlotTarget::First(first) => *first.get_or_insert(idx) == idx,

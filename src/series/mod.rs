@@ -5,8 +5,9 @@
 //! so the encoding is unambiguous). The series id is the XXH3-64 hash of that encoding: stable
 //! across runs, machines and versions, which alert ids and checkpoints rely on.
 //!
-//! The table maps id -> dense index (`u32`) and stores each series' canonical form exactly once;
-//! per-series engine state lives in a `Vec` indexed by the same dense index. Two different series
+//! The table ([`SeriesTable`]) maps id -> dense index (`u32`) and stores each series' name and
+//! labels once, as ids of interned names and `key=value` pairs; per-series engine state lives in
+//! a `Vec` indexed by the same dense index. Two different series
 //! with the same 64-bit hash would share state: at one million series the chance of any such
 //! collision is about 3e-8.
 
@@ -34,6 +35,9 @@ pub type SeriesId = u64;
 
 const LABEL_SEP: u8 = 0xFF;
 const VALUE_SEP: u8 = 0xFE;
+
+mod table;
+pub use table::{CanonicalKeys, SeriesBuf, SeriesTable};
 
 /// Anything that can list a label set in key order.
 pub trait LabelSet {
@@ -319,127 +323,6 @@ pub fn prefetch<T>(r: &T) {
     let _ = r;
 }
 
-/// Series id -> dense index, with each series' canonical form stored once.
-#[derive(Default)]
-pub struct SeriesTable {
-    index: IdIndex,
-    ids: Vec<SeriesId>,
-    keys: Vec<Box<[u8]>>,
-    /// Dense indexes of removed series, reused by the next inserts.
-    free: Vec<u32>,
-}
-
-impl SeriesTable {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Dense index of a known series.
-    #[inline]
-    pub fn get(&self, id: SeriesId) -> Option<u32> {
-        self.index.get(id)
-    }
-
-    /// Adds a series (its id must not be present) and returns its dense index: a removed
-    /// series' index if one is free, else the next one.
-    pub fn insert(&mut self, id: SeriesId, canonical: &[u8]) -> u32 {
-        if let Some(idx) = self.free.pop() {
-            self.index.insert(id, idx);
-            self.ids[idx as usize] = id;
-            self.keys[idx as usize] = canonical.into();
-            return idx;
-        }
-        let idx = self.ids.len() as u32;
-        self.index.insert(id, idx);
-        self.ids.push(id);
-        self.keys.push(canonical.into());
-        idx
-    }
-
-    /// Removes a series: its labels are freed and its index is reused by a later insert.
-    pub fn remove(&mut self, idx: u32) {
-        let id = self.ids[idx as usize];
-        if self.index.get(id) == Some(idx) {
-            self.index.remove(id);
-            self.keys[idx as usize] = Box::default();
-            self.free.push(idx);
-        }
-    }
-
-    /// Every slot's canonical key (empty for a free slot) and the free list, for snapshots.
-    pub fn raw(&self) -> (Vec<&[u8]>, Vec<u32>) {
-        (self.keys.iter().map(|k| &**k).collect(), self.free.clone())
-    }
-
-    /// Rebuilds a table from [`SeriesTable::raw`] output: ids are recomputed from the keys.
-    pub fn from_raw(keys: Vec<Vec<u8>>, free: &[u32]) -> Result<Self, TableError> {
-        let mut t = SeriesTable::default();
-        let is_free: std::collections::HashSet<u32> = free.iter().copied().collect();
-        for (i, key) in keys.into_iter().enumerate() {
-            let idx = i as u32;
-            let id = if is_free.contains(&idx) {
-                0
-            } else {
-                let id = hash_canonical(&key);
-                if t.index.get(id).is_some() {
-                    return Err(TableError::Duplicate(
-                        SeriesRef::new(&key).display().to_string(),
-                    ));
-                }
-                t.index.insert(id, idx);
-                id
-            };
-            t.ids.push(id);
-            t.keys.push(key.into_boxed_slice());
-        }
-        if let Some(&bad) = free.iter().find(|&&f| f as usize >= t.ids.len()) {
-            return Err(TableError::FreeSlot {
-                slot: bad,
-                slots: t.ids.len(),
-            });
-        }
-        t.free = free.to_vec();
-        Ok(t)
-    }
-
-    /// Series currently in the table.
-    pub fn len(&self) -> usize {
-        self.ids.len() - self.free.len()
-    }
-
-    /// Dense indexes handed out so far (live or free): the length of per-series arrays.
-    pub fn capacity_used(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// See [`IdIndex::prefetch`].
-    #[inline]
-    pub fn prefetch(&self, id: SeriesId) {
-        self.index.prefetch(id);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    pub fn id(&self, idx: u32) -> SeriesId {
-        self.ids[idx as usize]
-    }
-
-    pub fn series(&self, idx: u32) -> SeriesRef<'_> {
-        SeriesRef::new(&self.keys[idx as usize])
-    }
-
-    /// Heap bytes used for identities: index, id list, and the label storage itself.
-    pub fn label_bytes(&self) -> usize {
-        let index = self.index.heap_bytes();
-        let ids = self.ids.capacity() * std::mem::size_of::<SeriesId>();
-        let keys = self.keys.capacity() * std::mem::size_of::<Box<[u8]>>()
-            + self.keys.iter().map(|k| k.len()).sum::<usize>();
-        index + ids + keys + self.free.capacity() * std::mem::size_of::<u32>()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,51 +402,5 @@ mod tests {
                 proptest::prop_assert_eq!(ix.len(), model.len());
             }
         }
-    }
-
-    #[test]
-    fn removed_series_free_their_index_for_reuse() {
-        let mut t = SeriesTable::new();
-        let mut buf = Vec::new();
-        let mut add = |t: &mut SeriesTable, name: &str| {
-            encode_canonical(name, &[("job", "x")], &mut buf);
-            let id = hash_canonical(&buf);
-            (id, t.insert(id, &buf))
-        };
-        let (a, ia) = add(&mut t, "a");
-        let (b, ib) = add(&mut t, "b");
-        t.remove(ia);
-        assert_eq!((t.len(), t.get(a), t.get(b)), (1, None, Some(ib)));
-        let (c, ic) = add(&mut t, "c");
-        assert_eq!(ic, ia, "index reused");
-        assert_eq!(t.get(c), Some(ic));
-        assert_eq!(t.series(ic).name(), "c");
-        assert_eq!(t.capacity_used(), 2);
-    }
-
-    #[test]
-    fn table_round_trips_names_and_labels() {
-        let mut t = SeriesTable::new();
-        let mut buf = Vec::new();
-        encode_canonical(
-            "http_requests",
-            &[("code", "200"), ("path", "/a\"b")],
-            &mut buf,
-        );
-        let id = hash_canonical(&buf);
-        let idx = t.insert(id, &buf);
-        assert_eq!(t.get(id), Some(idx));
-        let s = t.series(idx);
-        assert_eq!(s.name(), "http_requests");
-        assert_eq!(
-            s.labels().collect::<Vec<_>>(),
-            vec![("code", "200"), ("path", "/a\"b")]
-        );
-        assert_eq!(s.label("code"), Some("200"));
-        assert_eq!(s.display(), r#"http_requests{code="200",path="/a\"b"}"#);
-        encode_canonical("up", &[] as &[(&str, &str)], &mut buf);
-        let idx = t.insert(hash_canonical(&buf), &buf);
-        assert_eq!(t.series(idx).display(), "up");
-        assert_eq!(t.series(idx).labels().count(), 0);
     }
 }
