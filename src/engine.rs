@@ -113,6 +113,9 @@ pub fn onset(peak: &mut u16, level: f64, decay: f64) -> f64 {
 /// The surprise of a probability on [0, 1]: `-log10 p / 16` (1 at p = 1e-16 and below).
 #[inline]
 fn surprise(p: f64) -> f64 {
+    if p >= 1.0 {
+        return 0.0; // most samples: nothing improbable (no logarithm)
+    }
     (-p.max(1e-16).log10() / 16.0).clamp(0.0, 1.0)
 }
 

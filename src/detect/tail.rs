@@ -243,6 +243,7 @@ impl Tail {
     }
 }
 
+#[inline]
 fn to_f32(x: f64) -> f32 {
     super::to_f32(x)
 }

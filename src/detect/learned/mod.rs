@@ -388,8 +388,14 @@ impl Learned {
         let alpha = self.spread.as_ref().map_or(0.065, |s| s.alpha);
         let noise = f64::from(st.noise)
             + super::warm_alpha(alpha, self.noise_n(st)) * (u - f64::from(st.noise));
-        // the log ratio of recent to usual noise; only a rise is judged
-        let ratio = (noise.max(1e-12) / f64::from(st.noise_mean).max(1e-12)).ln();
+        // the log ratio of recent to usual noise; only a rise is judged or learned (no
+        // logarithm for the other half of the samples)
+        let (recent, usual) = (noise.max(1e-12), f64::from(st.noise_mean).max(1e-12));
+        let ratio = if recent > usual {
+            (recent / usual).ln()
+        } else {
+            0.0
+        };
         Statistics {
             expected,
             r,
