@@ -9,7 +9,8 @@
 //! - [`time`]: timestamp and duration parsing/formatting (no clock reads).
 //! - [`check`]: value checks used while reading model and run files (errors name the key).
 //! - [`series`]: series identity (name + sorted labels -> 64-bit id), the series table that
-//!   stores each label set once, and [`series::SeriesKey`] for a series named by a person.
+//!   stores each label set once (as ids of interned names and `key=value` pairs), and
+//!   [`series::SeriesKey`] for a series named by a person.
 //! - [`alert`]: alert events, stable alert ids, the alert state machine.
 //! - [`wallclock`], [`ratelog`], [`logging`]: the wall clock (read by the shell only),
 //!   rate-limited log lines, and the log subscriber (levels, human or JSON lines).

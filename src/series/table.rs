@@ -473,6 +473,36 @@ mod tests {
     }
 
     #[test]
+    fn a_fleet_of_realistic_label_sets_costs_under_80_bytes_a_series() {
+        // a metric name and 8 labels, values repeated across a fleet (as `benches/state.rs`)
+        let mut t = SeriesTable::new();
+        let n = 100_000;
+        for i in 0..n {
+            let (name, host) = (
+                format!("http_requests_{}", i % 50),
+                format!("host-{:05}:9100", i / 50),
+            );
+            let (job, region) = (format!("job-{}", i % 7), format!("region-{}", i % 3));
+            let (svc, zone) = (format!("svc-{}", (i / 7) % 20), format!("zone-{}", i % 6));
+            let labels = [
+                ("env", ["prod", "staging", "dev"][i % 3]),
+                ("instance", host.as_str()),
+                ("job", job.as_str()),
+                ("method", ["GET", "POST", "PUT", "DELETE"][(i / 3) % 4]),
+                ("region", region.as_str()),
+                ("service", svc.as_str()),
+                ("status", ["200", "404", "500"][(i / 11) % 3]),
+                ("zone", zone.as_str()),
+            ];
+            add(&mut t, &name, &labels);
+        }
+        let per_series = t.label_bytes() as f64 / n as f64;
+        // the index slot (16 B at under 3/4 load) and span (8 B) dominate; the text is ~130 B
+        assert!(per_series < 80.0, "{per_series:.1} B per series");
+        assert!(t.keys.len() < 16 * n, "{} B of coded keys", t.keys.len());
+    }
+
+    #[test]
     fn an_element_whose_hash_is_taken_is_stored_as_text() {
         let mut t = SeriesTable::new();
         // plant an atom under the hash of "job\u{FE}x" with other bytes
