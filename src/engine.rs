@@ -754,8 +754,11 @@ impl Engine {
             self.scratch = scratch;
             return None;
         }
+        let Some(idx) = self.series.insert(id, &scratch) else {
+            self.scratch = scratch;
+            return None; // the table is full (see `SeriesTable::insert`): refused, counted
+        };
         let group = self.group_for(&series, rule);
-        let idx = self.series.insert(id, &scratch);
         self.scratch = scratch;
         if (idx as usize) < self.states.len() {
             // a retired series' slot

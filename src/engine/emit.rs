@@ -25,7 +25,7 @@ impl Engine {
             }
         }
         Alert {
-            alert_id: alert_id(&rule.name, kind, self.series.id(idx)),
+            alert_id: alert_id(&rule.name, kind, series.id()),
             version: u64::from(version),
             kind,
             state,
@@ -43,7 +43,7 @@ impl Engine {
             upper: None,
             score: 0.0,
             summary: String::new(),
-            series: self.series.id(idx),
+            series: series.id(),
         }
     }
 

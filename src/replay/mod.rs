@@ -379,9 +379,11 @@ impl<'o> Outputs<'o> {
         let plot = &mut self.plot;
         let follow = match &mut self.target {
             PlotTarget::Selector(m) => {
-                let s = engine.series_ref(idx);
-                m.iter().all(|m| m.matches(&s.view()))
-                    && plot.series.as_ref().is_none_or(|(i, _, _)| *i == idx)
+                // the followed series is known by its index once found (no rebuilt key per sample)
+                match &plot.series {
+                    Some((i, _, _)) => *i == idx,
+                    None => m.iter().all(|m| m.matches(&engine.series_ref(idx).view())),
+                }
             }
             PlotTarget::First(first) => *first.get_or_insert(idx) == idx,
         };

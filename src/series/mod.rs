@@ -18,6 +18,8 @@ pub enum TableError {
     Duplicate(String),
     #[error("free slot {slot} beyond {slots} slots")]
     FreeSlot { slot: u32, slots: usize },
+    #[error("series labels beyond 4 GiB in one engine")]
+    Full,
 }
 
 /// 64-bit series identity (see the module docs).

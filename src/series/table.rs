@@ -18,7 +18,6 @@ const COMPACT_AT: usize = 4096;
 
 /// Series id -> dense index, with each series' name and labels stored once (see the module
 /// docs).
-#[derive(Default)]
 pub struct SeriesTable {
     /// Series id -> dense index. The ids themselves are not kept: [`SeriesTable::id`] hashes the
     /// rebuilt key (for alerts and retirement, not per sample).
@@ -34,6 +33,22 @@ pub struct SeriesTable {
     atoms: Atoms,
     /// Dense indexes of removed series, reused by the next inserts.
     free: Vec<u32>,
+    /// Most bytes of coded keys (spans are `u32`; smaller in tests).
+    max_keys: usize,
+}
+
+impl Default for SeriesTable {
+    fn default() -> Self {
+        Self {
+            index: IdIndex::default(),
+            spans: Vec::new(),
+            keys: Vec::new(),
+            dead: 0,
+            atoms: Atoms::default(),
+            free: Vec::new(),
+            max_keys: u32::MAX as usize,
+        }
+    }
 }
 
 /// One stored series' canonical form, rebuilt from the table.
@@ -49,6 +64,11 @@ impl SeriesBuf {
     /// Prometheus-style text form: `name{k="v",...}`.
     pub fn display(&self) -> String {
         self.view().display()
+    }
+
+    /// The series id (the hash of the canonical form).
+    pub fn id(&self) -> SeriesId {
+        hash_canonical(&self.0)
     }
 }
 
@@ -82,19 +102,30 @@ impl SeriesTable {
         self.index.get(id)
     }
 
-    /// Adds a series (its id must not be present) and returns its dense index: a removed
-    /// series' index if one is free, else the next one.
-    pub fn insert(&mut self, id: SeriesId, canonical: &[u8]) -> u32 {
-        let span = self.code(canonical);
+    /// Adds a series and returns its dense index: a removed series' index if one is free, else
+    /// the next one. `id` must be `hash_canonical(canonical)` (the table recomputes it from the
+    /// key when it removes the series) and not present yet. `None` when the coded keys would
+    /// pass 4 GiB even after compaction (hundreds of millions of series: the engine refuses the
+    /// series and counts it, rather than corrupt a key).
+    pub fn insert(&mut self, id: SeriesId, canonical: &[u8]) -> Option<u32> {
+        debug_assert_eq!(id, hash_canonical(canonical));
+        let span = match self.code(canonical) {
+            Some(span) => span,
+            None if self.dead > 0 => {
+                self.compact();
+                self.code(canonical)?
+            }
+            None => return None,
+        };
         if let Some(idx) = self.free.pop() {
             self.index.insert(id, idx);
             self.spans[idx as usize] = span;
-            return idx;
+            return Some(idx);
         }
         let idx = self.spans.len() as u32;
         self.index.insert(id, idx);
         self.spans.push(span);
-        idx
+        Some(idx)
     }
 
     /// Removes a series: its atoms are released and its index is reused by a later insert.
@@ -108,14 +139,7 @@ impl SeriesTable {
         }
         self.index.remove(id);
         let (off, len) = std::mem::take(&mut self.spans[idx as usize]);
-        let mut at = off as usize;
-        let end = at + len as usize;
-        while at < end {
-            match read_element(&self.keys, &mut at) {
-                Element::Atom(a) => self.atoms.release(a),
-                Element::Text(_) => {}
-            }
-        }
+        self.release_atoms(off as usize, off as usize + len as usize);
         self.dead += len as usize;
         self.free.push(idx);
         if self.dead >= COMPACT_AT && self.dead * 2 >= self.keys.len() {
@@ -123,8 +147,19 @@ impl SeriesTable {
         }
     }
 
-    /// Codes `canonical` into the arena (acquiring its atoms); returns its span.
-    fn code(&mut self, canonical: &[u8]) -> (u32, u32) {
+    /// Releases the atoms of the coded elements in `keys[at..end]`.
+    fn release_atoms(&mut self, mut at: usize, end: usize) {
+        while at < end {
+            match read_element(&self.keys, &mut at) {
+                Element::Atom(a) => self.atoms.release(a),
+                Element::Text(_) => {}
+            }
+        }
+    }
+
+    /// Codes `canonical` into the arena (acquiring its atoms); returns its span, or `None` (and
+    /// leaves the table as it was) when it would end beyond `u32::MAX`.
+    fn code(&mut self, canonical: &[u8]) -> Option<(u32, u32)> {
         let start = self.keys.len();
         for part in canonical.split(|&b| b == LABEL_SEP) {
             match self.atoms.acquire(part) {
@@ -135,10 +170,13 @@ impl SeriesTable {
                 }
             }
         }
-        (
-            u32::try_from(start).unwrap_or(u32::MAX),
-            (self.keys.len() - start) as u32,
-        )
+        if self.keys.len() > self.max_keys {
+            self.release_atoms(start, self.keys.len());
+            self.keys.truncate(start);
+            return None;
+        }
+        // both fit in a u32: the end does
+        Some((start as u32, (self.keys.len() - start) as u32))
     }
 
     /// Rewrites the key arena without the removed series' bytes.
@@ -192,7 +230,7 @@ impl SeriesTable {
                 return Err(TableError::Duplicate(SeriesRef::new(&key).display()));
             }
             t.index.insert(id, idx);
-            let span = t.code(&key);
+            let span = t.code(&key).ok_or(TableError::Full)?;
             t.spans.push(span);
         }
         if let Some(&bad) = free.iter().find(|&&f| f as usize >= t.spans.len()) {
@@ -227,9 +265,7 @@ impl SeriesTable {
 
     /// Series `idx`'s id: the hash of its rebuilt canonical form.
     pub fn id(&self, idx: u32) -> SeriesId {
-        let mut buf = Vec::with_capacity(128);
-        self.canonical_into(idx as usize, &mut buf);
-        hash_canonical(&buf)
+        self.series(idx).id()
     }
 
     /// Series `idx`'s name and labels (rebuilt: an allocation and a copy of its text).
@@ -387,7 +423,7 @@ mod tests {
         let mut buf = Vec::new();
         encode_canonical(name, labels, &mut buf);
         let id = hash_canonical(&buf);
-        (id, t.insert(id, &buf))
+        (id, t.insert(id, &buf).unwrap())
     }
 
     #[test]
@@ -500,6 +536,31 @@ mod tests {
         // the index slot (16 B at under 3/4 load) and span (8 B) dominate; the text is ~130 B
         assert!(per_series < 80.0, "{per_series:.1} B per series");
         assert!(t.keys.len() < 16 * n, "{} B of coded keys", t.keys.len());
+    }
+
+    #[test]
+    fn a_full_table_refuses_a_series_and_keeps_the_others() {
+        let mut t = SeriesTable {
+            max_keys: 6,
+            ..SeriesTable::default()
+        };
+        let (a, ia) = add(&mut t, "a", &[("job", "x")]); // 2 bytes
+        let (_, ib) = add(&mut t, "b", &[("job", "x")]); // 4
+        let (_, _ic) = add(&mut t, "c", &[("job", "x")]); // 6
+        let mut buf = Vec::new();
+        encode_canonical("d", &[("job", "y")], &mut buf);
+        assert_eq!(t.insert(hash_canonical(&buf), &buf), None);
+        assert_eq!(
+            (t.len(), t.atoms.index.len()),
+            (3, 4),
+            "d and job=y released"
+        );
+        // a removal frees room (by compaction) for the next one
+        t.remove(ib);
+        let (d, id) = add(&mut t, "d", &[("job", "y")]);
+        assert_eq!((t.get(d), t.get(a)), (Some(id), Some(ia)));
+        assert_eq!(t.series(ia).display(), r#"a{job="x"}"#);
+        assert_eq!(t.series(id).display(), r#"d{job="y"}"#);
     }
 
     #[test]
