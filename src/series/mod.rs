@@ -205,6 +205,12 @@ impl IdIndex {
     /// Dense index of `id`.
     #[inline]
     pub fn get(&self, id: SeriesId) -> Option<u32> {
+        self.find(id).map(|i| self.slots[i].idx1 - 1)
+    }
+
+    /// The slot holding `id`: its probe run from its home slot up to the first empty one.
+    #[inline]
+    fn find(&self, id: SeriesId) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
@@ -216,7 +222,7 @@ impl IdIndex {
                 return None;
             }
             if s.key == id {
-                return Some(s.idx1 - 1);
+                return Some(i);
             }
             i = (i + 1) & mask;
         }
@@ -234,21 +240,8 @@ impl IdIndex {
     /// Removes `id` (backward-shift deletion: no tombstones, so lookups stay as short as if
     /// it had never been inserted). Returns its dense index.
     pub fn remove(&mut self, id: SeriesId) -> Option<u32> {
-        if self.slots.is_empty() {
-            return None;
-        }
+        let i = self.find(id)?;
         let mask = self.mask();
-        let mut i = id as usize & mask;
-        loop {
-            let s = self.slots[i];
-            if s.idx1 == 0 {
-                return None;
-            }
-            if s.key == id {
-                break;
-            }
-            i = (i + 1) & mask;
-        }
         let removed = self.slots[i].idx1 - 1;
         // shift later members of the probe run back into the hole when their home allows it
         let mut hole = i;
