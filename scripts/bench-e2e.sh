@@ -7,8 +7,13 @@
 # resident set size sampled while the backlog is consumed: once 10 % is consumed, the maximum,
 # and at the end (flat means the three agree).
 #
+# Cases: 100-sample protobuf messages; one-sample messages in protobuf marked with their
+# content-type header (read with `autodetect`, librdkafka parses every message's headers), in
+# protobuf without headers and in JSON without headers (what prometheus-kafka-adapter and
+# Vector write); and a one-sample backlog for the RSS profile.
+#
 #   scripts/bench-e2e.sh [SAMPLES_100 [SAMPLES_1 [BACKLOG_MESSAGES]]]
-#   defaults: 2000000 samples in 100-sample messages, 300000 in 1-sample messages,
+#   defaults: 2000000 samples in 100-sample messages, 1000000 in each one-sample case,
 #             and a 5000000-message backlog (1 sample each) for the RSS profile; 0 skips a case.
 #   DEADAIR_BIN=PATH measures that build instead of building this checkout (to compare two
 #   builds in one session).
@@ -33,14 +38,15 @@ clk=$(getconf CLK_TCK)
 metric() { curl -fsS "http://127.0.0.1:$MPORT/metrics" 2>/dev/null | awk -v m="$1" '$1==m {print $2}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-run_case() { # name topic samples batch series rate
-  local name=$1 topic=$2 samples=$3 batch=$4 series=$5 rate=$6
+run_case() { # name topic samples batch series rate format [gen flags]
+  local name=$1 topic=$2 samples=$3 batch=$4 series=$5 rate=$6 format=$7
+  shift 7
   [ "$samples" -gt 0 ] || return 0
   tansu topic create --broker "tcp://$BROKERS" --partitions 1 "$topic" >/dev/null
   local dur=$(( samples / rate )); [ "$dur" -ge 1 ] || dur=1
   echo "bench-e2e: $name: producing $samples samples ($batch per message, $series series) ..." >&2
   "$BIN" gen --brokers $BROKERS --topic "$topic" --series "$series" --rate "$rate" --duration "${dur}s" \
-    --batch "$batch" 2>"$W/gen-$name.log" >/dev/null
+    --batch "$batch" --format "$format" "$@" 2>"$W/gen-$name.log" >/dev/null
   local produced; produced=$(awk '/produced/ {print $3}' "$W/gen-$name.log")
   cat > "$W/run-$name.toml" <<TOML
 brokers = "$BROKERS"
@@ -50,7 +56,7 @@ heartbeat_interval = "1s"
 metrics_addr = "127.0.0.1:$MPORT"
 [[input]]
 topic = "$topic"
-format = "proto"
+format = "$format"
 TOML
   "$BIN" run --config "$W/run-$name.toml" 2>"$W/run-$name.log" &
   RUN=$!
@@ -74,6 +80,8 @@ TOML
       name, n, n / wall, cpu / (n / 1e6), lo / 1048576, hi / 1048576, last / 1048576 }'
 }
 
-run_case batch100 bench-b100 "${1:-2000000}" 100 10000 400000
-run_case batch1 bench-b1 "${2:-300000}" 1 10000 100000
-run_case backlog-5M-messages bench-backlog "${3:-5000000}" 1 10000 120000
+run_case batch100 bench-b100 "${1:-2000000}" 100 10000 400000 proto
+run_case batch1-headers bench-b1h "${2:-1000000}" 1 10000 100000 proto
+run_case batch1 bench-b1 "${2:-1000000}" 1 10000 100000 proto --no-headers
+run_case batch1-json bench-b1j "${2:-1000000}" 1 10000 100000 json --no-headers
+run_case backlog-5M-messages bench-backlog "${3:-5000000}" 1 10000 120000 proto

@@ -130,14 +130,15 @@ pub fn demo_fleet(now: i64) -> Vec<Series> {
     out
 }
 
-/// Produces `samples` as messages of up to `batch` samples. Samples are grouped by their `job`
-/// label and each message is keyed by it, so a source's series always land in one partition.
+/// Produces `samples` as messages of up to `batch` samples of `format`, each marked with its
+/// `content-type` header if `headers`. Samples are grouped by their `job` label and each
+/// message is keyed by it, so a source's series always land in one partition.
 async fn produce(
     producer: &FutureProducer,
     topic: &str,
     samples: &[Sample],
     batch: usize,
-    format: InputFormat,
+    (format, headers): (InputFormat, bool),
 ) -> Result<u64, DemoError> {
     let mut by_job: std::collections::BTreeMap<&str, Vec<&Sample>> =
         std::collections::BTreeMap::new();
@@ -152,14 +153,13 @@ async fn produce(
         for chunk in samples.chunks(batch.max(1)) {
             let (payload, content_type) = encode(chunk, format);
             loop {
-                let headers = OwnedHeaders::new().insert(Header {
-                    key: "content-type",
-                    value: Some(content_type),
-                });
-                let record = FutureRecord::to(topic)
-                    .key(*key)
-                    .payload(&payload)
-                    .headers(headers);
+                let mut record = FutureRecord::to(topic).key(*key).payload(&payload);
+                if headers {
+                    record = record.headers(OwnedHeaders::new().insert(Header {
+                        key: "content-type",
+                        value: Some(content_type),
+                    }));
+                }
                 match producer.send_result(record) {
                     Ok(_) => break,
                     Err((
@@ -389,7 +389,7 @@ impl Feed {
             SAMPLES_TOPIC,
             &self.buf,
             100,
-            InputFormat::Proto,
+            (InputFormat::Proto, true),
         )
         .await?;
         Ok(())
@@ -476,17 +476,33 @@ fn spawn_alert_reader<P: Fn(&str) + Send + Sync + 'static>(
     Ok((reader_task, history_events))
 }
 
+/// What `deadair gen` produces.
+#[derive(Debug, Clone, Copy)]
+pub struct GenOptions {
+    /// Number of series.
+    pub series: usize,
+    /// Samples per second, all series together.
+    pub rate: f64,
+    pub duration: Duration,
+    /// Samples per message.
+    pub batch: usize,
+    pub format: InputFormat,
+    /// Each message marked with its `content-type` header (pipelines such as
+    /// prometheus-kafka-adapter and Vector set none).
+    pub headers: bool,
+}
+
 /// `deadair gen`: a fleet of `series` synthetic series at `rate` samples/s in total, produced in
 /// real time to `topic` for `duration`, `batch` samples per message.
-pub async fn gen(
-    brokers: &str,
-    topic: &str,
-    series: usize,
-    rate: f64,
-    duration: Duration,
-    batch: usize,
-    format: InputFormat,
-) -> Result<(u64, u64), DemoError> {
+pub async fn gen(brokers: &str, topic: &str, opts: GenOptions) -> Result<(u64, u64), DemoError> {
+    let GenOptions {
+        series,
+        rate,
+        duration,
+        batch,
+        format,
+        headers,
+    } = opts;
     if series == 0 || rate <= 0.0 {
         return Err(DemoError::Usage("--series and --rate must be positive"));
     }
@@ -509,7 +525,7 @@ pub async fn gen(
         buf.clear();
         synth.take_until(wall_ms().min(start + duration.as_millis() as i64), &mut buf);
         samples += buf.len() as u64;
-        messages += produce(&producer, topic, &buf, batch, format).await?;
+        messages += produce(&producer, topic, &buf, batch, (format, headers)).await?;
         if last_report.elapsed() >= Duration::from_secs(2) {
             last_report = Instant::now();
             eprintln!(

@@ -70,27 +70,7 @@ enum Command {
         metrics_addr: String,
     },
     /// Produce synthetic samples to a real broker.
-    Gen {
-        #[arg(long)]
-        brokers: String,
-        #[arg(long)]
-        topic: String,
-        /// Number of series.
-        #[arg(long, default_value_t = 1000)]
-        series: usize,
-        /// Samples per second, all series together.
-        #[arg(long, default_value_t = 1000.0)]
-        rate: f64,
-        /// How long to produce (e.g. `30s`).
-        #[arg(long, default_value = "10s")]
-        duration: String,
-        /// Samples per message.
-        #[arg(long, default_value_t = 100)]
-        batch: usize,
-        /// Message format: proto, json, remote_write, otlp or influx (each message marked with its content-type header).
-        #[arg(long, default_value = "proto")]
-        format: String,
-    },
+    Gen(GenArgs),
     /// Consume metric samples from Kafka and emit alert events (until SIGTERM / Ctrl-C).
     Run {
         /// Run configuration (TOML; see README, "deadair run").
@@ -124,6 +104,33 @@ enum Command {
     },
 }
 
+/// `deadair gen`'s arguments.
+#[derive(clap::Args)]
+struct GenArgs {
+    #[arg(long)]
+    brokers: String,
+    #[arg(long)]
+    topic: String,
+    /// Number of series.
+    #[arg(long, default_value_t = 1000)]
+    series: usize,
+    /// Samples per second, all series together.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// How long to produce (e.g. `30s`).
+    #[arg(long, default_value = "10s")]
+    duration: String,
+    /// Samples per message.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Message format: proto, json, remote_write, otlp or influx (each message marked with its content-type header).
+    #[arg(long, default_value = "proto")]
+    format: String,
+    /// Send no content-type header (as prometheus-kafka-adapter and Vector do).
+    #[arg(long)]
+    no_headers: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     deadair::logging::init(cli.log_format);
@@ -133,18 +140,7 @@ fn main() -> ExitCode {
             duration,
             metrics_addr,
         } => report("deadair demo", demo(duration.as_deref(), &metrics_addr)),
-        Command::Gen {
-            brokers,
-            topic,
-            series,
-            rate,
-            duration,
-            batch,
-            format,
-        } => report(
-            "deadair gen",
-            gen(&brokers, &topic, series, rate, &duration, batch, &format),
-        ),
+        Command::Gen(args) => report("deadair gen", gen(&args)),
         Command::Quality {
             model,
             series,
@@ -458,16 +454,9 @@ fn demo(duration: Option<&str>, metrics_addr: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-fn gen(
-    brokers: &str,
-    topic: &str,
-    series: usize,
-    rate: f64,
-    duration: &str,
-    batch: usize,
-    format: &str,
-) -> Result<(), CliError> {
-    let duration = parse_duration_arg("--duration", duration)?;
+fn gen(args: &GenArgs) -> Result<(), CliError> {
+    let (topic, format) = (&args.topic, &args.format);
+    let duration = parse_duration_arg("--duration", &args.duration)?;
     let format: deadair::config::InputFormat = serde::Deserialize::deserialize(
         serde::de::value::StrDeserializer::<serde::de::value::Error>::new(format),
     )
@@ -476,9 +465,16 @@ fn gen(
             "--format: expected proto, json, remote_write, otlp or influx, found `{format}`"
         ))
     })?;
-    let (samples, messages) = runtime()?.block_on(deadair::demo::gen(
-        brokers, topic, series, rate, duration, batch, format,
-    ))?;
+    let opts = deadair::demo::GenOptions {
+        series: args.series,
+        rate: args.rate,
+        duration,
+        batch: args.batch,
+        format,
+        headers: !args.no_headers,
+    };
+    let (samples, messages) =
+        runtime()?.block_on(deadair::demo::gen(&args.brokers, topic, opts))?;
     eprintln!("gen: produced {samples} samples in {messages} messages to {topic}");
     Ok(())
 }

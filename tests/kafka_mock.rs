@@ -615,3 +615,93 @@ async fn too_large_alert(brokers: &str, input: &str, alert_topic: &str) {
         "{text}"
     );
 }
+
+/// Messages are handed to the engine in runs (several protobuf messages in one batch); a JSON
+/// message (marked with its content-type) and undecodable ones in between keep their place:
+/// every sample is ingested in order (none late), every offset is stored, a series whose
+/// source stops still alerts, and the counters add up message by message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_mixed_messages_is_read_in_order_and_every_offset_stored() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let (_cluster, brokers) = cluster("mixed");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let send = |payload: Vec<u8>, json: bool| {
+        let producer = producer.clone();
+        async move {
+            let mut record = FutureRecord::<(), _>::to("mixed").payload(&payload);
+            if json {
+                record = record.headers(OwnedHeaders::new().insert(Header {
+                    key: "content-type",
+                    value: Some("application/json"),
+                }));
+            }
+            producer.send(record, Duration::from_secs(5)).await.unwrap();
+        }
+    };
+    for i in 0..60u64 {
+        let ts = t0() + i as i64 * 10_000;
+        let proto = |samples: Vec<Sample>| SampleBatch { samples }.encode_to_vec();
+        send(proto(vec![sample("web-a", ts, 100.0 + noise(i))]), false).await;
+        // JSON: `web-a` again, 2 s later (fed before the protobuf before it: `late`), and
+        // `web-j`, which stops
+        let json = |host: &str, ts: i64, v: f64| {
+            format!(
+                r#"{{"name":"cpu","labels":{{"host":"{host}","job":"api"}},"timestamp":{ts},"value":{v}}}"#
+            )
+        };
+        let mut items = vec![json("web-a", ts + 2_000, 100.0 + noise(i + 400))];
+        if i < 40 {
+            items.push(json("web-j", ts, 50.0 + noise(i + 100)));
+        }
+        send(format!("[{}]", items.join(",")).into_bytes(), true).await;
+        send(vec![0xff, 0xff], false).await; // not a SampleBatch
+        let two = vec![
+            sample("web-p", ts, 10.0 + noise(i + 200)),
+            sample("web-p", ts + 5_000, 10.0 + noise(i + 300)),
+        ];
+        send(proto(two), false).await;
+    }
+    let text = format!(
+        "brokers = \"{brokers}\"\ngroup_id = \"deadair-mixed\"\nalert_topic = \"alerts\"\n\
+         [[input]]\ntopic = \"mixed\"\nformat = \"proto\"\n"
+    );
+    let (pipeline, stop, registry) = start(RunConfig::parse(&text, "test", |_| None).unwrap());
+    let reader = reader(&brokers, "reader-mixed");
+    let mut events = Vec::new();
+    read_until(&reader, &mut events, 60, |ev| {
+        has(ev, AlertKind::Absence, AlertState::Firing, "web-j")
+    })
+    .await;
+    stop.send(()).unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(30), pipeline)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.messages, 4 * 60);
+    assert_eq!(summary.samples, 60 + (60 + 40) + 2 * 60);
+    assert_eq!(summary.decode_errors, 60);
+    let text = deadair::metrics::render(&registry);
+    assert!(text.contains("deadair_offsets_stored_total 240"), "{text}");
+    assert!(
+        text.contains(r#"deadair_decode_errors_total{reason="protobuf"} 60"#),
+        "{text}"
+    );
+    for reason in ["late", "future", "non_finite"] {
+        assert!(
+            text.contains(&format!(
+                "deadair_samples_dropped_total{{reason=\"{reason}\"}} 0"
+            )),
+            "no sample dropped (none late: the order held): {text}"
+        );
+    }
+    for host in ["web-a", "web-p"] {
+        assert!(
+            !has(&events, AlertKind::Absence, AlertState::Firing, host),
+            "{host} never stopped: {events:?}"
+        );
+    }
+}

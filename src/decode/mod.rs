@@ -168,6 +168,17 @@ fn sanitise(s: &str, ok: impl Fn(char) -> bool) -> String {
     out
 }
 
+/// The format a message is read as: with `autodetect`, the one its `content-type` (or
+/// `content-encoding`) header names, if any; else the input's.
+pub fn message_format(input: &Input, meta: Meta<'_>, scratch: &mut Scratch) -> InputFormat {
+    match input.autodetect {
+        // a message marked only with `content-encoding: snappy` is remote-write too
+        true if meta.content_type.is_none() => format_from_headers(meta).unwrap_or(input.format),
+        true => scratch.format_of(meta).unwrap_or(input.format),
+        false => input.format,
+    }
+}
+
 /// Decodes one message of `input`: its samples borrow from `payload` and `scratch`.
 pub fn decode_message<'a>(
     input: &Input,
@@ -175,12 +186,7 @@ pub fn decode_message<'a>(
     payload: &'a [u8],
     scratch: &'a mut Scratch,
 ) -> Result<SampleViews<'a>, DecodeError> {
-    let format = match input.autodetect {
-        // a message marked only with `content-encoding: snappy` is remote-write too
-        true if meta.content_type.is_none() => format_from_headers(meta).unwrap_or(input.format),
-        true => scratch.format_of(meta).unwrap_or(input.format),
-        false => input.format,
-    };
+    let format = message_format(input, meta, scratch);
     if payload.is_empty() {
         return Err(DecodeError {
             reason: DecodeReason::Empty,
@@ -381,7 +387,7 @@ mod tests {
 /// `labels`; unknown fields are skipped), so a batch costs two allocations instead of several
 /// per sample. Labels of each sample are sorted by key (a repeated key keeps its last value, as
 /// protobuf maps do).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct SampleViews<'a> {
     pub samples: Vec<SampleView<'a>>,
     /// The label pairs of every sample, each sample's sorted by key.
@@ -443,7 +449,27 @@ impl<'a> SampleViews<'a> {
 
     /// The newest timestamp, if any.
     pub fn newest(&self) -> Option<i64> {
-        self.samples.iter().map(|s| s.timestamp).max()
+        self.newest_from(0)
+    }
+
+    /// The newest timestamp among the samples from index `start` on.
+    pub fn newest_from(&self, start: usize) -> Option<i64> {
+        self.samples.get(start..)?.iter().map(|s| s.timestamp).max()
+    }
+
+    /// Keeps the samples from index `start` on that pass `keep` (those before are not looked
+    /// at); returns how many were dropped.
+    pub fn retain_from(&mut self, start: usize, keep: impl Fn(&SampleView<'a>) -> bool) -> usize {
+        let mut kept = start;
+        for i in start..self.samples.len() {
+            if keep(&self.samples[i]) {
+                self.samples.swap(kept, i);
+                kept += 1;
+            }
+        }
+        let dropped = self.samples.len() - kept;
+        self.samples.truncate(kept);
+        dropped
     }
 
     pub fn len(&self) -> usize {
@@ -555,13 +581,33 @@ impl<'a> Wire<'a> {
 
 /// Decodes a `deadair.v1.SampleBatch` without copying strings (see [`SampleViews`]).
 pub fn decode_proto_batch(payload: &[u8]) -> Result<SampleViews<'_>, DecodeError> {
+    let mut out = SampleViews::default();
+    append_proto_batch(payload, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_proto_batch`] appending to `out` (several messages' samples in one batch); on an
+/// error `out` is left as it was.
+pub fn append_proto_batch<'a>(
+    payload: &'a [u8],
+    out: &mut SampleViews<'a>,
+) -> Result<(), DecodeError> {
+    let (samples, labels) = (out.samples.len(), out.labels.len());
+    let read = read_proto_batch(payload, out);
+    if read.is_err() {
+        out.samples.truncate(samples);
+        out.labels.truncate(labels);
+    }
+    read
+}
+
+fn read_proto_batch<'a>(payload: &'a [u8], out: &mut SampleViews<'a>) -> Result<(), DecodeError> {
     if payload.is_empty() {
         return Err(DecodeError {
             reason: DecodeReason::Empty,
             detail: "empty message".into(),
         });
     }
-    let mut out = SampleViews::default();
     let mut w = Wire {
         buf: payload,
         pos: 0,
@@ -624,7 +670,7 @@ pub fn decode_proto_batch(payload: &[u8]) -> Result<SampleViews<'_>, DecodeError
             value,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -699,5 +745,37 @@ mod view_tests {
                 .reason,
             DecodeReason::Protobuf
         );
+    }
+
+    #[test]
+    fn messages_append_to_one_batch_and_a_bad_one_leaves_it_as_it_was() {
+        let enc = |ts: &[i64]| {
+            let samples = ts
+                .iter()
+                .map(|&t| Sample {
+                    name: "m".into(),
+                    labels: [("k".to_string(), t.to_string())].into(),
+                    timestamp: t,
+                    value: 1.0,
+                })
+                .collect();
+            crate::proto::SampleBatch { samples }.encode_to_vec()
+        };
+        let (a, b) = (enc(&[5, 9]), enc(&[7]));
+        let mut batch = SampleViews::default();
+        append_proto_batch(&a, &mut batch).unwrap();
+        append_proto_batch(&b, &mut batch).unwrap();
+        let before = batch.clone();
+        let bad = &a[..a.len() - 1]; // its second sample cut short
+        assert!(append_proto_batch(bad, &mut batch).is_err());
+        assert_eq!(batch, before);
+        let ts = |v: &SampleViews<'_>| v.refs().map(|r| r.ts).collect::<Vec<_>>();
+        assert_eq!(ts(&batch), [5, 9, 7]);
+        assert_eq!((batch.newest(), batch.newest_from(2)), (Some(9), Some(7)));
+        assert_eq!(batch.newest_from(3), None);
+        // the horizon filter of the last message leaves the earlier ones' samples alone
+        assert_eq!(batch.retain_from(1, |s| s.timestamp < 8), 1);
+        assert_eq!(ts(&batch), [5, 7]);
+        assert_eq!(batch.refs().nth(1).unwrap().labels, &[("k", "7")]);
     }
 }

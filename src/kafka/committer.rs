@@ -64,10 +64,10 @@ pub(crate) trait Sink {
 pub(crate) struct Unstored(HashMap<(Arc<str>, i32), (i64, u64)>);
 
 impl Unstored {
-    /// The message at `offset` caused no record.
-    pub fn hold(&mut self, topic: Arc<str>, partition: i32, offset: i64) {
+    /// `messages` messages up to the one at `offset` caused no record.
+    pub fn hold(&mut self, topic: Arc<str>, partition: i32, offset: i64, messages: u64) {
         let held = self.0.entry((topic, partition)).or_insert((offset, 0));
-        *held = (offset, held.1 + 1);
+        *held = (offset, held.1 + messages);
     }
 
     /// A later message of the partition sends its offset: the held messages it covers.
@@ -320,25 +320,25 @@ mod tests {
         let t: Arc<str> = Arc::from("m");
         let mut u = Unstored::default();
         for o in 10..13 {
-            u.hold(t.clone(), 0, o);
+            u.hold(t.clone(), 0, o, 1);
         }
-        u.hold(t.clone(), 1, 4);
+        u.hold(t.clone(), 1, 4, 5); // a run of five messages
         let mut sent: Vec<(i32, Option<i64>, u64)> = u
             .drain::<()>()
             .into_iter()
             .map(|f| (f.partition, f.offset, f.messages))
             .collect();
         sent.sort();
-        assert_eq!(sent, [(0, Some(12), 3), (1, Some(4), 1)]);
+        assert_eq!(sent, [(0, Some(12), 3), (1, Some(4), 5)]);
         assert!(u.drain::<()>().is_empty(), "sent once");
         // a message that sends its own offset covers what was held
-        u.hold(t.clone(), 0, 20);
-        u.hold(t.clone(), 0, 21);
+        u.hold(t.clone(), 0, 20, 1);
+        u.hold(t.clone(), 0, 21, 1);
         assert_eq!(u.covered(&t, 0), 2);
         assert_eq!(u.covered(&t, 0), 0);
         assert!(u.drain::<()>().is_empty());
         // a revoked partition's held offset is dropped
-        u.hold(t.clone(), 2, 7);
+        u.hold(t.clone(), 2, 7, 1);
         u.forget(&(t.clone(), 2));
         assert!(u.drain::<()>().is_empty());
     }

@@ -42,6 +42,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer;
@@ -189,6 +190,9 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heartbeat = tokio::time::interval(cfg.heartbeat_interval);
     tokio::pin!(shutdown);
+    // one stream for the whole run (each `recv` would register and drop a waker)
+    let mut messages = consumer.stream();
+    let mut batch = Vec::with_capacity(stage::MAX_BATCH);
     loop {
         tokio::select! {
             biased;
@@ -200,9 +204,23 @@ pub async fn run(
             },
             _ = tick.tick() => stage.on_tick().await?,
             // transient errors: librdkafka reconnects and resumes by itself
-            m = consumer.recv() => match m {
-                Ok(msg) => stage.on_message(&msg).await?,
-                Err(e) => stage.consume_error("consume error", &e),
+            m = messages.next() => match m {
+                Some(Ok(msg)) => {
+                    // with it, every message already fetched (up to MAX_BATCH): one turn
+                    batch.push(msg);
+                    while batch.len() < stage::MAX_BATCH {
+                        match messages.next().now_or_never() {
+                            Some(Some(Ok(msg))) => batch.push(msg),
+                            Some(Some(Err(e))) => stage.consume_error("consume error", &e),
+                            Some(None) | None => break,
+                        }
+                    }
+                    let handled = stage.on_messages(&batch).await;
+                    batch.clear();
+                    handled?;
+                }
+                Some(Err(e)) => stage.consume_error("consume error", &e),
+                None => break, // librdkafka's stream does not end
             },
         }
     }

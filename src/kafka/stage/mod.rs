@@ -12,19 +12,23 @@ use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 
+mod messages;
+
+pub(crate) use messages::MAX_BATCH;
+
 use super::checkpoint;
 use super::committer::{InFlight, Unstored};
 use super::ownership::DeadairConsumer;
 use super::parts::{lock, take_checkpoint, CheckpointWrite, Ckpt, Engines, Part, PartKey, Shared};
-use super::produce::{dead_letter, enqueue, heartbeat_event, Pending, Record, Refusals};
+use super::produce::{enqueue, heartbeat_event, Pending, Record, Refusals};
 use super::watermarks::cached_lag;
-use super::{RunSummary, StageError, MAX_FUTURE_MS};
+use super::{RunSummary, StageError};
 use crate::alert::{Alert, AlertKind, AlertStatus};
 use crate::alertmanager::Forwarder;
 use crate::clock::{ClockConfig, PartitionClock};
 use crate::config::RunConfig;
-use crate::decode::{decode_message, DecodeReason, Meta, SampleViews, Scratch};
-use crate::engine::{Outcome, SampleRef};
+use crate::decode::Scratch;
+use crate::engine::Outcome;
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::model::Model;
@@ -61,6 +65,12 @@ pub(crate) struct Stage<'a> {
     /// Wall time read on the last clock tick (at most a tick old): for per-message checks
     /// that tolerate that (the future horizon, the lag check), instead of a clock read each.
     wall: i64,
+    /// The engine's view of a message's samples, its allocation reused.
+    refs: messages::Refs,
+    /// The samples of a run of messages, their allocations reused.
+    spare: messages::Spare,
+    /// Batches fed to an engine (one in 64 is timed).
+    fed: u64,
 }
 
 /// What a stage is wired to: the clients, the committer's channel and the observers.
@@ -102,6 +112,9 @@ impl<'a> Stage<'a> {
                 .map(|i| Arc::from(i.topic.as_str()))
                 .collect(),
             wall: wall_ms(),
+            refs: Vec::new(),
+            spare: Default::default(),
+            fed: 0,
         }
     }
 
@@ -299,109 +312,6 @@ impl<'a> Stage<'a> {
         work
     }
 
-    /// A message of an input topic: decoded, fed to its partition's engine, its alerts (and,
-    /// if it could not be decoded, its dead letter) produced; its offset is stored behind them.
-    pub async fn on_message(&mut self, msg: &impl Message) -> Result<(), StageError> {
-        self.drop_revoked();
-        if !self
-            .io
-            .consumer
-            .context()
-            .owns(msg.topic(), msg.partition())
-        {
-            // fetched before its partition moved away: the new owner reads it from the
-            // committed offset (restoring its engine here would process it twice)
-            return Ok(());
-        }
-        self.summary.messages += 1;
-        self.io.metrics.messages.inc();
-        self.io
-            .metrics
-            .bytes
-            .inc_by(msg.payload().map_or(0, |p| p.len() as u64));
-        // consuming means assigned: ready (also checked on every heartbeat tick); the loop's
-        // liveness is stamped by the clock tick
-        self.io.health.ready.store(true, Ordering::Relaxed);
-        let topic = self.topic_arc(msg.topic());
-        let (partition, offset) = (msg.partition(), msg.offset());
-        // the partition's engine (restored from its checkpoint on first use), before any
-        // borrow of the message's payload is held across an await
-        self.ensure_part((topic.clone(), partition)).await?;
-        // the decoded samples borrow the scratch buffers, taken out of the stage meanwhile
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let (batch, dead) = self.decode(msg, &mut scratch);
-        self.summary.samples += batch.len() as u64;
-        self.io.metrics.samples.inc_by(batch.len() as u64);
-        // timed when it carries a batch, else one message in 64 (reading the clock twice per
-        // one-sample message would cost more than its ingest)
-        let timed = batch.len() >= 8 || self.summary.messages % 64 == 0;
-        let started = timed.then(std::time::Instant::now);
-        let ingested = self.ingest(msg, &topic, &batch);
-        drop(batch);
-        self.scratch = scratch;
-        if !ingested {
-            // revoked (and checkpointed) since this message was fetched: its new owner reads
-            // it again from the committed offset
-            return Ok(());
-        }
-        if let Some(t) = started {
-            self.io
-                .metrics
-                .engine_batch
-                .observe(t.elapsed().as_secs_f64());
-        }
-        let mut alerts = std::mem::take(&mut self.alerts);
-        let mut deliveries = self
-            .send_alerts(&mut alerts, Some((&topic, partition)))
-            .await;
-        self.alerts = alerts;
-        if let Some(mut record) = dead {
-            // its offset is stored only once the copy is acknowledged, like an alert
-            self.io.metrics.dead_letters.inc();
-            let to = Refusals {
-                dead_letter: self.cfg.dead_letter_topic.as_deref(),
-                metrics: &self.io.metrics,
-            };
-            if let Some(fut) = enqueue(&self.io.producer, &mut record, &to, &mut self.log).await {
-                deliveries.push(Pending { fut, record });
-            }
-        }
-        self.behind(topic, partition, offset, deliveries).await
-    }
-
-    /// Hands a message's records to the committer, with its offset to store once they are
-    /// acknowledged; a message with no record only updates its partition's unstored offset.
-    async fn behind(
-        &mut self,
-        topic: Arc<str>,
-        partition: i32,
-        offset: i64,
-        deliveries: Vec<Pending>,
-    ) -> Result<(), StageError> {
-        let store = self.cfg.state.is_none();
-        if deliveries.is_empty() {
-            // with a state topic the committed offset is a checkpoint's: nothing to do
-            if store {
-                self.unstored.hold(topic, partition, offset);
-            }
-            return Ok(());
-        }
-        // this offset covers the partition's held ones (the committer keeps the order)
-        let covered = match store {
-            true => self.unstored.covered(&topic, partition),
-            false => 0,
-        };
-        self.commit_behind(InFlight {
-            topic,
-            partition,
-            offset: Some(offset),
-            store,
-            messages: covered + u64::from(store),
-            deliveries,
-        })
-        .await
-    }
-
     /// Sends every partition's unstored offset to the committer.
     pub async fn flush_unstored(&mut self) -> Result<(), StageError> {
         for f in self.unstored.drain() {
@@ -431,100 +341,6 @@ impl<'a> Stage<'a> {
         let t: Arc<str> = Arc::from(topic);
         self.topics.push(t.clone());
         t
-    }
-
-    /// The message's samples (none if it cannot be decoded, then counted, logged and, with a
-    /// dead-letter topic, copied there), without those stamped beyond the future horizon.
-    fn decode<'m>(
-        &mut self,
-        msg: &'m impl Message,
-        scratch: &'m mut Scratch,
-    ) -> (SampleViews<'m>, Option<Record>) {
-        let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
-        let payload = msg.payload().unwrap_or(&[]);
-        let decoded = match self.cfg.input_of(topic) {
-            Some(input) => decode_message(input, meta(msg, input.autodetect), payload, scratch),
-            None => Ok(SampleViews::default()),
-        };
-        let mut dead = None;
-        let mut batch = decoded.unwrap_or_else(|e| {
-            self.summary.decode_errors += 1;
-            self.io
-                .metrics
-                .decode_errors
-                .with_label_values(&[e.reason.as_str()])
-                .inc();
-            self.log.log(decode_log_key(e.reason), || {
-                format!(
-                    "{topic}/{partition}@{offset}: {} ({})",
-                    e.reason.as_str(),
-                    e.detail
-                )
-            });
-            dead = self
-                .cfg
-                .dead_letter_topic
-                .as_deref()
-                .map(|t| dead_letter(msg, t, &e));
-            SampleViews::default()
-        });
-        // a timestamp far in the future would drag the partition clock with it
-        let horizon = self.wall.saturating_add(MAX_FUTURE_MS);
-        let before = batch.len();
-        batch.samples.retain(|smp| smp.timestamp <= horizon);
-        let dropped = before - batch.len();
-        if dropped > 0 {
-            self.io
-                .metrics
-                .samples_dropped
-                .with_label_values(&["future"])
-                .inc_by(dropped as u64);
-            self.log.log("future timestamps", || {
-                format!("{topic}/{partition}@{offset}: {dropped} samples more than 1h ahead of wall time dropped")
-            });
-        }
-        (batch, dead)
-    }
-
-    /// Under the lock: feeds `batch` to the message's partition and advances its event clock.
-    /// False if the partition has no engine (revoked meanwhile).
-    fn ingest(&mut self, msg: &impl Message, key: &Arc<str>, batch: &SampleViews<'_>) -> bool {
-        let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
-        let mut engines = lock(&self.shared);
-        let Some(Part { engine, clock, .. }) = engines.get_mut(&(key.clone(), partition)) else {
-            return false;
-        };
-        let refs: Vec<SampleRef<'_, _>> = batch.refs().collect();
-        engine.ingest_batch(&refs, &mut self.alerts, &mut self.outcomes);
-        for o in self.outcomes.drain(..) {
-            let reason = match o {
-                Outcome::Accepted(_) => continue,
-                Outcome::Late => "late",
-                Outcome::NonFinite => "non_finite",
-                Outcome::Unmatched => "unmatched",
-                Outcome::Refused => "cardinality",
-            };
-            self.io
-                .metrics
-                .samples_dropped
-                .with_label_values(&[reason])
-                .inc();
-        }
-        let msg_ts = msg.timestamp().to_millis();
-        clock.consumed(offset, msg_ts, batch.newest());
-        // a backlog can be consumed between two ticks: an old message reports lag now
-        let wall = self.wall;
-        if !clock.lag_firing() && msg_ts.is_some_and(|t| wall - t > self.clock_cfg.lag_threshold) {
-            let marks = &self.io.consumer.context().watermarks;
-            let (high, unread) = cached_lag(&*self.io.consumer, marks, topic, partition, wall);
-            let lag = clock.lag(high, unread, wall);
-            clock.step_lag(lag, wall, &self.cfg.group_id, &mut self.alerts);
-        }
-        // event time only here; wall time joins on the clock tick when caught up
-        if let Some(w) = clock.event_watermark() {
-            engine.advance(w, &mut self.alerts);
-        }
-        true
     }
 
     /// Makes sure the partition has its part: restored from its latest checkpoint when a state
@@ -762,39 +578,4 @@ fn refresh_gauges(
         metrics.watermark_delay.set((now - oldest) / 1000);
     }
     metrics.refresh_memory();
-}
-
-fn decode_log_key(r: DecodeReason) -> &'static str {
-    match r {
-        DecodeReason::Empty => "decode error (empty)",
-        DecodeReason::Protobuf => "decode error (protobuf)",
-        DecodeReason::Json => "decode error (json)",
-        DecodeReason::Snappy => "decode error (snappy)",
-        DecodeReason::TooLarge => "decode error (too_large)",
-        DecodeReason::RemoteWrite => "decode error (remote_write)",
-        DecodeReason::Otlp => "decode error (otlp)",
-        DecodeReason::Influx => "decode error (influx)",
-    }
-}
-
-/// What the decoders may use of a message besides its payload: its `content-type` and
-/// `content-encoding` headers (names compared case-insensitively) and its timestamp.
-fn meta<'a>(msg: &'a impl Message, headers: bool) -> Meta<'a> {
-    use rdkafka::message::Headers;
-    let mut meta = Meta {
-        timestamp: msg.timestamp().to_millis(),
-        ..Meta::default()
-    };
-    if !headers {
-        return meta; // nothing reads them (`autodetect = false`): not parsed
-    }
-    for h in msg.headers().into_iter().flat_map(|h| h.iter()) {
-        let value = h.value.and_then(|v| std::str::from_utf8(v).ok());
-        if h.key.eq_ignore_ascii_case("content-type") {
-            meta.content_type = value;
-        } else if h.key.eq_ignore_ascii_case("content-encoding") {
-            meta.content_encoding = value;
-        }
-    }
-    meta
 }
