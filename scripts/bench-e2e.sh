@@ -16,7 +16,8 @@
 #   defaults: 2000000 samples in 100-sample messages, 1000000 in each one-sample case,
 #             and a 5000000-message backlog (1 sample each) for the RSS profile; 0 skips a case.
 #   DEADAIR_BIN=PATH measures that build instead of building this checkout (to compare two
-#   builds in one session).
+#   builds in one session); DEADAIR_GEN_BIN=PATH writes the backlogs with that build (one that
+#   has `gen --no-headers`, when DEADAIR_BIN is older).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh >/dev/null
@@ -45,7 +46,7 @@ run_case() { # name topic samples batch series rate format [gen flags]
   tansu topic create --broker "tcp://$BROKERS" --partitions 1 "$topic" >/dev/null
   local dur=$(( samples / rate )); [ "$dur" -ge 1 ] || dur=1
   echo "bench-e2e: $name: producing $samples samples ($batch per message, $series series) ..." >&2
-  "$BIN" gen --brokers $BROKERS --topic "$topic" --series "$series" --rate "$rate" --duration "${dur}s" \
+  "${DEADAIR_GEN_BIN:-$BIN}" gen --brokers $BROKERS --topic "$topic" --series "$series" --rate "$rate" --duration "${dur}s" \
     --batch "$batch" --format "$format" "$@" 2>"$W/gen-$name.log" >/dev/null
   local produced; produced=$(awk '/produced/ {print $3}' "$W/gen-$name.log")
   cat > "$W/run-$name.toml" <<TOML

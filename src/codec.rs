@@ -135,11 +135,37 @@ pub fn alert_to_json(a: &Alert) -> String {
 }
 
 /// A timestamp as JSON allows it: a number (epoch s/ms) or a string (any `parse_timestamp` form).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+/// Read by hand: serde's untagged enums buffer the value first, which cost more than the rest
+/// of a one-sample message.
+#[derive(Debug, Clone)]
 enum JsonTime {
     Number(f64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for JsonTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = JsonTime;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a timestamp: epoch seconds or milliseconds, or RFC 3339 text")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<JsonTime, E> {
+                Ok(JsonTime::Number(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<JsonTime, E> {
+                Ok(JsonTime::Number(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<JsonTime, E> {
+                Ok(JsonTime::Number(v as f64))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<JsonTime, E> {
+                Ok(JsonTime::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// deadair's own JSON sample shape, read first: strict, and fast (a message in another shape
@@ -191,6 +217,8 @@ struct JsonSampleRaw {
     timestamp: Option<JsonTime>,
     /// A number, or a string (prometheus-kafka-adapter writes every value as one).
     value: Option<f64>,
+    /// `value` was a string.
+    value_text: bool,
     /// Vector's gauge or counter: `{"value": 1.5}`.
     gauge: Option<VectorValue>,
     counter: Option<VectorValue>,
@@ -256,7 +284,10 @@ impl<'de> Deserialize<'de> for JsonSampleRaw {
                         Key::Namespace => raw.namespace = map.next_value()?,
                         Key::Labels => raw.labels = map.next_value()?,
                         Key::Timestamp => raw.timestamp = Some(map.next_value()?),
-                        Key::Value => raw.value = map.next_value::<NumberOrText>()?.0,
+                        Key::Value => {
+                            let v = map.next_value::<NumberOrText>()?;
+                            (raw.value, raw.value_text) = (v.0, v.1);
+                        }
                         Key::Gauge => raw.gauge = Some(map.next_value()?),
                         Key::Counter => raw.counter = Some(map.next_value()?),
                         Key::Metric => raw.metric = Some(Box::new(map.next_value()?)),
@@ -288,37 +319,40 @@ fn value_of_text(text: &str) -> Option<f64> {
     }
 }
 
-/// `value`: a JSON number, or a string holding one (read without building a JSON value).
-struct NumberOrText(Option<f64>);
+/// `value`: a JSON number, or a string holding one (read without building a JSON value); and
+/// whether it was a string.
+struct NumberOrText(Option<f64>, bool);
 
 impl<'de> Deserialize<'de> for NumberOrText {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        number_or_text(d).map(NumberOrText)
+        number_or_text(d)
     }
 }
 
-fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NumberOrText, D::Error> {
     struct V;
     impl serde::de::Visitor<'_> for V {
-        type Value = Option<f64>;
+        type Value = NumberOrText;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a number, or the text of one (NaN, +Inf and -Inf included)")
         }
         fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            Ok(Some(v))
+            Ok(NumberOrText(Some(v), false))
         }
         fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(Some(v as f64))
+            Ok(NumberOrText(Some(v as f64), false))
         }
         fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(v as f64))
+            Ok(NumberOrText(Some(v as f64), false))
         }
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            value_of_text(v).map(Some).ok_or_else(|| {
-                E::custom(format!(
-                    "expected a number as `value`, or the text NaN, +Inf or -Inf, found `{v}`"
-                ))
-            })
+            value_of_text(v)
+                .map(|x| NumberOrText(Some(x), true))
+                .ok_or_else(|| {
+                    E::custom(format!(
+                        "expected a number as `value`, or the text NaN, +Inf or -Inf, found `{v}`"
+                    ))
+                })
         }
     }
     d.deserialize_any(V)
@@ -356,23 +390,104 @@ pub enum JsonSampleError {
     Time(#[from] crate::time::TimeError),
 }
 
+/// Which reader a JSON message is tried with first. deadair's own shape is read by a strict,
+/// fast reader, and any other shape by a flexible one after the strict one fails; a stream of
+/// messages in another shape (prometheus-kafka-adapter's, Vector's) would pay for that failure
+/// every time, so after one such message the flexible reader goes first, until a message that
+/// the strict reader takes. The result never depends on the order: a message the strict reader
+/// takes is read by it either way.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JsonShape {
+    flexible_first: bool,
+}
+
 /// Decodes one JSON sample object.
 pub fn parse_json_sample(text: &str) -> Result<JsonSample, JsonSampleError> {
-    if let Ok(s) = serde_json::from_str::<NativeSample>(text) {
-        return s.finish();
-    }
-    serde_json::from_str::<JsonSampleRaw>(text)
-        .map_err(json_error)?
-        .finish()
+    let mut one = None;
+    parse_json(text, false, &mut JsonShape::default(), |s| one = Some(s))?;
+    one.ok_or(JsonSampleError::EmptyName) // (one object read: one sample)
 }
 
 /// Decodes a JSON array of sample objects (parsed once, without an intermediate tree).
 pub fn parse_json_samples(text: &str) -> Result<Vec<JsonSample>, JsonSampleError> {
-    if let Ok(native) = serde_json::from_str::<Vec<NativeSample>>(text) {
-        return native.into_iter().map(NativeSample::finish).collect();
+    let mut all = Vec::new();
+    parse_json(text, true, &mut JsonShape::default(), |s| all.push(s))?;
+    Ok(all)
+}
+
+/// A JSON message as one reader read it: one object, or an array of them.
+enum Read<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: serde::de::DeserializeOwned> Read<T> {
+    fn from(text: &str, array: bool) -> Result<Self, serde_json::Error> {
+        match array {
+            true => serde_json::from_str(text).map(Read::Many),
+            false => serde_json::from_str(text).map(Read::One),
+        }
     }
-    let raw: Vec<JsonSampleRaw> = serde_json::from_str(text).map_err(json_error)?;
-    raw.into_iter().map(JsonSampleRaw::finish).collect()
+
+    fn all(&self, f: impl Fn(&T) -> bool) -> bool {
+        match self {
+            Read::One(t) => f(t),
+            Read::Many(v) => v.iter().all(f),
+        }
+    }
+
+    fn finish(
+        self,
+        finish: impl Fn(T) -> Result<JsonSample, JsonSampleError>,
+        mut emit: impl FnMut(JsonSample),
+    ) -> Result<(), JsonSampleError> {
+        match self {
+            Read::One(t) => emit(finish(t)?),
+            Read::Many(v) => {
+                for t in v {
+                    emit(finish(t)?);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a JSON sample object, or an `array` of them, into `emit`, trying the reader `shape`
+/// says first (and updating it).
+pub fn parse_json(
+    text: &str,
+    array: bool,
+    shape: &mut JsonShape,
+    emit: impl FnMut(JsonSample),
+) -> Result<(), JsonSampleError> {
+    let strict = |text: &str| Read::<NativeSample>::from(text, array).ok();
+    if !shape.flexible_first {
+        if let Some(read) = strict(text) {
+            return read.finish(NativeSample::finish, emit);
+        }
+        shape.flexible_first = true;
+        return Read::<JsonSampleRaw>::from(text, array)
+            .map_err(json_error)?
+            .finish(JsonSampleRaw::finish, emit);
+    }
+    // flexible first: a message the strict reader would take is read by it (as it would have
+    // been without this order), and so is one the flexible reader refuses
+    let flexible = Read::<JsonSampleRaw>::from(text, array);
+    if let Ok(raw) = &flexible {
+        if !raw.all(JsonSampleRaw::strict_could_read) {
+            return flexible
+                .map_err(json_error)?
+                .finish(JsonSampleRaw::finish, emit);
+        }
+    }
+    match (strict(text), flexible) {
+        (Some(read), _) => {
+            shape.flexible_first = false;
+            read.finish(NativeSample::finish, emit)
+        }
+        (None, raw) => raw.map_err(json_error)?.finish(JsonSampleRaw::finish, emit),
+    }
 }
 
 fn json_error(e: serde_json::Error) -> JsonSampleError {
@@ -384,6 +499,12 @@ fn json_error(e: serde_json::Error) -> JsonSampleError {
 }
 
 impl JsonSampleRaw {
+    /// Whether the strict reader could have read this object: it needs a `name`, a numeric
+    /// `value` and a `timestamp` (and ignores every other key).
+    fn strict_could_read(&self) -> bool {
+        self.name.is_some() && self.value.is_some() && !self.value_text && self.timestamp.is_some()
+    }
+
     fn finish(self) -> Result<JsonSample, JsonSampleError> {
         let mut raw = match self.metric {
             Some(inner) => *inner,
@@ -572,5 +693,57 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("missing field `value`"), "{e}");
+    }
+
+    /// After a message in another shape the flexible reader goes first; the samples read (and
+    /// the errors) are the same as with the strict reader first, whatever came before.
+    #[test]
+    fn the_reader_order_follows_the_stream_and_never_changes_a_result() {
+        let messages = [
+            r#"{"name":"cpu","labels":{"host":"a"},"timestamp":1767225600000,"value":1.5}"#,
+            r#"{"timestamp":"2026-01-01T00:00:00Z","value":"2","name":"up","labels":{"__name__":"up"}}"#,
+            r#"{"timestamp":"2026-01-01T00:00:01Z","value":"NaN","labels":{"__name__":"up","job":"x"}}"#,
+            // strict reads it (and ignores `tags`, which the flexible reader takes as labels)
+            r#"{"name":"cpu","tags":{"a":"b"},"labels":{"host":"a"},"timestamp":1767225600,"value":3}"#,
+            r#"{"name":"x","namespace":"host","tags":{"cpu":"0"},"timestamp":"2026-01-01T00:00:00Z","gauge":{"value":4}}"#,
+            // strict reads it; the flexible reader refuses `tags` that are not text
+            r#"{"name":"cpu","tags":{"a":1},"timestamp":1767225600,"value":5}"#,
+            r#"{"name":"cpu","timestamp":1767225600}"#,
+            r#"[{"name":"a","timestamp":1,"value":1},{"name":"b","timestamp":2,"value":"3"}]"#,
+            r#"[{"name":"a","timestamp":1,"value":1},{"name":"b","timestamp":2,"value":3}]"#,
+        ];
+        let read = |text: &str, shape: &mut JsonShape| {
+            let mut out = Vec::new();
+            // compared as text: NaN is a value here
+            parse_json(text, text.starts_with('['), shape, |s| out.push(s))
+                .map(|()| format!("{out:?}"))
+                .map_err(|e| e.to_string())
+        };
+        let mut firsts = Vec::new();
+        // every message after every other one
+        for before in &messages {
+            for m in &messages {
+                let mut shape = JsonShape::default();
+                let _ = read(before, &mut shape);
+                firsts.push(shape.flexible_first);
+                assert_eq!(
+                    read(m, &mut shape),
+                    read(m, &mut JsonShape::default()),
+                    "{m} after {before}"
+                );
+            }
+        }
+        // the adapter's message turns the order around; deadair's own turns it back
+        let mut shape = JsonShape::default();
+        read(messages[1], &mut shape).unwrap();
+        assert!(shape.flexible_first);
+        read(messages[4], &mut shape).unwrap();
+        assert!(shape.flexible_first);
+        read(messages[0], &mut shape).unwrap();
+        assert!(!shape.flexible_first);
+        assert!(firsts.iter().any(|&f| f) && firsts.iter().any(|&f| !f));
+        assert!(read(messages[3], &mut shape)
+            .unwrap()
+            .contains(r#"labels: {"host": "a"}"#));
     }
 }

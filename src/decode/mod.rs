@@ -14,7 +14,7 @@
 //! (never a panic), and memory is bounded by the payload (remote-write by
 //! `max_decompressed_bytes`).
 
-use crate::codec::{parse_json_sample, parse_json_samples};
+use crate::codec::{parse_json, JsonShape};
 use crate::config::{Input, InputFormat};
 use crate::proto::Sample;
 
@@ -81,6 +81,8 @@ pub struct Meta<'a> {
 #[derive(Debug, Default)]
 pub struct Scratch {
     samples: Vec<Sample>,
+    /// Which JSON reader goes first (see [`JsonShape`]).
+    json: JsonShape,
     bytes: Vec<u8>,
     influx: influx::Buffers,
     otlp: otlp::views::Buffers,
@@ -203,7 +205,7 @@ pub fn decode_message<'a>(
             let scratch: &'a Scratch = scratch;
             return remote_write::decode(&scratch.bytes);
         }
-        InputFormat::Json => decode_json(payload, owned)?,
+        InputFormat::Json => decode_json(payload, &mut scratch.json, owned)?,
         InputFormat::Otlp => {
             let buf = &mut scratch.otlp;
             return otlp::views::decode(payload, input, meta, buf);
@@ -225,32 +227,26 @@ pub struct DecodeError {
 }
 
 /// One JSON sample object, or a JSON array of them, appended to `out`.
-fn decode_json(payload: &[u8], out: &mut Vec<Sample>) -> Result<(), DecodeError> {
+fn decode_json(
+    payload: &[u8],
+    shape: &mut JsonShape,
+    out: &mut Vec<Sample>,
+) -> Result<(), DecodeError> {
     let err = |detail: String| DecodeError {
         reason: DecodeReason::Json,
         detail,
     };
     let text = std::str::from_utf8(payload).map_err(|e| err(format!("not UTF-8: {e}")))?;
     let text = text.trim();
-    let sample = |s: crate::codec::JsonSample| Sample {
-        name: s.name,
-        labels: s.labels,
-        timestamp: s.timestamp,
-        value: s.value,
-    };
-    if text.starts_with('[') {
-        out.extend(
-            parse_json_samples(text)
-                .map_err(|e| err(e.to_string()))?
-                .into_iter()
-                .map(sample),
-        );
-    } else {
-        out.push(sample(
-            parse_json_sample(text).map_err(|e| err(e.to_string()))?,
-        ));
-    }
-    Ok(())
+    parse_json(text, text.starts_with('['), shape, |s| {
+        out.push(Sample {
+            name: s.name,
+            labels: s.labels,
+            timestamp: s.timestamp,
+            value: s.value,
+        })
+    })
+    .map_err(|e| err(e.to_string()))
 }
 
 /// Up to 10 samples for property tests: names and label values from the given patterns, label
