@@ -401,6 +401,13 @@ pub struct JsonShape {
     flexible_first: bool,
 }
 
+impl JsonShape {
+    /// Whether deadair's own shape is tried first.
+    pub fn strict_first(&self) -> bool {
+        !self.flexible_first
+    }
+}
+
 /// Decodes one JSON sample object.
 pub fn parse_json_sample(text: &str) -> Result<JsonSample, JsonSampleError> {
     let mut one = None;

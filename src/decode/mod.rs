@@ -20,6 +20,7 @@ use crate::proto::Sample;
 
 mod arena;
 pub mod influx;
+mod json;
 pub mod otlp;
 pub mod remote_write;
 
@@ -83,6 +84,7 @@ pub struct Scratch {
     samples: Vec<Sample>,
     /// Which JSON reader goes first (see [`JsonShape`]).
     json: JsonShape,
+    json_views: json::Buffers,
     bytes: Vec<u8>,
     influx: influx::Buffers,
     otlp: otlp::views::Buffers,
@@ -205,7 +207,20 @@ pub fn decode_message<'a>(
             let scratch: &'a Scratch = scratch;
             return remote_write::decode(&scratch.bytes);
         }
-        InputFormat::Json => decode_json(payload, &mut scratch.json, owned)?,
+        InputFormat::Json => {
+            let text = std::str::from_utf8(payload).map_err(|e| DecodeError {
+                reason: DecodeReason::Json,
+                detail: format!("not UTF-8: {e}"),
+            })?;
+            let text = text.trim();
+            let array = text.starts_with('[');
+            // deadair's own shape without copies; everything else read into owned samples
+            if scratch.json.strict_first() && json::read(text, array, &mut scratch.json_views) {
+                let scratch: &'a Scratch = scratch;
+                return Ok(json::views(text, &scratch.json_views));
+            }
+            decode_json(text, array, &mut scratch.json, owned)?
+        }
         InputFormat::Otlp => {
             let buf = &mut scratch.otlp;
             return otlp::views::decode(payload, input, meta, buf);
@@ -228,7 +243,8 @@ pub struct DecodeError {
 
 /// One JSON sample object, or a JSON array of them, appended to `out`.
 fn decode_json(
-    payload: &[u8],
+    text: &str,
+    array: bool,
     shape: &mut JsonShape,
     out: &mut Vec<Sample>,
 ) -> Result<(), DecodeError> {
@@ -236,9 +252,7 @@ fn decode_json(
         reason: DecodeReason::Json,
         detail,
     };
-    let text = std::str::from_utf8(payload).map_err(|e| err(format!("not UTF-8: {e}")))?;
-    let text = text.trim();
-    parse_json(text, text.starts_with('['), shape, |s| {
+    parse_json(text, array, shape, |s| {
         out.push(Sample {
             name: s.name,
             labels: s.labels,

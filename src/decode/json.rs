@@ -1,0 +1,347 @@
+//! deadair's own JSON samples (`{"name": .., "labels": {..}, "timestamp": .., "value": ..}`, one
+//! object or an array of them) read without copies: names and label text borrow the message,
+//! and only text with escapes is made, in an [`Arena`]. Any other shape, and any message this
+//! reader does not take whole, goes to the owned readers of [`crate::codec`], which read
+//! deadair's shape the same way and judge everything else (and word the errors).
+
+use std::fmt;
+use std::ops::Range;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::arena::{Arena, At};
+use super::{SampleView, SampleViews};
+use crate::time::{epoch_to_ms, parse_timestamp};
+
+/// Where a message's samples were read to, reused from message to message.
+#[derive(Debug, Default)]
+pub(crate) struct Buffers {
+    arena: Arena,
+    /// name, labels (a range of `labels`), timestamp (ms), value
+    samples: Vec<(At, Range<usize>, i64, f64)>,
+    labels: Vec<(At, At)>,
+}
+
+/// Reads `text` (a whole message, trimmed; an `array` or one object) into `buf`. False if it is
+/// not all in deadair's own shape, or holds a sample the owned readers must judge: an empty
+/// name, a `__name__` label, a timestamp out of range, a repeated key.
+pub(crate) fn read(text: &str, array: bool, buf: &mut Buffers) -> bool {
+    buf.arena.clear();
+    buf.samples.clear();
+    buf.labels.clear();
+    let mut de = serde_json::Deserializer::from_str(text);
+    let read = match array {
+        true => de.deserialize_seq(Many { text, buf }),
+        false => One { text, buf }.deserialize(&mut de),
+    };
+    read.is_ok() && de.end().is_ok()
+}
+
+/// The samples [`read`] left in `buf`, as views of `text` (the same text) and of `buf`.
+pub(crate) fn views<'a>(text: &'a str, buf: &'a Buffers) -> SampleViews<'a> {
+    let mut out = SampleViews {
+        samples: Vec::with_capacity(buf.samples.len()),
+        labels: Vec::with_capacity(buf.labels.len()),
+    };
+    for (name, labels, timestamp, value) in &buf.samples {
+        let start = out.labels.len();
+        out.labels.extend(
+            buf.labels[labels.clone()]
+                .iter()
+                .map(|&(k, v)| (buf.arena.text(text, k), buf.arena.text(text, v))),
+        );
+        out.normalise_labels(start);
+        out.samples.push(SampleView {
+            name: buf.arena.text(text, *name),
+            labels: start..out.labels.len(),
+            timestamp: *timestamp,
+            value: *value,
+        });
+    }
+    out
+}
+
+/// Why a message was not read here (never shown: the owned readers word the error).
+fn refuse<E: serde::de::Error>() -> E {
+    E::custom("not deadair's own JSON shape")
+}
+
+/// An array of samples.
+struct Many<'b> {
+    text: &'b str,
+    buf: &'b mut Buffers,
+}
+
+impl<'de> Visitor<'de> for Many<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of samples")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(One {
+                text: self.text,
+                buf: &mut *self.buf,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+/// One sample object.
+struct One<'b> {
+    text: &'b str,
+    buf: &'b mut Buffers,
+}
+
+impl<'de> DeserializeSeed<'de> for One<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for One<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sample object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (text, buf) = (self.text, self.buf);
+        let start = buf.labels.len();
+        let (mut name, mut labels, mut ts, mut value) = (None, false, None, None);
+        while let Some(key) = map.next_key_seed(Str { text, arena: None })? {
+            let key = match key {
+                At::Msg(a, b) => &text[a as usize..b as usize],
+                At::Arena(..) => return Err(refuse()), // an escaped key: not ours to judge
+            };
+            match key {
+                "name" if name.is_none() => {
+                    name = Some(map.next_value_seed(Str {
+                        text,
+                        arena: Some(&mut buf.arena),
+                    })?)
+                }
+                "labels" if !labels => {
+                    labels = true;
+                    map.next_value_seed(Labels {
+                        text,
+                        buf: &mut *buf,
+                    })?
+                }
+                "timestamp" if ts.is_none() => ts = Some(map.next_value_seed(Time)?),
+                "value" if value.is_none() => value = Some(map.next_value::<f64>()?),
+                "name" | "labels" | "timestamp" | "value" => return Err(refuse()), // repeated
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let (Some(name), Some(timestamp), Some(value)) = (name, ts, value) else {
+            return Err(refuse());
+        };
+        if name.is_empty() {
+            return Err(refuse());
+        }
+        buf.samples
+            .push((name, start..buf.labels.len(), timestamp, value));
+        Ok(())
+    }
+}
+
+/// A sample's labels: an object of text values; `__name__` is the owned readers' to judge.
+struct Labels<'b> {
+    text: &'b str,
+    buf: &'b mut Buffers,
+}
+
+impl<'de> DeserializeSeed<'de> for Labels<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Labels<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of labels")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (text, buf) = (self.text, self.buf);
+        while let Some(k) = map.next_key_seed(Str {
+            text,
+            arena: Some(&mut buf.arena),
+        })? {
+            if buf.arena.text(text, k) == "__name__" {
+                return Err(refuse());
+            }
+            let v = map.next_value_seed(Str {
+                text,
+                arena: Some(&mut buf.arena),
+            })?;
+            buf.labels.push((k, v));
+        }
+        Ok(())
+    }
+}
+
+/// Text: where it is in the message, or (with escapes) in the arena; without an arena, text
+/// with escapes is [`At::Arena`]`(0, 0)`.
+struct Str<'b> {
+    text: &'b str,
+    arena: Option<&'b mut Arena>,
+}
+
+impl<'de> DeserializeSeed<'de> for Str<'_> {
+    type Value = At;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<At, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Str<'_> {
+    type Value = At;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("text")
+    }
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<At, E> {
+        // text without escapes is a slice of the message itself
+        let at = (v.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
+        match self.text.get(at..at.wrapping_add(v.len())) {
+            Some(s) if s.as_ptr() == v.as_ptr() => Ok(At::Msg(at as u32, (at + v.len()) as u32)),
+            _ => self.visit_str(v),
+        }
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<At, E> {
+        match self.arena {
+            Some(arena) => Ok(arena.keep(v)),
+            None => Ok(At::EMPTY),
+        }
+    }
+}
+
+/// A timestamp: epoch seconds or milliseconds, or text `parse_timestamp` reads.
+struct Time;
+
+impl<'de> DeserializeSeed<'de> for Time {
+    type Value = i64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<i64, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Time {
+    type Value = i64;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a timestamp")
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+        epoch_to_ms(v).map_err(|_| refuse())
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+        self.visit_f64(v as f64)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+        self.visit_f64(v as f64)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i64, E> {
+        parse_timestamp(v).map_err(|_| refuse())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{parse_json, JsonShape};
+    use proptest::prelude::*;
+
+    type Row = (String, Vec<(String, String)>, i64, u64);
+
+    /// What this reader makes of `text`: None if it leaves it to the owned readers.
+    fn zero_copy(text: &str) -> Option<Vec<Row>> {
+        let mut buf = Buffers::default();
+        read(text, text.starts_with('['), &mut buf).then(|| {
+            let v = views(text, &buf);
+            v.refs()
+                .map(|r| {
+                    let labels = r.labels.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+                    (
+                        r.name.to_string(),
+                        labels.collect(),
+                        r.ts,
+                        r.value.to_bits(),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    fn owned(text: &str) -> Vec<Row> {
+        let mut out = Vec::new();
+        parse_json(
+            text,
+            text.starts_with('['),
+            &mut JsonShape::default(),
+            |s| {
+                let labels = s.labels.into_iter().collect();
+                out.push((s.name, labels, s.timestamp, s.value.to_bits()))
+            },
+        )
+        .unwrap();
+        out
+    }
+
+    proptest! {
+        /// What it reads, it reads as the owned readers do (escapes, any text, both forms).
+        #[test]
+        fn reads_as_the_owned_readers_do(
+            samples in crate::decode::arb_samples("[a-z_\"\\\\é]{1,8}", "[ -~é\u{1F600}\n]{0,8}", 0..2_000_000_000_000),
+            array in any::<bool>(),
+            extra in any::<bool>(),
+        ) {
+            let objects: Vec<serde_json::Value> = samples
+                .iter()
+                .map(|s| {
+                    let mut o = serde_json::json!({"name": s.name, "labels": s.labels, "timestamp": s.timestamp, "value": s.value});
+                    if extra {
+                        o["kind"] = serde_json::json!({"ignored": [1, 2]});
+                    }
+                    o
+                })
+                .collect();
+            let texts: Vec<String> = match array {
+                true => vec![serde_json::Value::Array(objects).to_string()],
+                false => objects.iter().map(|o| o.to_string()).collect(),
+            };
+            for text in &texts {
+                let read = zero_copy(text);
+                prop_assert!(read.is_some(), "{}", text);
+                prop_assert_eq!(read.unwrap(), owned(text));
+            }
+        }
+    }
+
+    #[test]
+    fn leaves_the_other_shapes_and_the_doubtful_samples_to_the_owned_readers() {
+        let ours = r#"{"name":"c\"pu","labels":{"h\u00e9":"a\nb","z":"1","a":"2"},"timestamp":"2026-01-01T00:00:00Z","value":1.5,"x":[1]}"#;
+        assert_eq!(zero_copy(ours), Some(owned(ours)));
+        let row = &zero_copy(ours).unwrap()[0];
+        assert_eq!(row.0, "c\"pu");
+        assert_eq!(row.1[1], ("hé".to_string(), "a\nb".to_string()), "sorted");
+        for text in [
+            r#"{"timestamp":"2026-01-01T00:00:00Z","value":"2","name":"up","labels":{"__name__":"up"}}"#,
+            r#"{"name":"up","labels":{"__name__":"up"},"timestamp":1,"value":1}"#,
+            r#"{"name":"","timestamp":1,"value":1}"#,
+            r#"{"name":"a","name":"b","timestamp":1,"value":1}"#,
+            r#"{"name":"a","timestamp":1e300,"value":1}"#,
+            r#"{"name":"x","tags":{"cpu":"0"},"timestamp":1,"gauge":{"value":4}}"#,
+            r#"{"n\u0061me":"a","timestamp":1,"value":1}"#,
+            r#"[{"name":"a","timestamp":1,"value":1},{"name":"b","timestamp":2}]"#,
+            r#"{"name":"a","timestamp":1,"value":1} trailing"#,
+        ] {
+            assert_eq!(zero_copy(text), None, "{text}");
+        }
+    }
+}
