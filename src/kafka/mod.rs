@@ -7,8 +7,10 @@
 //! ```
 //!
 //! At-least-once: offsets are stored (`enable.auto.offset.store=false`) by the committer task,
-//! message by message in consumption order, only after every alert that message caused has been
-//! acknowledged by the broker; auto-commit then commits what was stored. A delivery that fails
+//! in consumption order, only after every alert the messages up to them caused has been
+//! acknowledged by the broker (the messages already fetched are taken in one turn of the loop,
+//! and a run of one partition's messages stores its last offset once: `stage/messages.rs`);
+//! auto-commit then commits what was stored. A delivery that fails
 //! is sent again (same key, same payload, so the same `alert_id` and `version`) until it
 //! succeeds: delay is fine, data loss is not. The committer's channel is bounded
 //! (`max_in_flight`), so a slow broker pauses fetching instead of growing memory.
@@ -18,8 +20,8 @@
 //! is checkpointed in the rebalance callback before it moves (`ownership.rs`).
 //!
 //! The parts, each readable alone:
-//! - `stage.rs`: the consumer loop's state, one method per event (message, clock tick,
-//!   heartbeat, inventory record); [`run`] below waits for events and calls them.
+//! - `stage/`: the consumer loop's state, one method per event (the messages already fetched,
+//!   clock tick, heartbeat, inventory record); [`run`] below waits for events and calls them.
 //! - `committer.rs`: deliveries awaited in consumption order, offsets stored behind them.
 //! - `produce.rs`: records to produce, enqueued without loss; dead letters; heartbeats.
 //! - `ownership.rs`: which partitions this member owns, and the rebalance callbacks.
