@@ -207,6 +207,30 @@ fn has(ev: &[AlertEvent], k: AlertKind, s: AlertState, host: &str) -> bool {
     })
 }
 
+/// Reads the alerts (as `group`) until `host`'s absence fires, then stops the pipeline: its
+/// summary, and the events read.
+async fn stop_after_absence(
+    brokers: &str,
+    group: &str,
+    host: &str,
+    pipeline: Pipeline,
+    stop: tokio::sync::oneshot::Sender<()>,
+) -> (deadair::kafka::RunSummary, Vec<AlertEvent>) {
+    let reader = reader(brokers, group);
+    let mut events = Vec::new();
+    read_until(&reader, &mut events, 60, |ev| {
+        has(ev, AlertKind::Absence, AlertState::Firing, host)
+    })
+    .await;
+    stop.send(()).unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(30), pipeline)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    (summary, events)
+}
+
 fn reader(brokers: &str, group: &str) -> StreamConsumer {
     let r: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -316,18 +340,7 @@ async fn bad_messages_are_counted_copied_to_the_dead_letter_topic_and_do_not_sto
         .into_bytes(),
     )
     .await;
-    let reader = reader(&brokers, "reader-bad");
-    let mut events = Vec::new();
-    read_until(&reader, &mut events, 60, |ev| {
-        has(ev, AlertKind::Absence, AlertState::Firing, "ok")
-    })
-    .await;
-    stop.send(()).unwrap();
-    let summary = tokio::time::timeout(Duration::from_secs(30), pipeline)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let (summary, _) = stop_after_absence(&brokers, "reader-bad", "ok", pipeline, stop).await;
     assert_eq!(summary.messages, 241);
     assert_eq!(
         summary.decode_errors,
@@ -669,18 +682,8 @@ async fn a_run_of_mixed_messages_is_read_in_order_and_every_offset_stored() {
          [[input]]\ntopic = \"mixed\"\nformat = \"proto\"\n"
     );
     let (pipeline, stop, registry) = start(RunConfig::parse(&text, "test", |_| None).unwrap());
-    let reader = reader(&brokers, "reader-mixed");
-    let mut events = Vec::new();
-    read_until(&reader, &mut events, 60, |ev| {
-        has(ev, AlertKind::Absence, AlertState::Firing, "web-j")
-    })
-    .await;
-    stop.send(()).unwrap();
-    let summary = tokio::time::timeout(Duration::from_secs(30), pipeline)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let (summary, events) =
+        stop_after_absence(&brokers, "reader-mixed", "web-j", pipeline, stop).await;
     assert_eq!(summary.messages, 4 * 60);
     assert_eq!(summary.samples, 60 + (60 + 40) + 2 * 60);
     assert_eq!(summary.decode_errors, 60);
