@@ -310,7 +310,7 @@ struct VectorValue {
 
 /// A value written as text: a decimal number, `NaN`, `+Inf`, `-Inf` (Go's and Prometheus'
 /// spellings).
-fn value_of_text(text: &str) -> Option<f64> {
+pub(crate) fn value_of_text(text: &str) -> Option<f64> {
     match text.trim() {
         "NaN" | "nan" => Some(f64::NAN),
         "+Inf" | "Inf" | "inf" | "+inf" => Some(f64::INFINITY),
@@ -405,6 +405,12 @@ impl JsonShape {
     /// Whether deadair's own shape is tried first.
     pub fn strict_first(&self) -> bool {
         !self.flexible_first
+    }
+
+    /// A message in another shape was read (by the zero-copy reader): the flexible reader
+    /// goes first next time.
+    pub fn flexible_next(&mut self) {
+        self.flexible_first = true;
     }
 }
 

@@ -215,7 +215,14 @@ pub fn decode_message<'a>(
             let text = text.trim();
             let array = text.starts_with('[');
             // deadair's own shape without copies; everything else read into owned samples
-            if scratch.json.strict_first() && json::read(text, array, &mut scratch.json_views) {
+            let strict_first = scratch.json.strict_first();
+            let buf = &mut scratch.json_views;
+            let zero_copy = (strict_first && json::read(text, array, false, buf))
+                || (json::read(text, array, true, buf) && {
+                    scratch.json.flexible_next();
+                    true
+                });
+            if zero_copy {
                 let scratch: &'a Scratch = scratch;
                 return Ok(json::views(text, &scratch.json_views));
             }

@@ -1,13 +1,16 @@
-//! deadair's own JSON samples (`{"name": .., "labels": {..}, "timestamp": .., "value": ..}`, one
-//! object or an array of them) read without copies: names and label text borrow the message,
-//! and only text with escapes is made, in an [`Arena`]. Any other shape, and any message this
-//! reader does not take whole, goes to the owned readers of [`crate::codec`], which read
-//! deadair's shape the same way and judge everything else (and word the errors).
+//! JSON samples read without copies: names and label text borrow the message, and only text
+//! with escapes (or a name made from a namespace) is made, in an [`Arena`]. deadair's own shape
+//! (`{"name": .., "labels": {..}, "timestamp": .., "value": ..}`, one object or an array of
+//! them) is read here, the other shapes in [`flexible`]. A message these readers do not take
+//! whole goes to the owned readers of [`crate::codec`], which read every shape the same way and
+//! judge everything else (and word the errors).
 
 use std::fmt;
 use std::ops::Range;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+mod flexible;
 
 use super::arena::{Arena, At};
 use super::{SampleView, SampleViews};
@@ -22,17 +25,24 @@ pub(crate) struct Buffers {
     labels: Vec<(At, At)>,
 }
 
-/// Reads `text` (a whole message, trimmed; an `array` or one object) into `buf`. False if it is
-/// not all in deadair's own shape, or holds a sample the owned readers must judge: an empty
-/// name, a `__name__` label, a timestamp out of range, a repeated key.
-pub(crate) fn read(text: &str, array: bool, buf: &mut Buffers) -> bool {
+/// Reads `text` (a whole message, trimmed; an `array` or one object) into `buf`, in deadair's
+/// own shape, or if `flexible` in the other shapes the owned flexible reader takes
+/// ([`flexible`]). False if it is not all in that shape, or holds a sample the owned readers
+/// must judge: for deadair's shape an empty name, a `__name__` label, a timestamp out of range,
+/// a repeated key.
+pub(crate) fn read(text: &str, array: bool, flexible: bool, buf: &mut Buffers) -> bool {
     buf.arena.clear();
     buf.samples.clear();
     buf.labels.clear();
     let mut de = serde_json::Deserializer::from_str(text);
+    let one = |buf| One {
+        text,
+        buf,
+        flexible,
+    };
     let read = match array {
-        true => de.deserialize_seq(Many { text, buf }),
-        false => One { text, buf }.deserialize(&mut de),
+        true => de.deserialize_seq(Many { one: one(buf) }),
+        false => one(buf).deserialize(&mut de),
     };
     read.is_ok() && de.end().is_ok()
 }
@@ -66,10 +76,9 @@ fn refuse<E: serde::de::Error>() -> E {
     E::custom("not deadair's own JSON shape")
 }
 
-/// An array of samples.
+/// An array of samples, each read as `one`.
 struct Many<'b> {
-    text: &'b str,
-    buf: &'b mut Buffers,
+    one: One<'b>,
 }
 
 impl<'de> Visitor<'de> for Many<'_> {
@@ -78,10 +87,16 @@ impl<'de> Visitor<'de> for Many<'_> {
         f.write_str("an array of samples")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let One {
+            text,
+            buf,
+            flexible,
+        } = self.one;
         while seq
             .next_element_seed(One {
-                text: self.text,
-                buf: &mut *self.buf,
+                text,
+                buf: &mut *buf,
+                flexible,
             })?
             .is_some()
         {}
@@ -89,10 +104,11 @@ impl<'de> Visitor<'de> for Many<'_> {
     }
 }
 
-/// One sample object.
+/// One sample object, in deadair's shape or (`flexible`) in the others.
 struct One<'b> {
     text: &'b str,
     buf: &'b mut Buffers,
+    flexible: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for One<'_> {
@@ -109,6 +125,9 @@ impl<'de> Visitor<'de> for One<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let (text, buf) = (self.text, self.buf);
+        if self.flexible {
+            return flexible::sample(map, text, buf);
+        }
         let start = buf.labels.len();
         let (mut name, mut labels, mut ts, mut value) = (None, false, None, None);
         while let Some(key) = map.next_key_seed(Str { text, arena: None })? {
@@ -128,6 +147,7 @@ impl<'de> Visitor<'de> for One<'_> {
                     map.next_value_seed(Labels {
                         text,
                         buf: &mut *buf,
+                        names: false,
                     })?
                 }
                 "timestamp" if ts.is_none() => ts = Some(map.next_value_seed(Time)?),
@@ -150,10 +170,12 @@ impl<'de> Visitor<'de> for One<'_> {
     }
 }
 
-/// A sample's labels: an object of text values; `__name__` is the owned readers' to judge.
+/// A sample's labels: an object of text values, appended to `buf.labels`. A `__name__` label
+/// is refused unless `names` (in deadair's shape it is the owned readers' to judge).
 struct Labels<'b> {
     text: &'b str,
     buf: &'b mut Buffers,
+    names: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for Labels<'_> {
@@ -174,7 +196,7 @@ impl<'de> Visitor<'de> for Labels<'_> {
             text,
             arena: Some(&mut buf.arena),
         })? {
-            if buf.arena.text(text, k) == "__name__" {
+            if !self.names && buf.arena.text(text, k) == "__name__" {
                 return Err(refuse());
             }
             let v = map.next_value_seed(Str {
@@ -259,10 +281,12 @@ mod tests {
 
     type Row = (String, Vec<(String, String)>, i64, u64);
 
-    /// What this reader makes of `text`: None if it leaves it to the owned readers.
+    /// What these readers make of `text` (deadair's shape first, as `decode_message` tries
+    /// them): None if they leave it to the owned readers.
     fn zero_copy(text: &str) -> Option<Vec<Row>> {
         let mut buf = Buffers::default();
-        read(text, text.starts_with('['), &mut buf).then(|| {
+        let array = text.starts_with('[');
+        (read(text, array, false, &mut buf) || read(text, array, true, &mut buf)).then(|| {
             let v = views(text, &buf);
             v.refs()
                 .map(|r| {
@@ -323,20 +347,109 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// prometheus-kafka-adapter's and Vector's shapes (and mixtures of the keys either
+        /// reader knows) read as the owned flexible reader reads them.
+        #[test]
+        fn other_shapes_read_as_the_owned_readers_do(
+            samples in crate::decode::arb_samples("[a-z_é]{1,8}", "[ -~é\n]{0,6}", 0..2_000_000_000_000),
+            keys in proptest::collection::vec(0usize..12, 1..7),
+            array in any::<bool>(),
+        ) {
+            let rfc = |ms: i64| crate::time::format_rfc3339(ms);
+            let objects: Vec<serde_json::Value> = samples
+                .iter()
+                .map(|s| {
+                    let mut labels = s.labels.clone();
+                    let mut o = serde_json::Map::new();
+                    for &k in &keys {
+                        let (key, v) = match k {
+                            0 => ("name", serde_json::json!(s.name)),
+                            1 => ("timestamp", serde_json::json!(rfc(s.timestamp))),
+                            2 => ("value", serde_json::json!(s.value.to_string())),
+                            3 => ("value", serde_json::json!(s.value)),
+                            4 => {
+                                labels.insert("__name__".into(), s.name.clone());
+                                ("labels", serde_json::json!(labels))
+                            }
+                            5 => ("tags", serde_json::json!(s.labels)),
+                            6 => ("namespace", serde_json::json!("ns")),
+                            7 => ("gauge", serde_json::json!({"value": s.value})),
+                            8 => ("counter", serde_json::json!({"value": s.value, "x": 1})),
+                            9 => ("namespace", serde_json::Value::Null),
+                            10 => ("kind", serde_json::json!("absolute")),
+                            _ => ("timestamp", serde_json::json!(s.timestamp)),
+                        };
+                        o.insert(key.into(), v);
+                    }
+                    if keys.len() % 3 == 0 {
+                        serde_json::json!({"metric": o})
+                    } else {
+                        serde_json::Value::Object(o)
+                    }
+                })
+                .collect();
+            let texts: Vec<String> = match array {
+                true => vec![serde_json::Value::Array(objects).to_string()],
+                false => objects.iter().map(|o| o.to_string()).collect(),
+            };
+            for text in &texts {
+                let mut out = Vec::new();
+                let owned = parse_json(text, array, &mut JsonShape::default(), |s| {
+                    let labels = s.labels.into_iter().collect();
+                    out.push((s.name, labels, s.timestamp, s.value.to_bits()))
+                })
+                .map(|()| out);
+                if let Some(read) = zero_copy(text) {
+                    prop_assert_eq!(Ok(read), owned.map_err(|_| ()), "{}", text);
+                }
+            }
+        }
+    }
+
     #[test]
-    fn leaves_the_other_shapes_and_the_doubtful_samples_to_the_owned_readers() {
+    fn reads_the_adapter_and_vector_without_copies() {
+        for text in [
+            r#"{"timestamp":"2026-01-01T00:00:00Z","value":"9876543210","name":"up","labels":{"__name__":"up","job":"api"}}"#,
+            r#"{"timestamp":"2026-01-01T00:00:01Z","value":"-Inf","labels":{"job":"api","__name__":"up"}}"#,
+            r#"{"name":"seconds_total","namespace":"cpu","tags":{"mode":"idle"},"timestamp":"2026-01-01T00:00:00Z","kind":"absolute","counter":{"value":1234.5}}"#,
+            r#"{"metric":{"name":"x","tags":{"a":"b"},"timestamp":"2026-01-01T00:00:00Z","gauge":{"value":4}}}"#,
+        ] {
+            let read = zero_copy(text);
+            assert!(read.is_some(), "{text}");
+            assert_eq!(read, Some(owned(text)), "{text}");
+        }
+        assert_eq!(
+            zero_copy(
+                r#"{"name":"seconds_total","namespace":"cpu","timestamp":1,"counter":{"value":2}}"#
+            )
+            .unwrap()[0]
+                .0,
+            "cpu_seconds_total"
+        );
+        // the owned readers word these
+        for text in [
+            r#"{"name":"a","labels":{"__name__":"b"},"timestamp":1,"value":"1"}"#,
+            r#"{"timestamp":1,"value":"1"}"#,
+            r#"{"name":"a","timestamp":1}"#,
+            r#"{"name":"a","timestamp":1,"gauge":{"value":1,"value":2}}"#,
+        ] {
+            assert_eq!(zero_copy(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn leaves_the_doubtful_samples_to_the_owned_readers() {
         let ours = r#"{"name":"c\"pu","labels":{"h\u00e9":"a\nb","z":"1","a":"2"},"timestamp":"2026-01-01T00:00:00Z","value":1.5,"x":[1]}"#;
         assert_eq!(zero_copy(ours), Some(owned(ours)));
         let row = &zero_copy(ours).unwrap()[0];
         assert_eq!(row.0, "c\"pu");
         assert_eq!(row.1[1], ("hé".to_string(), "a\nb".to_string()), "sorted");
         for text in [
-            r#"{"timestamp":"2026-01-01T00:00:00Z","value":"2","name":"up","labels":{"__name__":"up"}}"#,
             r#"{"name":"up","labels":{"__name__":"up"},"timestamp":1,"value":1}"#,
             r#"{"name":"","timestamp":1,"value":1}"#,
             r#"{"name":"a","name":"b","timestamp":1,"value":1}"#,
             r#"{"name":"a","timestamp":1e300,"value":1}"#,
-            r#"{"name":"x","tags":{"cpu":"0"},"timestamp":1,"gauge":{"value":4}}"#,
             r#"{"n\u0061me":"a","timestamp":1,"value":1}"#,
             r#"[{"name":"a","timestamp":1,"value":1},{"name":"b","timestamp":2}]"#,
             r#"{"name":"a","timestamp":1,"value":1} trailing"#,
