@@ -222,13 +222,7 @@ async fn stop_after_absence(
         has(ev, AlertKind::Absence, AlertState::Firing, host)
     })
     .await;
-    stop.send(()).unwrap();
-    let summary = tokio::time::timeout(Duration::from_secs(30), pipeline)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    (summary, events)
+    (common::stop(pipeline, stop).await, events)
 }
 
 fn reader(brokers: &str, group: &str) -> StreamConsumer {
@@ -275,12 +269,7 @@ async fn consumption_resumes_by_itself_after_the_broker_goes_down_and_up() {
         has(ev, AlertKind::Anomaly, AlertState::Firing, "web-a")
     })
     .await;
-    stop.send(()).unwrap();
-    let summary = tokio::time::timeout(Duration::from_secs(30), pipeline)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let summary = common::stop(pipeline, stop).await;
     assert_eq!(
         summary.messages, 200,
         "every message consumed exactly once in this process"
@@ -487,12 +476,7 @@ async fn run_with_abuser(abuse: bool) -> (Vec<AlertEvent>, String) {
     while let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), reader.recv()).await {
         events.push(AlertEvent::decode(m.payload().unwrap()).unwrap());
     }
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), pipeline)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    common::stop(pipeline, stop).await;
     (events, deadair::metrics::render(&registry))
 }
 
@@ -608,12 +592,7 @@ async fn too_large_alert(brokers: &str, input: &str, alert_topic: &str) {
         "{trimmed:?}"
     );
     assert!(trimmed.encoded_len() <= 1000);
-    stop.send(()).unwrap();
-    let summary = tokio::time::timeout(Duration::from_secs(30), pipeline)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let summary = common::stop(pipeline, stop).await;
     assert_eq!(
         summary.offsets_stored, 200,
         "the pipeline did not stop at the refusal"
