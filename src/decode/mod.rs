@@ -214,7 +214,8 @@ pub fn decode_message<'a>(
             })?;
             let text = text.trim();
             let array = text.starts_with('[');
-            // deadair's own shape without copies; everything else read into owned samples
+            // every shape without copies (deadair's tried first unless the last message was in
+            // another); what those readers leave goes to the owned ones
             let strict_first = scratch.json.strict_first();
             let buf = &mut scratch.json_views;
             let zero_copy = (strict_first && json::read(text, array, false, buf))
