@@ -310,7 +310,7 @@ struct VectorValue {
 
 /// A value written as text: a decimal number, `NaN`, `+Inf`, `-Inf` (Go's and Prometheus'
 /// spellings).
-pub(crate) fn value_of_text(text: &str) -> Option<f64> {
+fn value_of_text(text: &str) -> Option<f64> {
     match text.trim() {
         "NaN" | "nan" => Some(f64::NAN),
         "+Inf" | "Inf" | "inf" | "+inf" => Some(f64::INFINITY),
@@ -321,7 +321,7 @@ pub(crate) fn value_of_text(text: &str) -> Option<f64> {
 
 /// `value`: a JSON number, or a string holding one (read without building a JSON value); and
 /// whether it was a string.
-struct NumberOrText(Option<f64>, bool);
+pub(crate) struct NumberOrText(pub Option<f64>, pub bool);
 
 impl<'de> Deserialize<'de> for NumberOrText {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -11,6 +11,7 @@ use std::ops::Range;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::{refuse, Buffers, Labels, Str, Time};
+use crate::codec::NumberOrText;
 use crate::decode::arena::At;
 
 /// An object's fields as the flexible reader keeps them (the last of a repeated key).
@@ -116,8 +117,8 @@ fn fields<'de, A: MapAccess<'de>>(
             }
             "timestamp" => f.timestamp = Some(map.next_value_seed(Time)?),
             "value" => {
-                let (v, text) = map.next_value_seed(NumberOrText)?;
-                (f.value, f.value_text) = (Some(v), text);
+                let v = map.next_value::<NumberOrText>()?;
+                (f.value, f.value_text) = (v.0, v.1);
             }
             "gauge" => f.gauge = Some(map.next_value_seed(VectorValue)?),
             "counter" => f.counter = Some(map.next_value_seed(VectorValue)?),
@@ -185,38 +186,6 @@ impl<'de> Visitor<'de> for MaybeStr<'_> {
             arena: Some(&mut self.buf.arena),
         };
         s.deserialize(d).map(Some)
-    }
-}
-
-/// `value`: a number, or text holding one (`NaN`, `+Inf`, `-Inf` included); and whether it was
-/// text.
-struct NumberOrText;
-
-impl<'de> DeserializeSeed<'de> for NumberOrText {
-    type Value = (f64, bool);
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(f64, bool), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NumberOrText {
-    type Value = (f64, bool);
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a number, or the text of one")
-    }
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(f64, bool), E> {
-        Ok((v, false))
-    }
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(f64, bool), E> {
-        Ok((v as f64, false))
-    }
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(f64, bool), E> {
-        Ok((v as f64, false))
-    }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(f64, bool), E> {
-        crate::codec::value_of_text(v)
-            .map(|x| (x, true))
-            .ok_or_else(refuse)
     }
 }
 
