@@ -525,6 +525,17 @@ fn bad(detail: &str) -> DecodeError {
     }
 }
 
+/// `bytes` as text, if it is UTF-8. Names and label values are short and nearly always ASCII:
+/// that is checked inline, a word at a time, before the general validator is called.
+#[inline]
+pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: every ASCII byte sequence is valid UTF-8.
+        return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).ok()
+}
+
 impl<'a> Wire<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Self {
         Wire { buf, pos: 0 }
@@ -534,7 +545,19 @@ impl<'a> Wire<'a> {
         self.pos >= self.buf.len()
     }
 
+    #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
+        // most varints (field keys, lengths of names and labels) are one byte
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> Result<u64, DecodeError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = *self
@@ -550,6 +573,7 @@ impl<'a> Wire<'a> {
         Err(bad("varint longer than 10 bytes"))
     }
 
+    #[inline]
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = usize::try_from(self.varint()?).map_err(|_| bad("length overflow"))?;
         let end = self
@@ -562,8 +586,9 @@ impl<'a> Wire<'a> {
         Ok(s)
     }
 
+    #[inline]
     pub(crate) fn str(&mut self) -> Result<&'a str, DecodeError> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| bad("string is not UTF-8"))
+        utf8(self.bytes()?).ok_or_else(|| bad("string is not UTF-8"))
     }
 
     pub(crate) fn fixed64(&mut self) -> Result<u64, DecodeError> {
@@ -702,7 +727,7 @@ mod view_tests {
         #[test]
         fn borrowed_decode_equals_prost(
             batch in proptest::collection::vec(
-                ("[a-z_]{1,12}", proptest::collection::btree_map("[a-z]{1,6}", "[ -~]{0,10}", 0..5), -8_000_000_000_000_000i64..8_000_000_000_000_000, any::<f64>()),
+                ("[a-z_]{1,12}", proptest::collection::btree_map("[a-z]{1,6}", "[ -~]{0,10}|\\PC{0,10}", 0..5), -8_000_000_000_000_000i64..8_000_000_000_000_000, any::<f64>()),
                 0..20,
             )
         ) {
@@ -763,6 +788,27 @@ mod view_tests {
                 .reason,
             DecodeReason::Protobuf
         );
+    }
+
+    #[test]
+    fn text_is_checked_for_utf8_whatever_its_first_bytes() {
+        let sample = |name: &[u8]| {
+            let mut s = vec![0x0A, name.len() as u8];
+            s.extend(name);
+            s.extend([0x18, 5]);
+            let mut b = vec![0x0A, s.len() as u8];
+            b.extend(s);
+            b
+        };
+        let ok = sample("température_°C".as_bytes());
+        let view = decode_proto_batch(&ok).unwrap();
+        assert_eq!(view.refs().next().unwrap().name, "température_°C");
+        // ASCII, then a broken sequence; and a lone continuation byte
+        for bad in [&b"cpu_\xC3\x28"[..], &b"\x80"[..], &b"ok\xF0\x9F\x98"[..]] {
+            let err = decode_proto_batch(&sample(bad)).unwrap_err();
+            assert_eq!(err.reason, DecodeReason::Protobuf);
+            assert_eq!(err.detail, "string is not UTF-8");
+        }
     }
 
     #[test]
