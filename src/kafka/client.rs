@@ -11,10 +11,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
-use rdkafka::producer::{BaseProducer, FutureProducer, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 
 use super::client_errors::ClientErrors;
 use super::ownership::{DeadairConsumer, LagContext};
+use super::producer::AlertProducer;
 use super::StageError;
 use crate::config::RunConfig;
 use crate::metrics::Metrics;
@@ -59,7 +60,7 @@ pub fn consumer(cfg: &RunConfig, metrics: Arc<Metrics>) -> KafkaResult<DeadairCo
 }
 
 /// Creates the alert producer: idempotent, acks from all in-sync replicas.
-pub fn producer(cfg: &RunConfig) -> KafkaResult<FutureProducer> {
+pub fn producer(cfg: &RunConfig) -> KafkaResult<AlertProducer> {
     let mut c = client_config(cfg);
     c.set("enable.idempotence", "true")
         .set("acks", "all")
@@ -67,7 +68,7 @@ pub fn producer(cfg: &RunConfig) -> KafkaResult<FutureProducer> {
         .set_default("linger.ms", "5")
         // bounded producer queue: 64 MiB of alerts at most (librdkafka's default is 1 GiB)
         .set_default("queue.buffering.max.kbytes", "65536");
-    c.create()
+    AlertProducer::create(&c)
 }
 
 /// The inventory reader: assigned every partition of the inventory topic from the beginning

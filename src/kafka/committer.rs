@@ -17,8 +17,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::producer::AlertProducer;
 use rdkafka::consumer::Consumer;
-use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 
 use super::ownership::DeadairConsumer;
@@ -122,7 +122,7 @@ pub(crate) async fn run<S: Sink>(
 /// the group consumer (auto-commit then commits what was stored).
 pub(crate) struct KafkaSink {
     pub consumer: Arc<DeadairConsumer>,
-    pub producer: FutureProducer,
+    pub producer: AlertProducer,
     pub metrics: Arc<Metrics>,
     pub log: RateLimitedLog,
     /// Where a record refused for good goes (`dead_letter_topic`).

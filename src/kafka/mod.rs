@@ -37,6 +37,7 @@ mod committer;
 mod ownership;
 mod parts;
 mod produce;
+mod producer;
 mod stage;
 mod watermarks;
 
@@ -47,7 +48,6 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::Producer;
 use tokio::sync::mpsc;
 
 pub use checkpoint::{CheckpointError, Marker, Restored, CHUNK};
@@ -236,7 +236,7 @@ async fn shut_down(
     mut stage: Stage<'_>,
     committer: tokio::task::JoinHandle<(u64, u64)>,
     am: Option<&crate::alertmanager::Forwarder>,
-    producer: &rdkafka::producer::FutureProducer,
+    producer: &producer::AlertProducer,
     consumer: &DeadairConsumer,
     cfg: &RunConfig,
 ) -> Result<RunSummary, StageError> {

@@ -13,10 +13,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use super::producer::AlertProducer;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::TopicPartitionList;
 
@@ -183,7 +183,7 @@ fn tpl_text(tpl: &TopicPartitionList) -> String {
 /// What the rebalance callback needs to checkpoint a partition before it is revoked.
 pub struct RevokeHook {
     pub shared: Shared,
-    pub producer: FutureProducer,
+    pub producer: AlertProducer,
     pub state_topic: String,
     pub group: String,
     pub alert_topic: String,

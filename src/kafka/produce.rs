@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::producer::{AlertProducer, DeliveryFuture};
 use prost::Message as _;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::alert::{Alert, AlertKind, AlertStatus};
 use crate::config::AlertFormat;
@@ -201,22 +201,14 @@ fn shrink(a: &Alert) -> Alert {
 /// backoff: the record must not be lost. A record refused for good goes the way of
 /// [`after_refusal`]; `None` if it was dropped.
 pub(crate) async fn enqueue(
-    producer: &FutureProducer,
+    producer: &AlertProducer,
     r: &mut Record,
     to: &Refusals<'_>,
     log: &mut RateLimitedLog,
 ) -> Option<DeliveryFuture> {
     let mut backoff = Duration::from_millis(5);
     loop {
-        let mut record = FutureRecord::to(&r.topic).key(&r.key).payload(&r.payload);
-        if let Some(p) = r.partition {
-            record = record.partition(p);
-        }
-        if let Some(h) = &r.headers {
-            record = record.headers(h.clone());
-        }
-        // the record borrows `r`: end that before `r` may change
-        let sent = producer.send_result(record).map_err(|(e, _)| e);
+        let sent = producer.send(&r.topic, &r.key, &r.payload, r.partition, r.headers.clone());
         match sent {
             Ok(f) => return Some(f),
             Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
@@ -248,23 +240,19 @@ pub(crate) async fn enqueue(
 
 /// Enqueues a record from a thread that may block (the rebalance callback).
 pub(crate) fn send_blocking(
-    producer: &FutureProducer,
+    producer: &AlertProducer,
     topic: &str,
     partition: Option<i32>,
     key: &str,
     payload: &[u8],
 ) {
     loop {
-        let mut record = FutureRecord::to(topic).key(key).payload(payload);
-        if let Some(p) = partition {
-            record = record.partition(p);
-        }
-        match producer.send_result(record) {
+        match producer.send(topic, key.as_bytes(), payload, partition, None) {
             Ok(_) => return,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+            Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Err((e, _)) => {
+            Err(e) => {
                 tracing::error!("revocation: cannot enqueue {key} to {topic}: {e}");
                 return;
             }

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::producer::AlertProducer;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
-use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 
 mod messages;
@@ -79,7 +79,7 @@ pub(crate) struct Wiring {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub consumer: Arc<DeadairConsumer>,
-    pub producer: FutureProducer,
+    pub producer: AlertProducer,
     /// To the committer, in consumption order.
     pub tx: mpsc::Sender<InFlight<Pending>>,
     pub am: Option<Forwarder>,
@@ -506,7 +506,7 @@ impl<'a> Stage<'a> {
 /// Enqueues a checkpoint's records (chunks, then marker) to the state topic and returns the
 /// in-flight item that stores the input offset once all of it is acknowledged.
 async fn send_checkpoint(
-    producer: &FutureProducer,
+    producer: &AlertProducer,
     state_topic: &str,
     w: CheckpointWrite,
     to: &Refusals<'_>,
@@ -555,10 +555,9 @@ fn refresh_gauges(
     metrics: &Metrics,
     health: &Health,
     consumer: &DeadairConsumer,
-    producer: &FutureProducer,
+    producer: &AlertProducer,
     engines: &Engines,
 ) {
-    use rdkafka::producer::Producer;
     let now = wall_ms();
     health.last_loop_ms.store(now, Ordering::Relaxed);
     if consumer.assignment().is_ok_and(|a| a.count() > 0) || !engines.is_empty() {
