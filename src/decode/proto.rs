@@ -1,0 +1,338 @@
+//! The native protobuf format (`deadair.v1.SampleBatch`) read without copies, and the wire
+//! reader the other protobuf formats (remote-write, OTLP) share.
+
+use super::{DecodeError, DecodeReason, SampleView, SampleViews};
+
+/// A protobuf wire-format reader over borrowed bytes (errors are `Protobuf`; callers of other
+/// formats re-label them).
+pub(crate) struct Wire<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+fn bad(detail: &str) -> DecodeError {
+    DecodeError {
+        reason: DecodeReason::Protobuf,
+        detail: detail.to_string(),
+    }
+}
+
+/// `bytes` as text, if it is UTF-8. Names and label values are short and nearly always ASCII:
+/// that is checked inline, a word at a time, before the general validator is called.
+#[inline]
+fn utf8(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: every ASCII byte sequence is valid UTF-8.
+        return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).ok()
+}
+
+impl<'a> Wire<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Wire { buf, pos: 0 }
+    }
+
+    pub(crate) fn done(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    #[inline]
+    pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
+        // most varints (field keys, lengths of names and labels) are one byte
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self
+                .buf
+                .get(self.pos)
+                .ok_or_else(|| bad("truncated varint"))?;
+            self.pos += 1;
+            v |= u64::from(b & 0x7F) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(bad("varint longer than 10 bytes"))
+    }
+
+    #[inline]
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = usize::try_from(self.varint()?).map_err(|_| bad("length overflow"))?;
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| bad("truncated field"))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    #[inline]
+    pub(crate) fn str(&mut self) -> Result<&'a str, DecodeError> {
+        utf8(self.bytes()?).ok_or_else(|| bad("string is not UTF-8"))
+    }
+
+    pub(crate) fn fixed64(&mut self) -> Result<u64, DecodeError> {
+        let end = self.pos + 8;
+        let b = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(|| bad("truncated fixed64"))?;
+        self.pos = end;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    /// Skips a field of `wire_type`.
+    pub(crate) fn skip(&mut self, wire_type: u64) -> Result<(), DecodeError> {
+        match wire_type {
+            0 => self.varint().map(drop),
+            1 => self.fixed64().map(drop),
+            2 => self.bytes().map(drop),
+            5 => {
+                self.pos = self
+                    .pos
+                    .checked_add(4)
+                    .filter(|&e| e <= self.buf.len())
+                    .ok_or_else(|| bad("truncated fixed32"))?;
+                Ok(())
+            }
+            _ => Err(bad("unsupported wire type")),
+        }
+    }
+}
+
+/// Decodes a `deadair.v1.SampleBatch` without copying strings (see [`SampleViews`]).
+pub fn decode_proto_batch(payload: &[u8]) -> Result<SampleViews<'_>, DecodeError> {
+    let mut out = SampleViews::default();
+    append_proto_batch(payload, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_proto_batch`] appending to `out` (several messages' samples in one batch); on an
+/// error `out` is left as it was.
+pub fn append_proto_batch<'a>(
+    payload: &'a [u8],
+    out: &mut SampleViews<'a>,
+) -> Result<(), DecodeError> {
+    let (samples, labels) = (out.samples.len(), out.labels.len());
+    let read = read_proto_batch(payload, out);
+    if read.is_err() {
+        out.samples.truncate(samples);
+        out.labels.truncate(labels);
+    }
+    read
+}
+
+fn read_proto_batch<'a>(payload: &'a [u8], out: &mut SampleViews<'a>) -> Result<(), DecodeError> {
+    if payload.is_empty() {
+        return Err(DecodeError {
+            reason: DecodeReason::Empty,
+            detail: "empty message".into(),
+        });
+    }
+    let mut w = Wire {
+        buf: payload,
+        pos: 0,
+    };
+    while !w.done() {
+        let key = w.varint()?;
+        match (key >> 3, key & 7) {
+            (1, 2) => {}
+            (1, _) => return Err(bad("SampleBatch.samples has the wrong wire type")),
+            (_, t) => {
+                w.skip(t)?;
+                continue;
+            }
+        }
+        let mut s = Wire {
+            buf: w.bytes()?,
+            pos: 0,
+        };
+        let (mut name, mut ts, mut value) = ("", 0i64, 0f64);
+        let start = out.labels.len();
+        while !s.done() {
+            let key = s.varint()?;
+            match (key >> 3, key & 7) {
+                (1, 2) => name = s.str()?,
+                (2, 2) => {
+                    let mut e = Wire {
+                        buf: s.bytes()?,
+                        pos: 0,
+                    };
+                    let (mut k, mut v) = ("", "");
+                    while !e.done() {
+                        let key = e.varint()?;
+                        match (key >> 3, key & 7) {
+                            (1, 2) => k = e.str()?,
+                            (2, 2) => v = e.str()?,
+                            (_, t) => e.skip(t)?,
+                        }
+                    }
+                    out.labels.push((k, v));
+                }
+                (3, 0) => ts = s.varint()? as i64,
+                (4, 1) => value = f64::from_bits(s.fixed64()?),
+                (1..=4, _) => return Err(bad("a Sample field has the wrong wire type")),
+                (_, t) => s.skip(t)?,
+            }
+        }
+        if name.is_empty() {
+            return Err(bad("a sample has no name"));
+        }
+        if !(-8.64e15..=8.64e15).contains(&(ts as f64)) {
+            return Err(bad(
+                "a sample timestamp is out of range (expected ms since 1970)",
+            ));
+        }
+        out.normalise_labels(start);
+        out.samples.push(SampleView {
+            name,
+            labels: start..out.labels.len(),
+            timestamp: ts,
+            value,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+    use crate::proto::Sample;
+    use proptest::prelude::*;
+    use prost::Message;
+
+    proptest! {
+        /// The borrowed decoder reads exactly what prost wrote.
+        #[test]
+        fn borrowed_decode_equals_prost(
+            batch in proptest::collection::vec(
+                ("[a-z_]{1,12}", proptest::collection::btree_map("[a-z]{1,6}", "[ -~]{0,10}|\\PC{0,10}", 0..5), -8_000_000_000_000_000i64..8_000_000_000_000_000, any::<f64>()),
+                0..20,
+            )
+        ) {
+            let samples: Vec<Sample> = batch
+                .iter()
+                .map(|(n, l, ts, v)| Sample { name: n.clone(), labels: l.clone(), timestamp: *ts, value: *v })
+                .collect();
+            let bytes = crate::proto::SampleBatch { samples: samples.clone() }.encode_to_vec();
+            if bytes.is_empty() {
+                return Ok(());
+            }
+            let view = decode_proto_batch(&bytes).unwrap();
+            // compare with prost's reading (proto3 drops defaults such as -0.0)
+            let samples = crate::proto::SampleBatch::decode(bytes.as_slice()).unwrap().samples;
+            prop_assert_eq!(view.len(), samples.len());
+            for (r, s) in view.refs().zip(&samples) {
+                prop_assert_eq!(r.name, s.name.as_str());
+                prop_assert_eq!(r.ts, s.timestamp);
+                prop_assert_eq!(r.value.to_bits(), s.value.to_bits());
+                let want: Vec<(&str, &str)> = s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                prop_assert_eq!(r.labels, want.as_slice());
+            }
+        }
+
+        /// Arbitrary bytes never panic: they decode or give a counted error.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_proto_batch(&bytes);
+        }
+    }
+
+    #[test]
+    fn unsorted_and_repeated_labels_are_normalised() {
+        // hand-built: labels z=1, a=2, a=3 (unsorted, repeated key)
+        let entry = |k: &str, v: &str| {
+            let mut e = vec![0x0A, k.len() as u8];
+            e.extend(k.as_bytes());
+            e.extend([0x12, v.len() as u8]);
+            e.extend(v.as_bytes());
+            let mut f = vec![0x12, e.len() as u8];
+            f.extend(e);
+            f
+        };
+        let mut sample = vec![0x0A, 3, b'c', b'p', b'u'];
+        for (k, v) in [("z", "1"), ("a", "2"), ("a", "3")] {
+            sample.extend(entry(k, v));
+        }
+        sample.extend([0x18, 5]); // timestamp 5
+        let mut batch = vec![0x0A, sample.len() as u8];
+        batch.extend(sample);
+        let view = decode_proto_batch(&batch).unwrap();
+        let r = view.refs().next().unwrap();
+        assert_eq!(r.labels, &[("a", "3"), ("z", "1")]);
+        assert_eq!((r.name, r.ts), ("cpu", 5));
+        assert_eq!(
+            decode_proto_batch(&batch[..batch.len() - 1])
+                .unwrap_err()
+                .reason,
+            DecodeReason::Protobuf
+        );
+    }
+
+    #[test]
+    fn text_is_checked_for_utf8_whatever_its_first_bytes() {
+        let sample = |name: &[u8]| {
+            let mut s = vec![0x0A, name.len() as u8];
+            s.extend(name);
+            s.extend([0x18, 5]);
+            let mut b = vec![0x0A, s.len() as u8];
+            b.extend(s);
+            b
+        };
+        let ok = sample("température_°C".as_bytes());
+        let view = decode_proto_batch(&ok).unwrap();
+        assert_eq!(view.refs().next().unwrap().name, "température_°C");
+        // ASCII, then a broken sequence; and a lone continuation byte
+        for bad in [&b"cpu_\xC3\x28"[..], &b"\x80"[..], &b"ok\xF0\x9F\x98"[..]] {
+            let err = decode_proto_batch(&sample(bad)).unwrap_err();
+            assert_eq!(err.reason, DecodeReason::Protobuf);
+            assert_eq!(err.detail, "string is not UTF-8");
+        }
+    }
+
+    #[test]
+    fn messages_append_to_one_batch_and_a_bad_one_leaves_it_as_it_was() {
+        let enc = |ts: &[i64]| {
+            let samples = ts
+                .iter()
+                .map(|&t| Sample {
+                    name: "m".into(),
+                    labels: [("k".to_string(), t.to_string())].into(),
+                    timestamp: t,
+                    value: 1.0,
+                })
+                .collect();
+            crate::proto::SampleBatch { samples }.encode_to_vec()
+        };
+        let (a, b) = (enc(&[5, 9]), enc(&[7]));
+        let mut batch = SampleViews::default();
+        append_proto_batch(&a, &mut batch).unwrap();
+        append_proto_batch(&b, &mut batch).unwrap();
+        let before = batch.clone();
+        let bad = &a[..a.len() - 1]; // its second sample cut short
+        assert!(append_proto_batch(bad, &mut batch).is_err());
+        assert_eq!(batch, before);
+        let ts = |v: &SampleViews<'_>| v.refs().map(|r| r.ts).collect::<Vec<_>>();
+        assert_eq!(ts(&batch), [5, 9, 7]);
+        assert_eq!((batch.newest(), batch.newest_from(2)), (Some(9), Some(7)));
+        assert_eq!(batch.newest_from(3), None);
+        // the horizon filter of the last message leaves the earlier ones' samples alone
+        assert_eq!(batch.retain_from(1, |s| s.timestamp < 8), 1);
+        assert_eq!(ts(&batch), [5, 7]);
+        assert_eq!(batch.refs().nth(1).unwrap().labels, &[("k", "7")]);
+    }
+}
