@@ -732,7 +732,7 @@ impl Engine {
             AbsencePhase::Covered => {
                 st.absence.phase = AbsencePhase::Live;
                 self.group_member_back(idx);
-                self.group_returned(idx, ts, out);
+                self.group_returned(idx, ts, last_seen, out);
             }
         }
     }

@@ -57,6 +57,15 @@ fn correlated_silence_collapses_a_source_and_spares_the_others() {
         T0 + 1800 * S,
         "the first returning sample"
     );
+    // silent since that member's last sample (590 s), as its own absence would say; not since
+    // the group fired (620 s)
+    assert!(
+        resolve
+            .summary
+            .contains("at 2023-11-14T22:43:20.000Z after 20m10s of silence"),
+        "{}",
+        resolve.summary
+    );
     // (db's noise may set new extremes, which the default model's novelty reports as
     // anomalies: that is detection, not silence handling)
     let db: Vec<&Alert> = alerts

@@ -236,9 +236,16 @@ impl Engine {
         }
     }
 
-    /// A Covered member reported at `ts`: its source is back. The group resolves; members
-    /// still silent get their own timeout to report before they alert on their own.
-    pub(super) fn group_returned(&mut self, idx: u32, ts: i64, out: &mut Vec<Alert>) {
+    /// A Covered member reported at `ts` (its last sample before was at `last_seen`): its
+    /// source is back. The group resolves; members still silent get their own timeout to
+    /// report before they alert on their own.
+    pub(super) fn group_returned(
+        &mut self,
+        idx: u32,
+        ts: i64,
+        last_seen: i64,
+        out: &mut Vec<Alert>,
+    ) {
         let g = self.group_of[idx as usize];
         if self.groups[g as usize].state.resolve() != Transition::Resolved {
             return;
@@ -276,7 +283,14 @@ impl Engine {
         if !group.held.is_empty() && !self.dirty.contains(&g) {
             self.dirty.push(g);
         }
-        self.emit_group(g, AlertStatus::Resolved, ts, stragglers, &[], out);
+        let silent_from = if last_seen == i64::MIN {
+            self.groups[g as usize].state.since // an expected series that never reported
+        } else {
+            last_seen
+        };
+        let a = self.group_alert(g, AlertStatus::Resolved, ts, stragglers, &[], silent_from);
+        out.push(a);
+        self.count(AlertStatus::Resolved);
     }
 
     /// Decides the held absences of every group that has some: collapse into one
@@ -401,7 +415,8 @@ impl Engine {
         examples: &[u32],
         out: &mut Vec<Alert>,
     ) {
-        out.push(self.group_alert(g, status, event_time, count, examples));
+        let since = self.groups[g as usize].state.since;
+        out.push(self.group_alert(g, status, event_time, count, examples, since));
         self.count(status);
     }
 
@@ -418,13 +433,15 @@ impl Engine {
                     group.state.since,
                     group.silent,
                     &examples,
+                    group.state.since,
                 );
                 out.push(a);
             }
         }
     }
 
-    /// A `source_silent` event of group `g`.
+    /// A `source_silent` event of group `g`; a resolve counts the silence from `silent_from`
+    /// (the returning member's last sample, as its own absence would).
     fn group_alert(
         &self,
         g: u32,
@@ -432,6 +449,7 @@ impl Engine {
         event_time: i64,
         count: u32,
         examples: &[u32],
+        silent_from: i64,
     ) -> Alert {
         let group = &self.groups[g as usize];
         let rule = &self.model.rules[group.rule as usize];
@@ -471,7 +489,7 @@ impl Engine {
                 "{what} is reporting again at {} after {} of silence; {count} series not yet \
                  back alert on their own if they stay silent",
                 format_rfc3339(event_time),
-                format_duration(event_time - group.state.since)
+                format_duration(event_time.saturating_sub(silent_from))
             ),
         };
         let mut annotations = vec![
