@@ -288,8 +288,7 @@ impl Engine {
         } else {
             last_seen
         };
-        let a = self.group_alert(g, AlertStatus::Resolved, ts, stragglers, &[], silent_from);
-        out.push(a);
+        out.push(self.group_alert(g, AlertStatus::Resolved, ts, stragglers, &[], silent_from));
         self.count(AlertStatus::Resolved);
     }
 
@@ -356,7 +355,8 @@ impl Engine {
         }
         self.groups[g as usize].held = keep;
         let silent = self.groups[g as usize].silent;
-        self.emit_group(g, AlertStatus::Firing, start, silent, &examples, out);
+        out.push(self.group_alert(g, AlertStatus::Firing, start, silent, &examples, start));
+        self.count(AlertStatus::Firing);
     }
 
     /// A held absence whose window ended without its group collapsing: its own events.
@@ -404,20 +404,6 @@ impl Engine {
         } else if h.straggler {
             self.groups[g as usize].silent += 1;
         }
-    }
-
-    fn emit_group(
-        &mut self,
-        g: u32,
-        status: AlertStatus,
-        event_time: i64,
-        count: u32,
-        examples: &[u32],
-        out: &mut Vec<Alert>,
-    ) {
-        let since = self.groups[g as usize].state.since;
-        out.push(self.group_alert(g, status, event_time, count, examples, since));
-        self.count(status);
     }
 
     /// The `source_silent` events still firing (for [`Engine::firing`]): the same id and
