@@ -95,9 +95,18 @@ pub struct Scratch {
     /// The last `content-type` and `content-encoding` seen and the format they mean: a
     /// producer marks all its messages alike, so most are recognised by one comparison.
     last_marks: Option<(String, String, Option<InputFormat>)>,
+    /// The allocations of the views last returned for a JSON message, given back by
+    /// [`Scratch::reuse`]: one-sample messages then allocate nothing per message.
+    spare: SampleViews<'static>,
 }
 
 impl Scratch {
+    /// Gives back the views [`decode_message`] returned (emptied by
+    /// [`SampleViews::recycled`]), so that the next message's views reuse their allocations.
+    pub fn reuse(&mut self, spare: SampleViews<'static>) {
+        self.spare = spare;
+    }
+
     /// [`format_from_headers`], remembered for the last marks seen.
     fn format_of(&mut self, meta: Meta<'_>) -> Option<InputFormat> {
         let (ct, ce) = (meta.content_type?, meta.content_encoding.unwrap_or(""));
@@ -228,8 +237,9 @@ pub fn decode_message<'a>(
                     true
                 });
             if zero_copy {
+                let out = std::mem::take(&mut scratch.spare).recycled();
                 let scratch: &'a Scratch = scratch;
-                return Ok(json::views(text, &scratch.json_views));
+                return Ok(json::views(text, &scratch.json_views, out));
             }
             decode_json(text, array, &mut scratch.json, owned)?
         }
@@ -303,6 +313,51 @@ mod tests {
     use prost::Message;
 
     type Row = (String, Vec<(String, String)>, i64, f64);
+
+    #[test]
+    fn a_recycled_vector_keeps_its_allocation() {
+        let mut v: Vec<(&str, u64)> = Vec::with_capacity(64);
+        let s = String::from("borrowed");
+        v.push((&s, 1));
+        let at = v.as_ptr() as usize;
+        let w: Vec<(&'static str, u64)> = recycle(v);
+        assert!(w.is_empty());
+        assert_eq!(w.capacity(), 64);
+        assert_eq!(w.as_ptr() as usize, at);
+    }
+
+    #[test]
+    fn json_views_given_back_serve_the_next_message() {
+        let input = Input::new("t", InputFormat::Json);
+        let mut scratch = Scratch::default();
+        let first = br#"{"name":"up","labels":{"job":"a","x":"1"},"timestamp":1000,"value":1}"#;
+        let views = decode_message(&input, Meta::default(), first, &mut scratch).unwrap();
+        let at = (
+            views.samples.as_ptr() as usize,
+            views.labels.as_ptr() as usize,
+        );
+        let spare = views.recycled();
+        scratch.reuse(spare);
+        let second = br#"{"name":"down","labels":{"job":"b"},"timestamp":1700000002000,"value":2}"#;
+        let views = decode_message(&input, Meta::default(), second, &mut scratch).unwrap();
+        assert_eq!(
+            (
+                views.samples.as_ptr() as usize,
+                views.labels.as_ptr() as usize
+            ),
+            at,
+            "the same allocations"
+        );
+        let rows: Vec<_> = views
+            .refs()
+            .map(|r| (r.name, r.labels.to_vec(), r.ts))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![("down", vec![("job", "b")], 1_700_000_002_000)],
+            "nothing of the first"
+        );
+    }
 
     fn rows(format: InputFormat, payload: &[u8]) -> Result<Vec<Row>, DecodeReason> {
         let mut scratch = Scratch::default();
@@ -414,6 +469,25 @@ pub struct SampleViews<'a> {
     pub samples: Vec<SampleView<'a>>,
     /// The label pairs of every sample, each sample's sorted by key.
     pub labels: Vec<(&'a str, &'a str)>,
+}
+
+impl SampleViews<'_> {
+    /// The views emptied, their allocations kept, for views of any lifetime (see
+    /// [`Scratch::reuse`]).
+    pub fn recycled<'b>(self) -> SampleViews<'b> {
+        SampleViews {
+            samples: recycle(self.samples),
+            labels: recycle(self.labels),
+        }
+    }
+}
+
+/// An empty vector of another element type of the same layout (here: the same type with
+/// other lifetimes) on the same allocation: std collects an emptied `into_iter` in place, so
+/// once it has grown, reusing it allocates nothing.
+pub fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
 }
 
 /// One decoded sample, borrowing the message it came from.

@@ -14,6 +14,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{BaseProducer, Producer};
 
 use super::client_errors::ClientErrors;
+use super::fetch::FetchQueue;
 use super::ownership::{DeadairConsumer, LagContext};
 use super::producer::AlertProducer;
 use super::StageError;
@@ -56,7 +57,13 @@ pub fn consumer(cfg: &RunConfig, metrics: Arc<Metrics>) -> KafkaResult<DeadairCo
         .set_default("queued.max.messages.kbytes", "65536")
         .set_default("fetch.max.bytes", "16777216")
         .set_default("statistics.interval.ms", "5000");
-    c.create_with_context(LagContext::new(metrics))
+    let consumer: DeadairConsumer = c.create_with_context(LagContext::new(metrics))?;
+    // before `subscribe`: every assigned partition is forwarded to it (`fetch.rs`)
+    let fetch = FetchQueue::new(consumer.client().native_ptr()).map(Arc::new);
+    if let Ok(mut f) = consumer.context().fetch.lock() {
+        *f = fetch;
+    }
+    Ok(consumer)
 }
 
 /// Creates the alert producer: idempotent, acks from all in-sync replicas.

@@ -22,6 +22,7 @@
 //! The parts, each readable alone:
 //! - `stage/`: the consumer loop's state, one method per event (the messages already fetched,
 //!   clock tick, heartbeat, inventory record); [`run`] below waits for events and calls them.
+//! - `fetch.rs`: the assigned partitions' messages, read from librdkafka in batches.
 //! - `committer.rs`: deliveries awaited in consumption order, offsets stored behind them.
 //! - `produce.rs`: records to produce, enqueued without loss; dead letters; heartbeats.
 //! - `ownership.rs`: which partitions this member owns, and the rebalance callbacks.
@@ -34,6 +35,7 @@ mod checkpoint;
 mod client;
 mod client_errors;
 mod committer;
+mod fetch;
 mod ownership;
 mod parts;
 mod produce;
@@ -192,7 +194,12 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heartbeat = tokio::time::interval(cfg.heartbeat_interval);
     tokio::pin!(shutdown);
-    // one stream for the whole run (each `recv` would register and drop a waker)
+    // the assigned partitions' messages, read in batches (`fetch.rs`)...
+    let fetch = consumer.context().fetch_queue();
+    let mut fetched = Vec::with_capacity(stage::MAX_BATCH);
+    // ...and the consumer queue: the group's events (served inside its polls), and the
+    // messages of any partition not forwarded. One stream for the whole run (each `recv`
+    // would register and drop a waker)
     let mut messages = consumer.stream();
     let mut batch = Vec::with_capacity(stage::MAX_BATCH);
     loop {
@@ -224,10 +231,26 @@ pub async fn run(
                 Some(Err(e)) => stage.consume_error("consume error", &e),
                 None => break, // librdkafka's stream does not end
             },
+            () = fetch::ready(fetch.as_deref()) => {
+                if let Some(q) = &fetch {
+                    q.read(&mut fetched, |e| stage.consume_error("consume error", &e));
+                }
+                if !fetched.is_empty() {
+                    let handled = stage.on_messages(&fetched).await;
+                    fetched.clear();
+                    handled?;
+                }
+            }
         }
     }
 
-    shut_down(stage, committer, am.as_ref(), &producer, &consumer, cfg).await
+    let summary = shut_down(stage, committer, am.as_ref(), &producer, &consumer, cfg).await;
+    // the batch queue goes before the consumer (librdkafka's queues before their client)
+    drop(fetch);
+    if let Ok(mut f) = consumer.context().fetch.lock() {
+        f.take();
+    }
+    summary
 }
 
 /// Graceful shutdown: stop fetching, checkpoint every partition, let the committer drain

@@ -20,6 +20,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::TopicPartitionList;
 
+use super::fetch::FetchQueue;
 use super::parts::{lock, take_checkpoint, Shared};
 use super::produce::{encode_alert, send_blocking};
 use super::watermarks::Watermarks;
@@ -84,6 +85,9 @@ pub struct LagContext {
     pub hook: OnceLock<RevokeHook>,
     /// Set by the stage with `[alertmanager]`: told which partitions moved away.
     pub am: OnceLock<Forwarder>,
+    /// The queue assigned partitions are read from in batches (`fetch.rs`); taken out (and so
+    /// destroyed) before the consumer is.
+    pub fetch: Mutex<Option<Arc<FetchQueue>>>,
 }
 
 pub type DeadairConsumer = rdkafka::consumer::StreamConsumer<LagContext>;
@@ -96,7 +100,13 @@ impl LagContext {
             watermarks: Watermarks::default(),
             hook: OnceLock::new(),
             am: OnceLock::new(),
+            fetch: Mutex::new(None),
         }
+    }
+
+    /// The batch queue, if there is one.
+    pub fn fetch_queue(&self) -> Option<Arc<FetchQueue>> {
+        self.fetch.lock().ok().and_then(|f| f.clone())
     }
 
     /// Whether this member owns `partition` of `topic` now.
@@ -144,6 +154,19 @@ impl ConsumerContext for LagContext {
     }
 
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Rebalance::Assign(tpl), Some(fetch)) = (rebalance, self.fetch_queue()) {
+            // before their fetching starts: their messages go to the batch queue
+            let rk = consumer.client().native_ptr();
+            for e in tpl.elements() {
+                if !fetch.adopt(rk, e.topic(), e.partition()) {
+                    tracing::warn!(
+                        "{}/{}: no fetch queue to read in batches; read one by one",
+                        e.topic(),
+                        e.partition()
+                    );
+                }
+            }
+        }
         if let Rebalance::Revoke(tpl) = rebalance {
             let list: Vec<TopicPartition> = tpl
                 .elements()

@@ -47,12 +47,15 @@ pub(crate) fn read(text: &str, array: bool, flexible: bool, buf: &mut Buffers) -
     read.is_ok() && de.end().is_ok()
 }
 
-/// The samples [`read`] left in `buf`, as views of `text` (the same text) and of `buf`.
-pub(crate) fn views<'a>(text: &'a str, buf: &'a Buffers) -> SampleViews<'a> {
-    let mut out = SampleViews {
-        samples: Vec::with_capacity(buf.samples.len()),
-        labels: Vec::with_capacity(buf.labels.len()),
-    };
+/// The samples [`read`] left in `buf`, as views of `text` (the same text) and of `buf`, in
+/// `out` (empty; its allocations reused).
+pub(crate) fn views<'a>(
+    text: &'a str,
+    buf: &'a Buffers,
+    mut out: SampleViews<'a>,
+) -> SampleViews<'a> {
+    out.samples.reserve(buf.samples.len());
+    out.labels.reserve(buf.labels.len());
     for (name, labels, timestamp, value) in &buf.samples {
         let start = out.labels.len();
         out.labels.extend(
@@ -287,7 +290,7 @@ mod tests {
         let mut buf = Buffers::default();
         let array = text.starts_with('[');
         (read(text, array, false, &mut buf) || read(text, array, true, &mut buf)).then(|| {
-            let v = views(text, &buf);
+            let v = views(text, &buf, SampleViews::default());
             v.refs()
                 .map(|r| {
                     let labels = r.labels.iter().map(|(k, v)| (k.to_string(), v.to_string()));

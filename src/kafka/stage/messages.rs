@@ -20,7 +20,8 @@ use super::Stage;
 use crate::clock::PartitionClock;
 use crate::config::InputFormat;
 use crate::decode::{
-    append_proto_batch, decode_message, message_format, DecodeReason, Meta, SampleViews, Scratch,
+    append_proto_batch, decode_message, message_format, recycle, DecodeReason, Meta, SampleViews,
+    Scratch,
 };
 use crate::engine::{Outcome, SampleRef};
 use crate::kafka::committer::InFlight;
@@ -131,6 +132,11 @@ impl Stage<'_> {
                 counts.samples += samples.len() as u64;
                 self.consumed(&mut part.clock, at, msg, samples.newest());
                 self.feed(part, samples);
+                if let Decoded::Own(own) = decoded {
+                    // their allocations serve the next message's views
+                    let spare = own.recycled();
+                    scratch.reuse(spare);
+                }
             }
             self.spare = SampleViews {
                 samples: recycle(batch.samples),
@@ -332,14 +338,6 @@ impl Stage<'_> {
     }
 }
 
-/// An empty vector of another element type of the same layout (here: the same type with
-/// other lifetimes) on the same allocation: std collects an emptied `into_iter` in place, so
-/// once it has grown, reusing it allocates nothing.
-fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
-    v.clear();
-    v.into_iter().filter_map(|_| None).collect()
-}
-
 fn decode_log_key(r: DecodeReason) -> &'static str {
     match r {
         DecodeReason::Empty => "decode error (empty)",
@@ -373,21 +371,4 @@ fn meta<'a>(msg: &'a impl Message, headers: bool) -> Meta<'a> {
         }
     }
     meta
-}
-
-#[cfg(test)]
-mod tests {
-    use super::recycle;
-
-    #[test]
-    fn a_recycled_vector_keeps_its_allocation() {
-        let mut v: Vec<(&str, u64)> = Vec::with_capacity(64);
-        let s = String::from("borrowed");
-        v.push((&s, 1));
-        let at = v.as_ptr() as usize;
-        let w: Vec<(&'static str, u64)> = recycle(v);
-        assert!(w.is_empty());
-        assert_eq!(w.capacity(), 64);
-        assert_eq!(w.as_ptr() as usize, at);
-    }
 }
