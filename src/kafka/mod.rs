@@ -190,9 +190,26 @@ pub async fn run(
         None => None,
     };
 
+    serve(&mut stage, &consumer, inventory.as_ref(), shutdown).await?;
+    let summary = shut_down(stage, committer, am.as_ref(), &producer, &consumer, cfg).await;
+    // the batch queue goes before the consumer (librdkafka's queues before their client)
+    if let Ok(mut f) = consumer.context().fetch.lock() {
+        f.take();
+    }
+    summary
+}
+
+/// The consumer loop: waits for the next event (shutdown, heartbeat, inventory record, clock
+/// tick, the group's events or messages) and calls the stage's method for it.
+async fn serve(
+    stage: &mut Stage<'_>,
+    consumer: &DeadairConsumer,
+    inventory: Option<&rdkafka::consumer::StreamConsumer>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StageError> {
     let mut tick = tokio::time::interval(Duration::from_millis(CLOCK_TICK_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut heartbeat = tokio::time::interval(cfg.heartbeat_interval);
+    let mut heartbeat = tokio::time::interval(stage.cfg.heartbeat_interval);
     tokio::pin!(shutdown);
     // the assigned partitions' messages, read in batches (`fetch.rs`)...
     let fetch = consumer.context().fetch_queue();
@@ -207,7 +224,7 @@ pub async fn run(
             biased;
             () = &mut shutdown => break,
             _ = heartbeat.tick() => stage.on_heartbeat().await,
-            m = client::next_inventory(inventory.as_ref()) => match m {
+            m = client::next_inventory(inventory) => match m {
                 Ok(msg) => stage.on_inventory(&msg).await?,
                 Err(e) => stage.consume_error("inventory consume error", &e),
             },
@@ -243,14 +260,7 @@ pub async fn run(
             }
         }
     }
-
-    let summary = shut_down(stage, committer, am.as_ref(), &producer, &consumer, cfg).await;
-    // the batch queue goes before the consumer (librdkafka's queues before their client)
-    drop(fetch);
-    if let Ok(mut f) = consumer.context().fetch.lock() {
-        f.take();
-    }
-    summary
+    Ok(())
 }
 
 /// Graceful shutdown: stop fetching, checkpoint every partition, let the committer drain
