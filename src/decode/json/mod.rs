@@ -10,6 +10,7 @@ use std::ops::Range;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+mod fast;
 mod flexible;
 
 use super::arena::{Arena, At};
@@ -34,6 +35,9 @@ pub(crate) fn read(text: &str, array: bool, flexible: bool, buf: &mut Buffers) -
     buf.arena.clear();
     buf.samples.clear();
     buf.labels.clear();
+    if !array && !flexible && fast::read(text, buf) {
+        return true;
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let one = |buf| One {
         text,
@@ -458,6 +462,127 @@ mod tests {
             r#"{"name":"a","timestamp":1,"value":1} trailing"#,
         ] {
             assert_eq!(zero_copy(text), None, "{text}");
+        }
+    }
+
+    /// What the serde readers alone make of `text` (None: refused), without the hand reader.
+    fn serde_only(text: &str) -> Option<Vec<Row>> {
+        let mut buf = Buffers::default();
+        let mut de = serde_json::Deserializer::from_str(text);
+        let one = One {
+            text,
+            buf: &mut buf,
+            flexible: false,
+        };
+        (one.deserialize(&mut de).is_ok() && de.end().is_ok()).then(|| {
+            let v = views(text, &buf, SampleViews::default());
+            v.refs()
+                .map(|r| {
+                    let labels = r.labels.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+                    (
+                        r.name.to_string(),
+                        labels.collect(),
+                        r.ts,
+                        r.value.to_bits(),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn the_hand_reader_takes_the_plain_shape_and_leaves_the_rest() {
+        let plain = r#"{"name":"up","labels":{"job":"api","b":"é"},"timestamp":1700000000000,"value":-0.5}"#;
+        let mut buf = Buffers::default();
+        assert!(
+            fast::read(plain, &mut buf),
+            "the shape one-sample pipelines write"
+        );
+        assert_eq!(zero_copy(plain), Some(owned(plain)));
+        for text in [
+            r#"{"name":"a","timestamp":1,"value":1,"x":1}"#, // another key
+            r#"{"name":"a\u0062","timestamp":1,"value":1}"#, // an escape
+            r#"{"name":"a","timestamp":"2026-01-01T00:00:00Z","value":1}"#,
+            r#"{"name":"a","timestamp":1,"value":"1"}"#,
+            r#"{"name":"a","labels":null,"timestamp":1,"value":1}"#,
+            r#"{"name":"a","timestamp":01,"value":1}"#,
+            r#"{"name":"a","timestamp":1,"value":1.}"#,
+            r#"{"name":"a","timestamp":1,"value":.5}"#,
+            r#"{"name":"a","timestamp":1,"value":+1}"#,
+            r#"{"name":"a","timestamp":1,"value":1e}"#,
+            r#"{"name":"a","timestamp":1,"value":1,}"#,
+            r#"{"name":"a","timestamp":1,"value":1}}"#,
+            "{\"name\":\"a\u{1}b\",\"timestamp\":1,\"value\":1}",
+            r#"{"name":"a","labels":{"k":1},"timestamp":1,"value":1}"#,
+            r#"{"name":"a","labels":{"k":"v",},"timestamp":1,"value":1}"#,
+        ] {
+            let mut buf = Buffers::default();
+            assert!(!fast::read(text, &mut buf), "{text}");
+            assert!(
+                buf.samples.is_empty() && buf.labels.is_empty(),
+                "{text}: left as it was"
+            );
+        }
+    }
+
+    proptest! {
+        /// Numbers, whitespace and key orders: the hand reader reads what the serde reader
+        /// reads, to the bit, and refuses what it refuses.
+        #[test]
+        fn the_hand_reader_agrees_with_serde(
+            ts in prop_oneof![
+                Just("1700000000000".to_string()), Just("1700000000.5".to_string()),
+                Just("-0".to_string()), Just("0".to_string()), Just("1e300".to_string()),
+                Just("1E3".to_string()), Just("17e-1".to_string()), Just("00".to_string()),
+                (0i64..4_000_000_000_000).prop_map(|v| v.to_string()),
+                (0.0f64..4e12).prop_map(|v| format!("{v:e}")),
+            ],
+            value in prop_oneof![
+                Just("-0".to_string()), Just("-0.0".to_string()), Just("5e-324".to_string()),
+                Just("1e400".to_string()), Just("-1e-400".to_string()),
+                Just("123456789012345678901234567890".to_string()),
+                Just("18446744073709551616".to_string()), Just("-9223372036854775809".to_string()),
+                Just("0.1000000000000000055511151231257827".to_string()),
+                Just("2.2250738585072011e-308".to_string()), Just("1.".to_string()),
+                Just("-".to_string()), Just("0x1".to_string()),
+                any::<f64>().prop_map(|v| format!("{v}")),
+                any::<f64>().prop_map(|v| format!("{v:e}")),
+                "-?[0-9]{1,3}(\\.[0-9]{1,25})?([eE][-+]?[0-9]{1,3})?",
+            ],
+            ws in "[ \t\n\r]{0,2}",
+            order in 0usize..6,
+            labels in proptest::collection::btree_map("[a-z_]{0,4}", "[ -~é]{0,5}", 0..3),
+        ) {
+            let labels = serde_json::to_string(&labels).unwrap();
+            let mut parts = [
+                format!("\"name\"{ws}:{ws}\"up\""),
+                format!("\"timestamp\":{ws}{ts}{ws}"),
+                format!("{ws}\"value\":{value}"),
+                format!("\"labels\":{ws}{labels}"),
+            ];
+            parts.rotate_left(order % 4);
+            if order >= 4 {
+                parts.swap(0, 2);
+            }
+            let text = format!("{ws}{{{ws}{}{ws}}}{ws}", parts.join(","));
+            let text = text.trim();
+            let mut buf = Buffers::default();
+            let fast = fast::read(text, &mut buf).then(|| {
+                let v = views(text, &buf, SampleViews::default());
+                v.refs()
+                    .map(|r| {
+                        let labels = r.labels.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+                        (r.name.to_string(), labels.collect::<Vec<_>>(), r.ts, r.value.to_bits())
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let serde = serde_only(text);
+            match fast {
+                // what it reads, serde reads the same
+                Some(rows) => prop_assert_eq!(Some(rows), serde, "{}", text),
+                // what it leaves, serde may read (escapes) or refuse: the caller asks it
+                None => prop_assert!(buf.samples.is_empty() && buf.labels.is_empty()),
+            }
         }
     }
 }

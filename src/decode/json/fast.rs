@@ -1,0 +1,176 @@
+//! deadair's own one-sample shape, read by hand: one object with `name`, `labels` (an object of
+//! text), `timestamp` and `value` (numbers), in any order, no text with escapes. That is what
+//! pipelines writing one sample per message send, and serde's visitors cost more than the
+//! message's few tokens. Anything else (another key, an escape, text for a timestamp or a value,
+//! a repeated key, a `__name__` label, an empty name, anything that is not JSON) is left to
+//! the serde readers of [`super`], which read it or refuse it as before: this reader accepts
+//! only what they would read, and reads it the same way (numbers are parsed by serde_json
+//! itself; the property tests of [`super`] hold both to the owned readers).
+
+use super::{At, Buffers};
+use crate::time::epoch_to_ms;
+
+/// Reads `text` (trimmed) into `buf` if it is one object in the shape above; false (and `buf`
+/// as it was) otherwise.
+pub(super) fn read(text: &str, buf: &mut Buffers) -> bool {
+    let (samples, labels) = (buf.samples.len(), buf.labels.len());
+    let mut r = Reader {
+        b: text.as_bytes(),
+        i: 0,
+    };
+    match r.object(text, buf) {
+        Some(sample) if r.i == r.b.len() => {
+            buf.samples.push(sample);
+            true
+        }
+        _ => {
+            buf.samples.truncate(samples);
+            buf.labels.truncate(labels);
+            false
+        }
+    }
+}
+
+struct Reader<'t> {
+    b: &'t [u8],
+    i: usize,
+}
+
+impl Reader<'_> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    /// The next byte after whitespace, consumed.
+    fn next(&mut self) -> Option<u8> {
+        self.ws();
+        let c = *self.b.get(self.i)?;
+        self.i += 1;
+        Some(c)
+    }
+
+    /// Text without escapes or control characters: where it is in the message.
+    fn text(&mut self) -> Option<(u32, u32)> {
+        if self.next()? != b'"' {
+            return None;
+        }
+        let start = self.i;
+        let end = start + self.b[start..].iter().position(|&c| c == b'"')?;
+        // an escape, or a control character JSON does not allow in text: serde's to judge
+        if self.b[start..end].iter().any(|&c| c == b'\\' || c < 0x20) {
+            return None;
+        }
+        self.i = end + 1;
+        Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
+    }
+
+    /// A JSON number (its grammar checked here), parsed by serde_json as the serde readers do.
+    fn number(&mut self) -> Option<f64> {
+        self.ws();
+        let start = self.i;
+        let digits = |r: &mut Self| {
+            let from = r.i;
+            while let Some(b'0'..=b'9') = r.b.get(r.i) {
+                r.i += 1;
+            }
+            r.i > from
+        };
+        if self.b.get(self.i) == Some(&b'-') {
+            self.i += 1;
+        }
+        match self.b.get(self.i) {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                digits(self);
+            }
+            _ => return None,
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if !digits(self) {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.b.get(self.i) {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.b.get(self.i) {
+                self.i += 1;
+            }
+            if !digits(self) {
+                return None;
+            }
+        }
+        let token = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+        serde_json::from_str::<f64>(token).ok()
+    }
+
+    /// `"k": "v", ...}` after the labels' `{`, appended to `buf.labels`.
+    fn labels(&mut self, text: &str, buf: &mut Buffers) -> Option<()> {
+        if self.next()? != b'{' {
+            return None;
+        }
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            let k = self.text()?;
+            if &text[k.0 as usize..k.1 as usize] == "__name__" {
+                return None;
+            }
+            if self.next()? != b':' {
+                return None;
+            }
+            let v = self.text()?;
+            buf.labels.push((At::Msg(k.0, k.1), At::Msg(v.0, v.1)));
+            match self.next()? {
+                b',' => continue,
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The object: its sample (labels appended to `buf.labels`), then trailing whitespace.
+    fn object(
+        &mut self,
+        text: &str,
+        buf: &mut Buffers,
+    ) -> Option<(At, std::ops::Range<usize>, i64, f64)> {
+        if self.next()? != b'{' {
+            return None;
+        }
+        let start = buf.labels.len();
+        let (mut name, mut labels, mut ts, mut value) = (None, false, None, None);
+        loop {
+            let key = self.text()?;
+            if self.next()? != b':' {
+                return None;
+            }
+            match &text[key.0 as usize..key.1 as usize] {
+                "name" if name.is_none() => name = Some(self.text()?),
+                "labels" if !labels => {
+                    labels = true;
+                    self.labels(text, buf)?;
+                }
+                "timestamp" if ts.is_none() => ts = Some(epoch_to_ms(self.number()?).ok()?),
+                "value" if value.is_none() => value = Some(self.number()?),
+                _ => return None,
+            }
+            match self.next()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        self.ws();
+        let (name, ts, value) = (name?, ts?, value?);
+        if name.0 == name.1 {
+            return None; // an empty name: the owned readers word the error
+        }
+        Some((At::Msg(name.0, name.1), start..buf.labels.len(), ts, value))
+    }
+}
