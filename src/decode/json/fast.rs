@@ -57,10 +57,32 @@ impl Reader<'_> {
             return None;
         }
         let start = self.i;
-        let end = start + self.b[start..].iter().position(|&c| c == b'"')?;
-        // an escape, or a control character JSON does not allow in text: serde's to judge
-        if self.b[start..end].iter().any(|&c| c == b'\\' || c < 0x20) {
-            return None;
+        let mut end = start;
+        // eight bytes at a time while none is a quote, a backslash or a control character
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        while let Some(chunk) = self.b.get(end..end + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            let v = u64::from_le_bytes(w);
+            let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+            let found = zero(v ^ (ONES * u64::from(b'"')))
+                | zero(v ^ (ONES * u64::from(b'\\')))
+                | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
+            if found != 0 {
+                // the lowest flagged byte is exact (a borrow only flags bytes above it)
+                end += (found.trailing_zeros() / 8) as usize;
+                break;
+            }
+            end += 8;
+        }
+        loop {
+            match *self.b.get(end)? {
+                b'"' => break,
+                // an escape, or a control character JSON does not allow in text: serde's to judge
+                b'\\' | 0..=0x1f => return None,
+                _ => end += 1,
+            }
         }
         self.i = end + 1;
         Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
@@ -102,8 +124,20 @@ impl Reader<'_> {
                 return None;
             }
         }
-        let token = std::str::from_utf8(&self.b[start..self.i]).ok()?;
-        serde_json::from_str::<f64>(token).ok()
+        let token = &self.b[start..self.i];
+        // a plain integer below 2^53 is exact as f64, as serde_json reads it (`-0` is -0.0 there
+        // too); anything else is serde_json's to parse
+        let (negative, digits) = match token {
+            [b'-', rest @ ..] => (true, rest),
+            _ => (false, token),
+        };
+        if digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
+            let n = digits
+                .iter()
+                .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')) as f64;
+            return Some(if negative { -n } else { n });
+        }
+        serde_json::from_str::<f64>(std::str::from_utf8(token).ok()?).ok()
     }
 
     /// `"k": "v", ...}` after the labels' `{`, appended to `buf.labels`.

@@ -551,11 +551,13 @@ mod tests {
             ],
             ws in "[ \t\n\r]{0,2}",
             order in 0usize..6,
-            labels in proptest::collection::btree_map("[a-z_]{0,4}", "[ -~é]{0,5}", 0..3),
+            labels in proptest::collection::btree_map("[a-z_]{0,12}", "[ -~é\n]{0,20}", 0..3),
+            name in "[a-z_é\"\\\\]{1,20}",
         ) {
             let labels = serde_json::to_string(&labels).unwrap();
+            let name = serde_json::to_string(&name).unwrap();
             let mut parts = [
-                format!("\"name\"{ws}:{ws}\"up\""),
+                format!("\"name\"{ws}:{ws}{name}"),
                 format!("\"timestamp\":{ws}{ts}{ws}"),
                 format!("{ws}\"value\":{value}"),
                 format!("\"labels\":{ws}{labels}"),
