@@ -288,25 +288,29 @@ mod tests {
 
     type Row = (String, Vec<(String, String)>, i64, u64);
 
+    /// The samples [`read`] left in `buf`, as rows.
+    fn rows(text: &str, buf: &Buffers) -> Vec<Row> {
+        let v = views(text, buf, SampleViews::default());
+        v.refs()
+            .map(|r| {
+                let labels = r.labels.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+                (
+                    r.name.to_string(),
+                    labels.collect(),
+                    r.ts,
+                    r.value.to_bits(),
+                )
+            })
+            .collect()
+    }
+
     /// What these readers make of `text` (deadair's shape first, as `decode_message` tries
     /// them): None if they leave it to the owned readers.
     fn zero_copy(text: &str) -> Option<Vec<Row>> {
         let mut buf = Buffers::default();
         let array = text.starts_with('[');
-        (read(text, array, false, &mut buf) || read(text, array, true, &mut buf)).then(|| {
-            let v = views(text, &buf, SampleViews::default());
-            v.refs()
-                .map(|r| {
-                    let labels = r.labels.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-                    (
-                        r.name.to_string(),
-                        labels.collect(),
-                        r.ts,
-                        r.value.to_bits(),
-                    )
-                })
-                .collect()
-        })
+        (read(text, array, false, &mut buf) || read(text, array, true, &mut buf))
+            .then(|| rows(text, &buf))
     }
 
     fn owned(text: &str) -> Vec<Row> {
@@ -474,20 +478,7 @@ mod tests {
             buf: &mut buf,
             flexible: false,
         };
-        (one.deserialize(&mut de).is_ok() && de.end().is_ok()).then(|| {
-            let v = views(text, &buf, SampleViews::default());
-            v.refs()
-                .map(|r| {
-                    let labels = r.labels.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-                    (
-                        r.name.to_string(),
-                        labels.collect(),
-                        r.ts,
-                        r.value.to_bits(),
-                    )
-                })
-                .collect()
-        })
+        (one.deserialize(&mut de).is_ok() && de.end().is_ok()).then(|| rows(text, &buf))
     }
 
     #[test]
@@ -569,15 +560,7 @@ mod tests {
             let text = format!("{ws}{{{ws}{}{ws}}}{ws}", parts.join(","));
             let text = text.trim();
             let mut buf = Buffers::default();
-            let fast = fast::read(text, &mut buf).then(|| {
-                let v = views(text, &buf, SampleViews::default());
-                v.refs()
-                    .map(|r| {
-                        let labels = r.labels.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-                        (r.name.to_string(), labels.collect::<Vec<_>>(), r.ts, r.value.to_bits())
-                    })
-                    .collect::<Vec<_>>()
-            });
+            let fast = fast::read(text, &mut buf).then(|| rows(text, &buf));
             let serde = serde_only(text);
             match fast {
                 // what it reads, serde reads the same
