@@ -52,6 +52,14 @@ fn correlated_silence_collapses_a_source_and_spares_the_others() {
         "{}",
         fire.summary
     );
+    // when the first deadline passed, not when they stopped (590 s): the text says which
+    assert!(
+        fire.summary.contains(
+            "went silent together: the first missed its deadline at 2023-11-14T22:23:40.000Z"
+        ),
+        "{}",
+        fire.summary
+    );
     assert_eq!(
         resolve.event_time,
         T0 + 1800 * S,

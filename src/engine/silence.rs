@@ -459,8 +459,8 @@ impl Engine {
             .collect();
         let summary = match status {
             AlertStatus::Firing => format!(
-                "{count} of {} series of {what} went silent together at {} (e.g. {}); their \
-                 own absence alerts are suppressed",
+                "{count} of {} series of {what} went silent together: the first missed its \
+                 deadline at {} (e.g. {}); their own absence alerts are suppressed",
                 group.members,
                 format_rfc3339(event_time),
                 examples.join(", ")
