@@ -145,10 +145,13 @@ impl Drop for FetchQueue {
     }
 }
 
-/// Waits until `q` may hold messages; never without a queue.
-pub async fn ready(q: Option<&FetchQueue>) {
+/// Waits until `q` may hold messages, and hands it back; never without a queue.
+pub async fn ready(q: Option<&FetchQueue>) -> &FetchQueue {
     match q {
-        Some(q) => q.ready().await,
+        Some(q) => {
+            q.ready().await;
+            q
+        }
         None => std::future::pending().await,
     }
 }

@@ -248,10 +248,8 @@ async fn serve(
                 Some(Err(e)) => stage.consume_error("consume error", &e),
                 None => break, // librdkafka's stream does not end
             },
-            () = fetch::ready(fetch.as_deref()) => {
-                if let Some(q) = &fetch {
-                    q.read(&mut fetched, |e| stage.consume_error("consume error", &e));
-                }
+            q = fetch::ready(fetch.as_deref()) => {
+                q.read(&mut fetched, |e| stage.consume_error("consume error", &e));
                 if !fetched.is_empty() {
                     let handled = stage.on_messages(&fetched).await;
                     fetched.clear();

@@ -4,8 +4,9 @@
 //! message's few tokens. Anything else (another key, an escape, text for a timestamp or a value,
 //! a repeated key, a `__name__` label, an empty name, anything that is not JSON) is left to
 //! the serde readers of [`super`], which read it or refuse it as before: this reader accepts
-//! only what they would read, and reads it the same way (numbers are parsed by serde_json
-//! itself; the property tests of [`super`] hold both to the owned readers).
+//! only what they would read, and reads it the same way (a plain integer below 2^53 is exact
+//! either way; other numbers are parsed by serde_json itself; the property tests of [`super`]
+//! hold the hand reader to serde's, and both to the owned readers).
 
 use super::{At, Buffers};
 use crate::time::epoch_to_ms;
@@ -13,7 +14,7 @@ use crate::time::epoch_to_ms;
 /// Reads `text` (trimmed) into `buf` if it is one object in the shape above; false (and `buf`
 /// as it was) otherwise.
 pub(super) fn read(text: &str, buf: &mut Buffers) -> bool {
-    let (samples, labels) = (buf.samples.len(), buf.labels.len());
+    let labels = buf.labels.len();
     let mut r = Reader {
         b: text.as_bytes(),
         i: 0,
@@ -24,7 +25,6 @@ pub(super) fn read(text: &str, buf: &mut Buffers) -> bool {
             true
         }
         _ => {
-            buf.samples.truncate(samples);
             buf.labels.truncate(labels);
             false
         }
@@ -88,7 +88,7 @@ impl Reader<'_> {
         Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
     }
 
-    /// A JSON number (its grammar checked here), parsed by serde_json as the serde readers do.
+    /// A JSON number (its grammar checked here), read as the serde readers read it.
     fn number(&mut self) -> Option<f64> {
         self.ws();
         let start = self.i;

@@ -110,11 +110,7 @@ impl Stage<'_> {
             };
             // the decoded samples borrow the scratch buffers, taken out of the stage meanwhile
             let mut scratch = std::mem::take(&mut self.scratch);
-            let spare = std::mem::take(&mut self.spare);
-            let mut batch: SampleViews<'_> = SampleViews {
-                samples: recycle(spare.samples),
-                labels: recycle(spare.labels),
-            };
+            let mut batch: SampleViews<'_> = std::mem::take(&mut self.spare).recycled();
             let at = (topic, partition);
             for msg in run {
                 counts.messages += 1;
@@ -138,10 +134,7 @@ impl Stage<'_> {
                     scratch.reuse(spare);
                 }
             }
-            self.spare = SampleViews {
-                samples: recycle(batch.samples),
-                labels: recycle(batch.labels),
-            };
+            self.spare = batch.recycled();
             self.scratch = scratch;
         }
         self.count(&counts);
