@@ -350,7 +350,7 @@ impl Engine {
                 let k = (i + AHEAD) % RING;
                 idxs[k] = self.series.get(ids[k]);
                 if let Some(ix) = idxs[k] {
-                    crate::series::prefetch(&self.states[ix as usize]);
+                    crate::series::prefetch_all(&self.states[ix as usize]);
                 }
             }
             if i + RING < n {

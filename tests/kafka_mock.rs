@@ -687,3 +687,125 @@ async fn a_run_of_mixed_messages_is_read_in_order_and_every_offset_stored() {
         );
     }
 }
+
+/// One-sample messages are held and fed to the engine together while its clock stands still
+/// (`stage/messages.rs`). The alerts must be the ones feeding one message at a time gives: an
+/// engine fed here message by message, its clock advanced to the newest event time after each
+/// (what the stage did before holding), is the reference. Six series, one sample per message,
+/// protobuf and JSON (bare and in an array) interleaved: one stops, one pauses and returns, one
+/// spikes. Every reference event (id, version, times, value, score, summary) must come out of
+/// the pipeline, and nothing else up to the data's end (after it, wall time takes over).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_one_sample_messages_alert_as_one_message_at_a_time() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let (_cluster, brokers) = cluster("held");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "20")
+        .create()
+        .unwrap();
+    // three hours ago, so the whole run is history by the time it is read
+    let first = t0() - 9_000_000;
+    let mut reference = deadair::Engine::new(std::sync::Arc::new(deadair::Model::default_model()));
+    reference.set_scope("held/0");
+    let mut expected = Vec::new();
+    let mut newest = i64::MIN;
+    let mut sends = Vec::new();
+    let rounds = 300u64;
+    for i in 0..rounds {
+        let ts = first + i as i64 * 10_000;
+        for h in 0..6u64 {
+            let host = format!("web-{h}");
+            let stopped = (h == 1 && i >= 120) || (h == 3 && (150..170).contains(&i));
+            if stopped {
+                continue;
+            }
+            let value = if h == 2 && i == 200 {
+                1e4
+            } else {
+                100.0 + noise(i * 7 + h)
+            };
+            let (payload, json) = match h % 3 {
+                0 => (
+                    SampleBatch {
+                        samples: vec![sample(&host, ts, value)],
+                    }
+                    .encode_to_vec(),
+                    false,
+                ),
+                k => {
+                    let one = format!(
+                        r#"{{"name":"cpu","labels":{{"host":"{host}","job":"api"}},"timestamp":{ts},"value":{value}}}"#
+                    );
+                    let text = if k == 1 { one } else { format!("[{one}]") };
+                    (text.into_bytes(), true)
+                }
+            };
+            let mut record = FutureRecord::<(), _>::to("held").payload(&payload);
+            if json {
+                record = record.headers(OwnedHeaders::new().insert(Header {
+                    key: "content-type",
+                    value: Some("application/json"),
+                }));
+            }
+            sends.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+            let labels = [("host", host.as_str()), ("job", "api")];
+            reference.ingest("cpu", &labels[..], ts, value, &mut expected);
+            newest = newest.max(ts);
+            reference.advance(newest - 1, &mut expected);
+        }
+    }
+    for s in sends {
+        s.await.unwrap().unwrap();
+    }
+    let end = first + (rounds as i64 - 1) * 10_000;
+    let event_ms = |e: &AlertEvent| {
+        let t = e.event_time.as_ref().unwrap();
+        t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
+    };
+    // the stage stamps wall time as `emitted_at`
+    let strip = |mut e: AlertEvent| {
+        e.emitted_at = None;
+        e
+    };
+    let expected: Vec<AlertEvent> = expected
+        .iter()
+        .map(|a| strip(deadair::codec::alert_to_proto(a)))
+        .collect();
+    let kinds = |e: &AlertEvent| {
+        matches!(
+            e.kind(),
+            AlertKind::Anomaly | AlertKind::Absence | AlertKind::SourceSilent | AlertKind::Stuck
+        )
+    };
+    for (kind, state, host) in [
+        (AlertKind::Absence, AlertState::Firing, "web-1"),
+        (AlertKind::Absence, AlertState::Resolved, "web-3"),
+        (AlertKind::Anomaly, AlertState::Firing, "web-2"),
+    ] {
+        assert!(
+            has(&expected, kind, state, host),
+            "the scenario has {host}'s {kind:?} {state:?}: {expected:?}"
+        );
+    }
+
+    let text = format!(
+        "brokers = \"{brokers}\"\ngroup_id = \"deadair-held\"\nalert_topic = \"alerts\"\n\
+         [[input]]\ntopic = \"held\"\nformat = \"proto\"\n"
+    );
+    let (pipeline, stop, _registry) = start(RunConfig::parse(&text, "test", |_| None).unwrap());
+    let reader = reader(&brokers, "reader-held");
+    let mut events = Vec::new();
+    read_until(&reader, &mut events, 60, |ev| {
+        let got: Vec<AlertEvent> = ev.iter().cloned().map(strip).collect();
+        expected.iter().all(|e| got.contains(e))
+    })
+    .await;
+    common::stop(pipeline, stop).await;
+    let extra: Vec<AlertEvent> = events
+        .into_iter()
+        .map(strip)
+        .filter(|e| kinds(e) && event_ms(e) <= end && !expected.contains(e))
+        .collect();
+    assert!(extra.is_empty(), "not in the reference: {extra:?}");
+}

@@ -256,6 +256,22 @@ pub fn decode_message<'a>(
     Ok(SampleViews::from_owned(&scratch.samples))
 }
 
+/// A JSON message in deadair's own shape without escapes, read by hand and appended to `out` as
+/// views of `payload` alone (see [`json::append`]); false, and `out` as it was, if it is not
+/// (then [`decode_message`] reads it, or words why not). The same samples as
+/// [`decode_message`] reads.
+pub fn append_json<'a>(
+    payload: &'a [u8],
+    scratch: &mut Scratch,
+    out: &mut SampleViews<'a>,
+) -> bool {
+    let Ok(text) = std::str::from_utf8(payload) else {
+        return false;
+    };
+    let text = text.trim();
+    json::append(text, text.starts_with('['), &mut scratch.json_views, out)
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{} ({detail})", reason.as_str())]
 pub struct DecodeError {
@@ -570,6 +586,12 @@ impl<'a> SampleViews<'a> {
 
     pub fn len(&self) -> usize {
         self.samples.len()
+    }
+
+    /// Empties the views, keeping their allocations.
+    pub fn clear(&mut self) {
+        self.samples.clear();
+        self.labels.clear();
     }
 
     pub fn is_empty(&self) -> bool {

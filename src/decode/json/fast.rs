@@ -1,5 +1,6 @@
-//! deadair's own one-sample shape, read by hand: one object with `name`, `labels` (an object of
-//! text), `timestamp` and `value` (numbers), in any order, no text with escapes. That is what
+//! deadair's own shape, read by hand: one object with `name`, `labels` (an object of text),
+//! `timestamp` and `value` (numbers), in any order, no text with escapes, or a non-empty array
+//! of such objects (what `deadair gen` writes). That is what
 //! pipelines writing one sample per message send, and serde's visitors cost more than the
 //! message's few tokens. Anything else (another key, an escape, text for a timestamp or a value,
 //! a repeated key, a `__name__` label, an empty name, anything that is not JSON) is left to
@@ -11,24 +12,25 @@
 use super::{At, Buffers};
 use crate::time::epoch_to_ms;
 
-/// Reads `text` (trimmed) into `buf` if it is one object in the shape above; false (and `buf`
-/// as it was) otherwise.
-pub(super) fn read(text: &str, buf: &mut Buffers) -> bool {
-    let labels = buf.labels.len();
+/// Reads `text` (trimmed) into `buf` if it is one object in the shape above, or (`array`) a
+/// non-empty array of such objects; false (and `buf` as it was) otherwise.
+pub(super) fn read(text: &str, array: bool, buf: &mut Buffers) -> bool {
+    let (samples, labels) = (buf.samples.len(), buf.labels.len());
     let mut r = Reader {
         b: text.as_bytes(),
         i: 0,
     };
-    match r.object(text, buf) {
-        Some(sample) if r.i == r.b.len() => {
-            buf.samples.push(sample);
-            true
-        }
-        _ => {
-            buf.labels.truncate(labels);
-            false
-        }
+    let whole = if array {
+        r.array(text, buf)
+    } else {
+        r.object(text, buf).map(|sample| buf.samples.push(sample))
+    };
+    if whole.is_some() && r.i == r.b.len() {
+        return true;
     }
+    buf.samples.truncate(samples);
+    buf.labels.truncate(labels);
+    false
 }
 
 struct Reader<'t> {
@@ -166,6 +168,24 @@ impl Reader<'_> {
                 _ => return None,
             }
         }
+    }
+
+    /// `[object, ...]`, each object's sample pushed to `buf.samples`, then trailing whitespace.
+    fn array(&mut self, text: &str, buf: &mut Buffers) -> Option<()> {
+        if self.next()? != b'[' {
+            return None;
+        }
+        loop {
+            let sample = self.object(text, buf)?;
+            buf.samples.push(sample);
+            match self.next()? {
+                b',' => continue,
+                b']' => break,
+                _ => return None,
+            }
+        }
+        self.ws();
+        Some(())
     }
 
     /// The object: its sample (labels appended to `buf.labels`), then trailing whitespace.

@@ -35,7 +35,7 @@ pub(crate) fn read(text: &str, array: bool, flexible: bool, buf: &mut Buffers) -
     buf.arena.clear();
     buf.samples.clear();
     buf.labels.clear();
-    if !array && !flexible && fast::read(text, buf) {
+    if !flexible && fast::read(text, array, buf) {
         return true;
     }
     let mut de = serde_json::Deserializer::from_str(text);
@@ -76,6 +76,52 @@ pub(crate) fn views<'a>(
         });
     }
     out
+}
+
+/// Reads `text` (a whole message, trimmed) with the hand reader of [`fast`] alone and appends
+/// its samples to `out` as views of `text` (that reader copies nothing, so they borrow no
+/// buffer and can wait for the engine beside other messages' samples). False, and `out` as it
+/// was, if that reader leaves the message.
+pub(crate) fn append<'a>(
+    text: &'a str,
+    array: bool,
+    buf: &mut Buffers,
+    out: &mut SampleViews<'a>,
+) -> bool {
+    buf.samples.clear();
+    buf.labels.clear();
+    if !fast::read(text, array, buf) {
+        return false;
+    }
+    let in_text = |at: At| match at {
+        At::Msg(a, b) => text.get(a as usize..b as usize),
+        At::Arena(..) => None,
+    };
+    let (samples, labels) = (out.samples.len(), out.labels.len());
+    for (name, range, timestamp, value) in &buf.samples {
+        let start = out.labels.len();
+        for &(k, v) in &buf.labels[range.clone()] {
+            let (Some(k), Some(v)) = (in_text(k), in_text(v)) else {
+                out.samples.truncate(samples);
+                out.labels.truncate(labels);
+                return false;
+            };
+            out.labels.push((k, v));
+        }
+        out.normalise_labels(start);
+        let Some(name) = in_text(*name) else {
+            out.samples.truncate(samples);
+            out.labels.truncate(labels);
+            return false;
+        };
+        out.samples.push(SampleView {
+            name,
+            labels: start..out.labels.len(),
+            timestamp: *timestamp,
+            value: *value,
+        });
+    }
+    true
 }
 
 /// Why a message was not read here (never shown: the owned readers word the error).
@@ -470,7 +516,7 @@ mod tests {
     }
 
     /// What the serde readers alone make of `text` (None: refused), without the hand reader.
-    fn serde_only(text: &str) -> Option<Vec<Row>> {
+    fn serde_only(text: &str, array: bool) -> Option<Vec<Row>> {
         let mut buf = Buffers::default();
         let mut de = serde_json::Deserializer::from_str(text);
         let one = One {
@@ -478,7 +524,11 @@ mod tests {
             buf: &mut buf,
             flexible: false,
         };
-        (one.deserialize(&mut de).is_ok() && de.end().is_ok()).then(|| rows(text, &buf))
+        let read = match array {
+            true => de.deserialize_seq(Many { one }),
+            false => one.deserialize(&mut de),
+        };
+        (read.is_ok() && de.end().is_ok()).then(|| rows(text, &buf))
     }
 
     #[test]
@@ -486,10 +536,27 @@ mod tests {
         let plain = r#"{"name":"up","labels":{"job":"api","b":"é"},"timestamp":1700000000000,"value":-0.5}"#;
         let mut buf = Buffers::default();
         assert!(
-            fast::read(plain, &mut buf),
+            fast::read(plain, false, &mut buf),
             "the shape one-sample pipelines write"
         );
         assert_eq!(zero_copy(plain), Some(owned(plain)));
+        let array = format!("[{plain}, {plain}]");
+        let mut buf = Buffers::default();
+        assert!(fast::read(&array, true, &mut buf), "an array of it");
+        assert_eq!(rows(&array, &buf), owned(&array));
+        assert_eq!(buf.samples.len(), 2);
+        for text in [
+            "[]".to_string(),
+            format!("[{plain},]"),
+            format!("[{plain}"),
+            format!("[{plain}]]"),
+            format!("[{plain} {plain}]"),
+            format!("[{plain},{{\"name\":\"a\"}}]"), // the second incomplete
+        ] {
+            let mut buf = Buffers::default();
+            assert!(!fast::read(&text, true, &mut buf), "{text}");
+            assert!(buf.samples.is_empty() && buf.labels.is_empty(), "{text}");
+        }
         for text in [
             r#"{"name":"a","timestamp":1,"value":1,"x":1}"#, // another key
             r#"{"name":"a\u0062","timestamp":1,"value":1}"#, // an escape
@@ -508,7 +575,7 @@ mod tests {
             r#"{"name":"a","labels":{"k":"v",},"timestamp":1,"value":1}"#,
         ] {
             let mut buf = Buffers::default();
-            assert!(!fast::read(text, &mut buf), "{text}");
+            assert!(!fast::read(text, false, &mut buf), "{text}");
             assert!(
                 buf.samples.is_empty() && buf.labels.is_empty(),
                 "{text}: left as it was"
@@ -542,6 +609,7 @@ mod tests {
             ],
             ws in "[ \t\n\r]{0,2}",
             order in 0usize..6,
+            wrap in 0usize..4,
             labels in proptest::collection::btree_map("[a-z_]{0,12}", "[ -~é\n]{0,20}", 0..3),
             name in "[a-z_é\"\\\\]{1,20}",
         ) {
@@ -557,11 +625,19 @@ mod tests {
             if order >= 4 {
                 parts.swap(0, 2);
             }
-            let text = format!("{ws}{{{ws}{}{ws}}}{ws}", parts.join(","));
+            let object = format!("{ws}{{{ws}{}{ws}}}{ws}", parts.join(","));
+            // one object, or an array of it once, twice, or of nothing
+            let text = match wrap {
+                0 => object,
+                1 => format!("[{object}]"),
+                2 => format!("[{object},{ws}{object}]"),
+                _ => format!("[{ws}]"),
+            };
             let text = text.trim();
+            let array = wrap > 0;
             let mut buf = Buffers::default();
-            let fast = fast::read(text, &mut buf).then(|| rows(text, &buf));
-            let serde = serde_only(text);
+            let fast = fast::read(text, array, &mut buf).then(|| rows(text, &buf));
+            let serde = serde_only(text, array);
             match fast {
                 // what it reads, serde reads the same
                 Some(rows) => prop_assert_eq!(Some(rows), serde, "{}", text),

@@ -3,12 +3,21 @@
 //!
 //! The loop hands over every message that is ready (up to [`MAX_BATCH`]), not one at a time:
 //! a run of consecutive messages of one partition is checked for ownership once, decoded and
-//! fed to its engine message by message under one lock (the engine's event clock advancing
-//! after each, as one message at a time would), its counters added once, and its last offset
-//! stored once every record the run caused (alerts, dead letters) is acknowledged. Since a later
-//! offset covers the earlier ones, this is the same at-least-once promise as storing each
-//! message's offset behind its own records; with one-sample messages it saves the per-message
+//! fed to its engine under one lock, its counters added once, and its last offset stored once
+//! every record the run caused (alerts, dead letters) is acknowledged. Since a later offset
+//! covers the earlier ones, this is the same at-least-once promise as storing each message's
+//! offset behind its own records; with one-sample messages it saves the per-message
 //! bookkeeping that cost more than the engine did.
+//!
+//! The engine sees what one message at a time would show it: each message's samples, then its
+//! event clock advanced to the partition's watermark (its absences and their grouping by source
+//! depend on when the clock passes them). A message whose samples borrow only the message
+//! (native protobuf, deadair's own JSON) is held while the watermark stays where the engine's
+//! clock is, so that consecutive messages reach the engine in one batch (which prefetches
+//! their series' state); they are fed, in order, as soon as the clock would move, a lag check
+//! may alert, another message's samples come, [`HOLD`] samples wait, or the run ends. Ingesting
+//! samples reads nothing that changes between such messages: the engine clock stands still
+//! and the partition clock is read only by the watermark.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,8 +29,8 @@ use super::Stage;
 use crate::clock::PartitionClock;
 use crate::config::InputFormat;
 use crate::decode::{
-    append_proto_batch, decode_message, message_format, recycle, DecodeReason, Meta, SampleViews,
-    Scratch,
+    append_json, append_proto_batch, decode_message, message_format, recycle, DecodeReason, Meta,
+    SampleViews, Scratch,
 };
 use crate::engine::{Outcome, SampleRef};
 use crate::kafka::committer::InFlight;
@@ -34,6 +43,16 @@ use crate::kafka::{StageError, MAX_FUTURE_MS};
 /// librdkafka's queue (its fetch sizes bound them), so taking them in one go costs no memory;
 /// the bound keeps the loop's timers and heartbeats on time.
 pub const MAX_BATCH: usize = 1024;
+
+/// Most samples held for the engine before they are fed (see the module docs).
+const HOLD: usize = 1024;
+
+/// Whether feeding would move `part`'s engine clock: its partition's event watermark is past
+/// the engine's clock (an `advance` to it is not a no-op).
+fn advances(part: &Part) -> bool {
+    let now = part.engine.now().unwrap_or(i64::MIN);
+    part.clock.event_watermark().is_some_and(|w| w > now)
+}
 
 /// The engine's view of one message's samples; kept between messages so that its allocation
 /// is reused (see [`recycle`]).
@@ -115,24 +134,40 @@ impl Stage<'_> {
             for msg in run {
                 counts.messages += 1;
                 counts.bytes += msg.payload().map_or(0, |p| p.len() as u64);
-                batch.samples.clear();
-                batch.labels.clear();
+                if !batch.is_empty() && self.lag_due(&part.clock, msg) {
+                    // the lag check below may alert: the held samples are ingested first
+                    self.feed(part, &batch);
+                    batch.clear();
+                }
+                let start = batch.len();
                 let (decoded, letter) = self.decode(topic, msg, &mut scratch, &mut batch);
                 dead.extend(letter);
-                // message by message: the engine's event clock advances after each, as its
-                // absences and their grouping by source depend on when the clock passes them
-                let samples = match &decoded {
-                    Decoded::Appended => &batch,
-                    Decoded::Own(own) => own,
-                };
-                counts.samples += samples.len() as u64;
-                self.consumed(&mut part.clock, at, msg, samples.newest());
-                self.feed(part, samples);
-                if let Decoded::Own(own) = decoded {
-                    // their allocations serve the next message's views
-                    let spare = own.recycled();
-                    scratch.reuse(spare);
+                match decoded {
+                    Decoded::Appended => {
+                        counts.samples += (batch.len() - start) as u64;
+                        self.consumed(&mut part.clock, at, msg, batch.newest_from(start));
+                        // held while the clock stays (see the module docs)
+                        if batch.len() >= HOLD || advances(part) {
+                            self.feed(part, &batch);
+                            batch.clear();
+                        }
+                    }
+                    Decoded::Own(own) => {
+                        if !batch.is_empty() {
+                            self.feed(part, &batch);
+                            batch.clear();
+                        }
+                        counts.samples += own.len() as u64;
+                        self.consumed(&mut part.clock, at, msg, own.newest());
+                        self.feed(part, &own);
+                        // their allocations serve the next message's views
+                        let spare = own.recycled();
+                        scratch.reuse(spare);
+                    }
                 }
+            }
+            if !batch.is_empty() {
+                self.feed(part, &batch);
             }
             self.spare = batch.recycled();
             self.scratch = scratch;
@@ -218,6 +253,7 @@ impl Stage<'_> {
                 let meta = meta(msg, input.autodetect);
                 match message_format(input, meta, scratch) {
                     InputFormat::Proto => append_proto_batch(payload, batch).map(|()| None),
+                    InputFormat::Json if append_json(payload, scratch, batch) => Ok(None),
                     _ => decode_message(input, meta, payload, scratch).map(Some),
                 }
             }
@@ -309,6 +345,13 @@ impl Stage<'_> {
         }
     }
 
+    /// Whether [`Stage::consumed`] would check the partition's lag for `msg` (and so may
+    /// alert).
+    fn lag_due(&self, clock: &PartitionClock, msg: &impl Message) -> bool {
+        let msg_ts = msg.timestamp().to_millis();
+        !clock.lag_firing() && msg_ts.is_some_and(|t| self.wall - t > self.clock_cfg.lag_threshold)
+    }
+
     /// Records a consumed message in its partition's clock. A backlog can be consumed between
     /// two ticks: a message older than the lag threshold reports the lag now (each message, as
     /// the run's last one may be recent).
@@ -319,10 +362,10 @@ impl Stage<'_> {
         msg: &impl Message,
         newest: Option<i64>,
     ) {
-        let msg_ts = msg.timestamp().to_millis();
-        clock.consumed(msg.offset(), msg_ts, newest);
+        let due = self.lag_due(clock, msg);
+        clock.consumed(msg.offset(), msg.timestamp().to_millis(), newest);
         let wall = self.wall;
-        if !clock.lag_firing() && msg_ts.is_some_and(|t| wall - t > self.clock_cfg.lag_threshold) {
+        if due {
             let marks = &self.io.consumer.context().watermarks;
             let (high, unread) = cached_lag(&*self.io.consumer, marks, topic, partition, wall);
             let lag = clock.lag(high, unread, wall);
