@@ -6,7 +6,8 @@
 //! a repeated key, a `__name__` label, an empty name, anything that is not JSON) is left to
 //! the serde readers of [`super`], which read it or refuse it as before: this reader accepts
 //! only what they would read, and reads it the same way (a plain integer below 2^53 is exact
-//! either way; other numbers are parsed by serde_json itself; the property tests of [`super`]
+//! either way, a decimal of at most 15 digits with serde_json's own arithmetic: its
+//! digits divided by a power of ten, one rounding; other numbers are parsed by serde_json itself; the property tests of [`super`]
 //! hold the hand reader to serde's, and both to the owned readers).
 
 use super::{At, Buffers};
@@ -32,6 +33,11 @@ pub(super) fn read(text: &str, array: bool, buf: &mut Buffers) -> bool {
     buf.labels.truncate(labels);
     false
 }
+
+/// 1e0 to 1e15: every one exact as f64.
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
 
 struct Reader<'t> {
     b: &'t [u8],
@@ -138,6 +144,22 @@ impl Reader<'_> {
                 .iter()
                 .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')) as f64;
             return Some(if negative { -n } else { n });
+        }
+        // a decimal of at most 15 digits and no exponent: serde_json reads it as its digits
+        // (below 2^53, exact as f64) divided by the power of ten of its fraction (exact), one
+        // correctly rounded division; so does this, to the same bit
+        let point = digits.iter().position(|&d| d == b'.');
+        if let Some(point) = point.filter(|_| digits.len() <= 16) {
+            let (whole, fraction) = (&digits[..point], &digits[point + 1..]);
+            if fraction.iter().all(u8::is_ascii_digit) {
+                let n = whole
+                    .iter()
+                    .chain(fraction)
+                    .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'))
+                    as f64;
+                let v = n / POW10[fraction.len()];
+                return Some(if negative { -v } else { v });
+            }
         }
         serde_json::from_str::<f64>(std::str::from_utf8(token).ok()?).ok()
     }

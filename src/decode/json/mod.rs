@@ -606,12 +606,20 @@ mod tests {
                 any::<f64>().prop_map(|v| format!("{v}")),
                 any::<f64>().prop_map(|v| format!("{v:e}")),
                 "-?[0-9]{1,3}(\\.[0-9]{1,25})?([eE][-+]?[0-9]{1,3})?",
+                // decimals around 15 digits (the hand reader's own arithmetic ends there)
+                "-?[0-9]{1,9}\\.[0-9]{1,8}",
+                (-1e6f64..1e6, 0usize..12).prop_map(|(v, k)| format!("{v:.k$}")),
             ],
             ws in "[ \t\n\r]{0,2}",
             order in 0usize..6,
             wrap in 0usize..4,
-            labels in proptest::collection::btree_map("[a-z_]{0,12}", "[ -~é\n]{0,20}", 0..3),
-            name in "[a-z_é\"\\\\]{1,20}",
+            // plain text (read by hand) half the time, text that may need escapes (left) the other
+            labels in proptest::collection::btree_map(
+                "[a-z_]{0,12}",
+                prop_oneof!["[a-z0-9 é.:-]{0,20}", "[ -~é\n]{0,20}"],
+                0..3,
+            ),
+            name in prop_oneof!["[a-z_é]{1,20}", "[a-z_é\"\\\\]{1,20}"],
         ) {
             let labels = serde_json::to_string(&labels).unwrap();
             let name = serde_json::to_string(&name).unwrap();
