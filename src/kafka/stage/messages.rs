@@ -27,7 +27,7 @@ use rdkafka::message::Message;
 
 use super::Stage;
 use crate::clock::PartitionClock;
-use crate::config::InputFormat;
+use crate::config::{Input, InputFormat};
 use crate::decode::{
     append_json, append_proto_batch, decode_message, message_format, recycle, DecodeReason, Meta,
     SampleViews, Scratch,
@@ -131,21 +131,25 @@ impl Stage<'_> {
             let mut scratch = std::mem::take(&mut self.scratch);
             let mut batch: SampleViews<'_> = std::mem::take(&mut self.spare).recycled();
             let at = (topic, partition);
+            let input = self.cfg.input_of(topic);
             for msg in run {
+                // read once: the lag check, the clock and the decoders use it
+                let msg_ts = msg.timestamp().to_millis();
                 counts.messages += 1;
                 counts.bytes += msg.payload().map_or(0, |p| p.len() as u64);
-                if !batch.is_empty() && self.lag_due(&part.clock, msg) {
+                if !batch.is_empty() && self.lag_due(&part.clock, msg_ts) {
                     // the lag check below may alert: the held samples are ingested first
                     self.feed(part, &batch);
                     batch.clear();
                 }
                 let start = batch.len();
-                let (decoded, letter) = self.decode(topic, msg, &mut scratch, &mut batch);
+                let (decoded, letter) =
+                    self.decode((topic, input), msg, msg_ts, &mut scratch, &mut batch);
                 dead.extend(letter);
                 match decoded {
                     Decoded::Appended => {
                         counts.samples += (batch.len() - start) as u64;
-                        self.consumed(&mut part.clock, at, msg, batch.newest_from(start));
+                        self.consumed(&mut part.clock, at, (msg, msg_ts), batch.newest_from(start));
                         // held while the clock stays (see the module docs)
                         if batch.len() >= HOLD || advances(part) {
                             self.feed(part, &batch);
@@ -158,7 +162,7 @@ impl Stage<'_> {
                             batch.clear();
                         }
                         counts.samples += own.len() as u64;
-                        self.consumed(&mut part.clock, at, msg, own.newest());
+                        self.consumed(&mut part.clock, at, (msg, msg_ts), own.newest());
                         self.feed(part, &own);
                         // their allocations serve the next message's views
                         let spare = own.recycled();
@@ -240,17 +244,18 @@ impl Stage<'_> {
     /// views borrow the scratch buffers).
     fn decode<'s, 'm: 's>(
         &mut self,
-        topic: &str,
+        (topic, input): (&str, Option<&Input>),
         msg: &'m impl Message,
+        msg_ts: Option<i64>,
         scratch: &'s mut Scratch,
         batch: &mut SampleViews<'m>,
     ) -> (Decoded<'s>, Option<Record>) {
         let (partition, offset) = (msg.partition(), msg.offset());
         let payload = msg.payload().unwrap_or(&[]);
         let start = batch.len();
-        let decoded = match self.cfg.input_of(topic) {
+        let decoded = match input {
             Some(input) => {
-                let meta = meta(msg, input.autodetect);
+                let meta = meta(msg, msg_ts, input.autodetect);
                 match message_format(input, meta, scratch) {
                     InputFormat::Proto => append_proto_batch(payload, batch).map(|()| None),
                     InputFormat::Json if append_json(payload, scratch, batch) => Ok(None),
@@ -345,10 +350,9 @@ impl Stage<'_> {
         }
     }
 
-    /// Whether [`Stage::consumed`] would check the partition's lag for `msg` (and so may
-    /// alert).
-    fn lag_due(&self, clock: &PartitionClock, msg: &impl Message) -> bool {
-        let msg_ts = msg.timestamp().to_millis();
+    /// Whether [`Stage::consumed`] would check the partition's lag for a message of Kafka
+    /// timestamp `msg_ts` (and so may alert).
+    fn lag_due(&self, clock: &PartitionClock, msg_ts: Option<i64>) -> bool {
         !clock.lag_firing() && msg_ts.is_some_and(|t| self.wall - t > self.clock_cfg.lag_threshold)
     }
 
@@ -359,11 +363,11 @@ impl Stage<'_> {
         &mut self,
         clock: &mut PartitionClock,
         (topic, partition): (&str, i32),
-        msg: &impl Message,
+        (msg, msg_ts): (&impl Message, Option<i64>),
         newest: Option<i64>,
     ) {
-        let due = self.lag_due(clock, msg);
-        clock.consumed(msg.offset(), msg.timestamp().to_millis(), newest);
+        let due = self.lag_due(clock, msg_ts);
+        clock.consumed(msg.offset(), msg_ts, newest);
         let wall = self.wall;
         if due {
             let marks = &self.io.consumer.context().watermarks;
@@ -388,11 +392,12 @@ fn decode_log_key(r: DecodeReason) -> &'static str {
 }
 
 /// What the decoders may use of a message besides its payload: its `content-type` and
-/// `content-encoding` headers (names compared case-insensitively) and its timestamp.
-fn meta<'a>(msg: &'a impl Message, headers: bool) -> Meta<'a> {
+/// `content-encoding` headers (names compared case-insensitively) and its timestamp (`msg_ts`,
+/// as read once per message).
+fn meta<'a>(msg: &'a impl Message, msg_ts: Option<i64>, headers: bool) -> Meta<'a> {
     use rdkafka::message::Headers;
     let mut meta = Meta {
-        timestamp: msg.timestamp().to_millis(),
+        timestamp: msg_ts,
         ..Meta::default()
     };
     if !headers {
