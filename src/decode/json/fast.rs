@@ -1,13 +1,12 @@
 //! deadair's own shape, read by hand: one object with `name`, `labels` (an object of text),
 //! `timestamp` and `value` (numbers), in any order, no text with escapes, or a non-empty array
-//! of such objects (what `deadair gen` writes). That is what
-//! pipelines writing one sample per message send, and serde's visitors cost more than the
-//! message's few tokens. Anything else (another key, an escape, text for a timestamp or a value,
+//! of such objects (what `deadair gen` writes). That is what pipelines writing one sample per
+//! message send, and serde's visitors cost more than the message's few tokens. Anything else (another key, an escape, text for a timestamp or a value,
 //! a repeated key, a `__name__` label, an empty name, anything that is not JSON) is left to
 //! the serde readers of [`super`], which read it or refuse it as before: this reader accepts
-//! only what they would read, and reads it the same way (a plain integer below 2^53 is exact
-//! either way, a decimal of at most 15 digits with serde_json's own arithmetic: its
-//! digits divided by a power of ten, one rounding; other numbers are parsed by serde_json itself; the property tests of [`super`]
+//! only what they would read, and reads it the same way (a number of at most 15 digits without
+//! an exponent with serde_json's own arithmetic: its digits divided by a power of ten, one
+//! rounding; other numbers are parsed by serde_json itself; the property tests of [`super`]
 //! hold the hand reader to serde's, and both to the owned readers).
 
 use super::{At, Buffers};
@@ -133,33 +132,27 @@ impl Reader<'_> {
             }
         }
         let token = &self.b[start..self.i];
-        // a plain integer below 2^53 is exact as f64, as serde_json reads it (`-0` is -0.0 there
-        // too); anything else is serde_json's to parse
+        // anything but the plain forms below is serde_json's to parse
         let (negative, digits) = match token {
             [b'-', rest @ ..] => (true, rest),
             _ => (false, token),
         };
-        if digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
-            let n = digits
+        // at most 15 digits, no exponent: serde_json reads the digits (below 2^53, exact as
+        // f64) divided by the power of ten of the fraction (exact), one correctly rounded
+        // division (by 1 for an integer: exact); so does this, to the same bit (`-0` is -0.0 there too)
+        let (whole, fraction) = match digits.iter().position(|&d| d == b'.') {
+            Some(point) => (&digits[..point], &digits[point + 1..]),
+            None => (digits, &[][..]),
+        };
+        if whole.len() + fraction.len() <= 15
+            && whole.iter().chain(fraction).all(u8::is_ascii_digit)
+        {
+            let n = whole
                 .iter()
+                .chain(fraction)
                 .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')) as f64;
-            return Some(if negative { -n } else { n });
-        }
-        // a decimal of at most 15 digits and no exponent: serde_json reads it as its digits
-        // (below 2^53, exact as f64) divided by the power of ten of its fraction (exact), one
-        // correctly rounded division; so does this, to the same bit
-        let point = digits.iter().position(|&d| d == b'.');
-        if let Some(point) = point.filter(|_| digits.len() <= 16) {
-            let (whole, fraction) = (&digits[..point], &digits[point + 1..]);
-            if fraction.iter().all(u8::is_ascii_digit) {
-                let n = whole
-                    .iter()
-                    .chain(fraction)
-                    .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'))
-                    as f64;
-                let v = n / POW10[fraction.len()];
-                return Some(if negative { -v } else { v });
-            }
+            let v = n / POW10[fraction.len()];
+            return Some(if negative { -v } else { v });
         }
         serde_json::from_str::<f64>(std::str::from_utf8(token).ok()?).ok()
     }

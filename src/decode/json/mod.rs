@@ -58,23 +58,7 @@ pub(crate) fn views<'a>(
     buf: &'a Buffers,
     mut out: SampleViews<'a>,
 ) -> SampleViews<'a> {
-    out.samples.reserve(buf.samples.len());
-    out.labels.reserve(buf.labels.len());
-    for (name, labels, timestamp, value) in &buf.samples {
-        let start = out.labels.len();
-        out.labels.extend(
-            buf.labels[labels.clone()]
-                .iter()
-                .map(|&(k, v)| (buf.arena.text(text, k), buf.arena.text(text, v))),
-        );
-        out.normalise_labels(start);
-        out.samples.push(SampleView {
-            name: buf.arena.text(text, *name),
-            labels: start..out.labels.len(),
-            timestamp: *timestamp,
-            value: *value,
-        });
-    }
+    push_views(buf, &mut out, |at| Some(buf.arena.text(text, at)));
     out
 }
 
@@ -90,18 +74,27 @@ pub(crate) fn append<'a>(
 ) -> bool {
     buf.samples.clear();
     buf.labels.clear();
-    if !fast::read(text, array, buf) {
-        return false;
-    }
-    let in_text = |at: At| match at {
-        At::Msg(a, b) => text.get(a as usize..b as usize),
-        At::Arena(..) => None,
-    };
+    fast::read(text, array, buf)
+        && push_views(buf, out, |at| match at {
+            At::Msg(a, b) => text.get(a as usize..b as usize),
+            At::Arena(..) => None,
+        })
+}
+
+/// Appends the samples of `buf` to `out`, their text found by `text_of`; false, and `out` as it
+/// was, if some text is not there.
+fn push_views<'a>(
+    buf: &Buffers,
+    out: &mut SampleViews<'a>,
+    text_of: impl Fn(At) -> Option<&'a str>,
+) -> bool {
     let (samples, labels) = (out.samples.len(), out.labels.len());
+    out.samples.reserve(buf.samples.len());
+    out.labels.reserve(buf.labels.len());
     for (name, range, timestamp, value) in &buf.samples {
         let start = out.labels.len();
         for &(k, v) in &buf.labels[range.clone()] {
-            let (Some(k), Some(v)) = (in_text(k), in_text(v)) else {
+            let (Some(k), Some(v)) = (text_of(k), text_of(v)) else {
                 out.samples.truncate(samples);
                 out.labels.truncate(labels);
                 return false;
@@ -109,7 +102,7 @@ pub(crate) fn append<'a>(
             out.labels.push((k, v));
         }
         out.normalise_labels(start);
-        let Some(name) = in_text(*name) else {
+        let Some(name) = text_of(*name) else {
             out.samples.truncate(samples);
             out.labels.truncate(labels);
             return false;

@@ -139,8 +139,7 @@ impl Stage<'_> {
                 counts.bytes += msg.payload().map_or(0, |p| p.len() as u64);
                 if !batch.is_empty() && self.lag_due(&part.clock, msg_ts) {
                     // the lag check below may alert: the held samples are ingested first
-                    self.feed(part, &batch);
-                    batch.clear();
+                    self.feed_held(part, &mut batch);
                 }
                 let start = batch.len();
                 let (decoded, letter) =
@@ -152,15 +151,11 @@ impl Stage<'_> {
                         self.consumed(&mut part.clock, at, (msg, msg_ts), batch.newest_from(start));
                         // held while the clock stays (see the module docs)
                         if batch.len() >= HOLD || advances(part) {
-                            self.feed(part, &batch);
-                            batch.clear();
+                            self.feed_held(part, &mut batch);
                         }
                     }
                     Decoded::Own(own) => {
-                        if !batch.is_empty() {
-                            self.feed(part, &batch);
-                            batch.clear();
-                        }
+                        self.feed_held(part, &mut batch);
                         counts.samples += own.len() as u64;
                         self.consumed(&mut part.clock, at, (msg, msg_ts), own.newest());
                         self.feed(part, &own);
@@ -170,9 +165,7 @@ impl Stage<'_> {
                     }
                 }
             }
-            if !batch.is_empty() {
-                self.feed(part, &batch);
-            }
+            self.feed_held(part, &mut batch);
             self.spare = batch.recycled();
             self.scratch = scratch;
         }
@@ -307,6 +300,14 @@ impl Stage<'_> {
             None => Decoded::Appended,
         };
         (decoded, dead)
+    }
+
+    /// Feeds the held samples, if any, and empties `held` (see the module docs).
+    fn feed_held(&mut self, part: &mut Part, held: &mut SampleViews<'_>) {
+        if !held.is_empty() {
+            self.feed(part, held);
+            held.clear();
+        }
     }
 
     /// Under the lock: feeds `batch` to its partition's engine and advances the engine to the
