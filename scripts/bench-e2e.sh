@@ -8,7 +8,7 @@
 # and at the end (flat means the three agree).
 #
 # Cases: 100-sample protobuf messages; one-sample messages in protobuf marked with their
-# content-type header (read with `autodetect`, librdkafka parses every message's headers), in
+# content-type header (read with `autodetect = true`: librdkafka parses every message's headers), in
 # protobuf without headers and in JSON without headers (what prometheus-kafka-adapter and
 # Vector write); and a one-sample backlog for the RSS profile.
 #
@@ -39,9 +39,9 @@ clk=$(getconf CLK_TCK)
 metric() { curl -fsS "http://127.0.0.1:$MPORT/metrics" 2>/dev/null | awk -v m="$1" '$1==m {print $2}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-run_case() { # name topic samples batch series rate format [gen flags]
-  local name=$1 topic=$2 samples=$3 batch=$4 series=$5 rate=$6 format=$7
-  shift 7
+run_case() { # name topic samples batch series rate format autodetect(true, or - for the default) [gen flags]
+  local name=$1 topic=$2 samples=$3 batch=$4 series=$5 rate=$6 format=$7 autodetect=$8
+  shift 8
   [ "$samples" -gt 0 ] || return 0
   tansu topic create --broker "tcp://$BROKERS" --partitions 1 "$topic" >/dev/null
   local dur=$(( samples / rate )); [ "$dur" -ge 1 ] || dur=1
@@ -59,6 +59,7 @@ metrics_addr = "127.0.0.1:$MPORT"
 topic = "$topic"
 format = "$format"
 TOML
+  [ "$autodetect" = - ] || echo "autodetect = $autodetect" >> "$W/run-$name.toml"
   "$BIN" run --config "$W/run-$name.toml" 2>"$W/run-$name.log" &
   RUN=$!
   local consumed=0 t0="" c0="" rss_early="" rss_max=0 rss=0
@@ -81,8 +82,8 @@ TOML
       name, n, n / wall, cpu / (n / 1e6), lo / 1048576, hi / 1048576, last / 1048576 }'
 }
 
-run_case batch100 bench-b100 "${1:-2000000}" 100 10000 400000 proto
-run_case batch1-headers bench-b1h "${2:-1000000}" 1 10000 100000 proto
-run_case batch1 bench-b1 "${2:-1000000}" 1 10000 100000 proto --no-headers
-run_case batch1-json bench-b1j "${2:-1000000}" 1 10000 100000 json --no-headers
-run_case backlog-5M-messages bench-backlog "${3:-5000000}" 1 10000 120000 proto
+run_case batch100 bench-b100 "${1:-2000000}" 100 10000 400000 proto -
+run_case batch1-headers bench-b1h "${2:-1000000}" 1 10000 100000 proto true
+run_case batch1 bench-b1 "${2:-1000000}" 1 10000 100000 proto - --no-headers
+run_case batch1-json bench-b1j "${2:-1000000}" 1 10000 100000 json - --no-headers
+run_case backlog-5M-messages bench-backlog "${3:-5000000}" 1 10000 120000 proto -

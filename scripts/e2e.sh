@@ -70,9 +70,11 @@ format = "json"                     # Vector's metric events: no header
 [[input]]
 topic = "samples-auto"
 format = "json"                     # the producer marks OTLP messages with content-type
+autodetect = true
 [[input]]
 topic = "samples-gen"
 format = "json"                     # deadair gen marks every message with its content-type
+autodetect = true
 TOML
 for c in gzip snappy lz4 zstd; do
   printf '[[input]]\ntopic = "samples-%s"\nformat = "json"                     # written with compression.type = %s\n' "$c" "$c" >> "$W/run.toml"

@@ -115,9 +115,10 @@ fn real_encoders_messages_decode_to_the_documented_samples() {
 }
 
 #[test]
-fn a_content_type_header_overrides_the_topic_format_unless_autodetect_is_off() {
+fn a_content_type_header_overrides_the_topic_format_when_autodetect_is_on() {
     for (file, format, content_type) in CASES {
         let mut input = Input::new("t", InputFormat::Json);
+        input.autodetect = true;
         let meta = Meta {
             content_type: Some(content_type),
             ..Meta::default()
@@ -140,12 +141,9 @@ fn a_content_type_header_overrides_the_topic_format_unless_autodetect_is_off() {
         content_encoding: Some("snappy"),
         ..Meta::default()
     };
-    let got = decode(
-        &Input::new("t", InputFormat::Proto),
-        meta,
-        &fixture("remote_write.bin"),
-    )
-    .unwrap();
+    let mut input = Input::new("t", InputFormat::Proto);
+    input.autodetect = true;
+    let got = decode(&input, meta, &fixture("remote_write.bin")).unwrap();
     assert!(close(&got, &expected("remote_write.bin")));
 }
 

@@ -455,7 +455,7 @@ async fn run_with_abuser(abuse: bool) -> (Vec<AlertEvent>, String) {
     }
     let text = format!(
         "brokers = \"{brokers}\"\ngroup_id = \"deadair-abuse\"\nalert_topic = \"alerts\"\n\
-         [[input]]\ntopic = \"mixed\"\nformat = \"json\"\n"
+         [[input]]\ntopic = \"mixed\"\nformat = \"json\"\nautodetect = true\n"
     );
     let model = deadair::model::DEFAULT_MODEL_TOML.replace(
         "max_series_per_source = 250000",
@@ -658,7 +658,7 @@ async fn a_run_of_mixed_messages_is_read_in_order_and_every_offset_stored() {
     }
     let text = format!(
         "brokers = \"{brokers}\"\ngroup_id = \"deadair-mixed\"\nalert_topic = \"alerts\"\n\
-         [[input]]\ntopic = \"mixed\"\nformat = \"proto\"\n"
+         [[input]]\ntopic = \"mixed\"\nformat = \"proto\"\nautodetect = true\n"
     );
     let (pipeline, stop, registry) = start(RunConfig::parse(&text, "test", |_| None).unwrap());
     let (summary, events) =
@@ -791,7 +791,7 @@ async fn held_one_sample_messages_alert_as_one_message_at_a_time() {
 
     let text = format!(
         "brokers = \"{brokers}\"\ngroup_id = \"deadair-held\"\nalert_topic = \"alerts\"\n\
-         [[input]]\ntopic = \"held\"\nformat = \"proto\"\n"
+         [[input]]\ntopic = \"held\"\nformat = \"proto\"\nautodetect = true\n"
     );
     let (pipeline, stop, _registry) = start(RunConfig::parse(&text, "test", |_| None).unwrap());
     let reader = reader(&brokers, "reader-held");

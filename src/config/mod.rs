@@ -18,7 +18,7 @@
 //! [[input]]
 //! topic = "metrics"
 //! format = "proto"                    # or "json", "remote_write", "otlp", "influx"
-//! autodetect = true                   # a message's content-type header overrides `format`
+//! autodetect = false                  # true: a message's content-type header overrides `format`
 //! precision = "ns"                    # influx: timestamp unit ("ns", "us", "ms", "s")
 //! quantiles = [0.5, 0.9, 0.99]        # otlp: quantiles derived from histograms and summaries
 //! promote_resource_attributes = []    # otlp: resource attributes kept as labels
@@ -169,9 +169,6 @@ pub struct StateConfig {
     pub interval: Duration,
 }
 
-fn yes() -> bool {
-    true
-}
 fn default_quantiles() -> Vec<f64> {
     vec![0.5, 0.9, 0.99]
 }
@@ -190,7 +187,9 @@ pub struct Input {
     /// The format of messages that do not say otherwise.
     pub format: InputFormat,
     /// A message's `content-type` header, when it names a known format, overrides `format`.
-    #[serde(default = "yes")]
+    /// Off by default: reading a message's headers costs librdkafka an allocation per message,
+    /// marked or not (docs/formats.md).
+    #[serde(default)]
     pub autodetect: bool,
     /// Influx line protocol: the unit of timestamps.
     #[serde(default)]
@@ -212,7 +211,7 @@ impl Input {
         Input {
             topic: topic.into(),
             format,
-            autodetect: true,
+            autodetect: false,
             precision: Precision::default(),
             quantiles: default_quantiles(),
             promote_resource_attributes: Vec::new(),
@@ -493,8 +492,9 @@ mod tests {
         );
         let i = c.input_of("m").unwrap();
         assert_eq!(*i, Input::new("m", InputFormat::Json));
+        assert!(!i.autodetect, "headers are not read unless asked for");
         let c = RunConfig::parse(
-            "[[input]]\ntopic = \"m\"\nformat = \"influx\"\nprecision = \"s\"\nautodetect = false\nquantiles = [0.5]\n",
+            "[[input]]\ntopic = \"m\"\nformat = \"influx\"\nprecision = \"s\"\nautodetect = true\nquantiles = [0.5]\n",
             "c.toml",
             |_| None,
         )
@@ -502,7 +502,7 @@ mod tests {
         let i = c.input_of("m").unwrap();
         assert_eq!(
             (i.format, i.precision, i.autodetect, i.quantiles.as_slice()),
-            (InputFormat::Influx, Precision::S, false, &[0.5][..])
+            (InputFormat::Influx, Precision::S, true, &[0.5][..])
         );
         assert_eq!(Precision::Ns.to_ms(-1), Some(-1), "rounds down");
         assert_eq!(Precision::S.to_ms(i64::MAX), None);

@@ -410,7 +410,8 @@ mod tests {
             marked("application/json"),
         );
         // a JSON topic whose producers mark some messages as protobuf
-        let input = Input::new("t", InputFormat::Json);
+        let mut input = Input::new("t", InputFormat::Json);
+        input.autodetect = true;
         let mut scratch = Scratch::default();
         for (meta, payload) in [
             (js, &json[..]),

@@ -6,8 +6,9 @@
 //! the serde readers of [`super`], which read it or refuse it as before: this reader accepts
 //! only what they would read, and reads it the same way (a number of at most 15 digits without
 //! an exponent with serde_json's own arithmetic: its digits divided by a power of ten, one
-//! rounding; other numbers are parsed by serde_json itself; the property tests of [`super`]
-//! hold the hand reader to serde's, and both to the owned readers).
+//! rounding; other numbers by std's parse, correctly rounded as serde_json is with its
+//! `float_roundtrip` feature; the property tests of [`super`] hold the hand reader to serde's,
+//! and both to the owned readers).
 
 use super::{At, Buffers};
 use crate::time::epoch_to_ms;
@@ -154,7 +155,14 @@ impl Reader<'_> {
             let v = n / POW10[fraction.len()];
             return Some(if negative { -v } else { v });
         }
-        serde_json::from_str::<f64>(std::str::from_utf8(token).ok()?).ok()
+        // longer (a shortest round-trip form has up to 17 digits) or with an exponent: std's
+        // parse, correctly rounded as serde_json is with `float_roundtrip`; out of f64's range,
+        // serde_json's error (it refuses what std reads as infinite)
+        let text = std::str::from_utf8(token).ok()?;
+        match text.parse::<f64>() {
+            Ok(v) if v.is_finite() => Some(v),
+            _ => serde_json::from_str::<f64>(text).ok(),
+        }
     }
 
     /// `"k": "v", ...}` after the labels' `{`, appended to `buf.labels`.
