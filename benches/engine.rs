@@ -53,6 +53,27 @@ fn workload(n: usize) -> Workload {
     Workload { arena, spans }
 }
 
+/// A series' name and labels as the engine takes them.
+type Ident<'w> = (&'w str, [(&'w str, &'w str); 3]);
+
+/// Every series' identity as string slices of the workload, made once (not per round: the
+/// bench measures the engine, and a decoder hands it such slices).
+fn idents(w: &Workload) -> Vec<Ident<'_>> {
+    w.spans
+        .iter()
+        .map(|s| {
+            (
+                w.str(s[0]),
+                [
+                    (w.str(s[1]), w.str(s[2])),
+                    (w.str(s[3]), w.str(s[4])),
+                    (w.str(s[5]), w.str(s[6])),
+                ],
+            )
+        })
+        .collect()
+}
+
 /// Deterministic noise in [-1, 1).
 fn noise(i: u64) -> f64 {
     ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 1000) as f64 / 500.0 - 1.0
@@ -61,41 +82,31 @@ fn noise(i: u64) -> f64 {
 /// Messages of this many samples are fed with `ingest_batch`.
 const BATCH: usize = 100;
 
+/// One batch of samples, kept between rounds.
+type Batch<'w> = Vec<SampleRef<'w, [(&'w str, &'w str); 3]>>;
+
 /// Feeds one round (one sample per series) at time `ts`, in batches of [`BATCH`].
-fn round(
+fn round<'w>(
     e: &mut Engine,
-    w: &Workload,
+    ids: &'w [Ident<'w>],
     ts: i64,
+    batch: &mut Batch<'w>,
     out: &mut Vec<deadair::Alert>,
     outcomes: &mut Vec<deadair::Outcome>,
 ) {
     e.advance(ts - 1, out);
-    for (c, chunk) in w.spans.chunks(BATCH).enumerate() {
-        let labels: Vec<[(&str, &str); 3]> = chunk
-            .iter()
-            .map(|s| {
-                [
-                    (w.str(s[1]), w.str(s[2])),
-                    (w.str(s[3]), w.str(s[4])),
-                    (w.str(s[5]), w.str(s[6])),
-                ]
-            })
-            .collect();
-        let batch: Vec<SampleRef<'_, [(&str, &str); 3]>> = chunk
-            .iter()
-            .zip(&labels)
-            .enumerate()
-            .map(|(j, (s, labels))| {
-                let value = 100.0 + 10.0 * noise((c * BATCH + j) as u64 ^ (ts as u64) << 20);
-                SampleRef {
-                    name: w.str(s[0]),
-                    labels,
-                    ts,
-                    value,
-                }
-            })
-            .collect();
-        e.ingest_batch(&batch, out, outcomes);
+    for (c, chunk) in ids.chunks(BATCH).enumerate() {
+        batch.clear();
+        batch.extend(chunk.iter().enumerate().map(|(j, (name, labels))| {
+            let value = 100.0 + 10.0 * noise((c * BATCH + j) as u64 ^ (ts as u64) << 20);
+            SampleRef {
+                name,
+                labels,
+                ts,
+                value,
+            }
+        }));
+        e.ingest_batch(batch, out, outcomes);
         black_box(&outcomes);
         outcomes.clear();
     }
@@ -115,6 +126,8 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     for &n in &[10_000usize, 100_000, 1_000_000] {
         let w = workload(n);
+        let ids = idents(&w);
+        let mut batch = Vec::with_capacity(BATCH);
         let mut e = Engine::new(model.clone());
         let mut out = Vec::new();
         let mut outcomes = Vec::new();
@@ -122,7 +135,7 @@ fn bench(c: &mut Criterion) {
         // Past the default model's warm-ups and its first day, so every detector judges every
         // sample as it does for a mature series.
         for _ in 0..WARM_ROUNDS {
-            round(&mut e, &w, ts, &mut out, &mut outcomes);
+            round(&mut e, &ids, ts, &mut batch, &mut out, &mut outcomes);
             ts += STEP_MS;
         }
         let (state, labels) = e.memory_bytes();
@@ -138,7 +151,7 @@ fn bench(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    round(&mut e, &w, ts, &mut out, &mut outcomes);
+                    round(&mut e, &ids, ts, &mut batch, &mut out, &mut outcomes);
                     ts += STEP_MS;
                 }
                 start.elapsed()
@@ -183,19 +196,14 @@ type IdMap = std::collections::HashMap<u64, u32, std::hash::BuildHasherDefault<I
 /// One round of the floor: per sample, the key hashed, looked up (inserted on first sight),
 /// and its 64-byte state updated.
 fn floor_round(
-    w: &Workload,
+    ids: &[Ident<'_>],
     ts: i64,
     index: &mut IdMap,
     states: &mut Vec<Floor>,
     buf: &mut Vec<u8>,
 ) {
-    for (i, s) in w.spans.iter().enumerate() {
-        let labels = [
-            (w.str(s[1]), w.str(s[2])),
-            (w.str(s[3]), w.str(s[4])),
-            (w.str(s[5]), w.str(s[6])),
-        ];
-        deadair::series::encode_canonical(w.str(s[0]), &labels, buf);
+    for (i, (name, labels)) in ids.iter().enumerate() {
+        deadair::series::encode_canonical(name, labels, buf);
         let id = deadair::series::hash_canonical(buf);
         let next = states.len() as u32;
         let idx = *index.entry(id).or_insert(next) as usize;
@@ -222,18 +230,19 @@ fn bench_floor(c: &mut Criterion) {
     group.sample_size(10);
     for &n in &[10_000usize, 100_000, 1_000_000] {
         let w = workload(n);
+        let ids = idents(&w);
         let mut index = IdMap::default();
         let mut states: Vec<Floor> = Vec::new();
         let mut buf = Vec::with_capacity(128);
         let mut ts = 1_767_225_600_000i64;
-        floor_round(&w, ts, &mut index, &mut states, &mut buf);
+        floor_round(&ids, ts, &mut index, &mut states, &mut buf);
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(format!("{n}_series"), |b| {
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 for _ in 0..iters {
                     ts += STEP_MS;
-                    floor_round(&w, ts, &mut index, &mut states, &mut buf);
+                    floor_round(&ids, ts, &mut index, &mut states, &mut buf);
                 }
                 start.elapsed()
             })

@@ -91,7 +91,7 @@ def main():
 
     p("### State (`cargo bench --bench state`)")
     p()
-    p(code(lines(d / "state.txt", r"series.*(B/series|snapshot)")))
+    p(code(lines(d / "state.txt", r"^[0-9]+ .*B/series")))
     p()
     p("| series | snapshot (median) | restore from bytes (median) |")
     p("|---|---|---|")
