@@ -156,13 +156,10 @@ impl Reader<'_> {
             return Some(if negative { -v } else { v });
         }
         // longer (a shortest round-trip form has up to 17 digits) or with an exponent: std's
-        // parse, correctly rounded as serde_json is with `float_roundtrip`; out of f64's range,
-        // serde_json's error (it refuses what std reads as infinite)
+        // parse, correctly rounded as serde_json is with `float_roundtrip`; out of f64's range
+        // (std reads it as infinite), left to the serde readers, which refuse it
         let text = std::str::from_utf8(token).ok()?;
-        match text.parse::<f64>() {
-            Ok(v) if v.is_finite() => Some(v),
-            _ => serde_json::from_str::<f64>(text).ok(),
-        }
+        text.parse::<f64>().ok().filter(|v| v.is_finite())
     }
 
     /// `"k": "v", ...}` after the labels' `{`, appended to `buf.labels`.
