@@ -545,7 +545,12 @@ impl<'a> SampleViews<'a> {
     /// Sorts the labels pushed since `start` by key; a repeated key keeps its last value.
     pub(crate) fn normalise_labels(&mut self, start: usize) {
         let labels = &mut self.labels[start..];
-        if labels.windows(2).all(|p| p[0].0 < p[1].0) {
+        // keys nearly always differ in their first byte: that decides without a `memcmp` call
+        let before = |a: &str, b: &str| match (a.as_bytes().first(), b.as_bytes().first()) {
+            (Some(x), Some(y)) if x != y => x < y,
+            _ => a < b,
+        };
+        if labels.windows(2).all(|p| before(p[0].0, p[1].0)) {
             return;
         }
         labels.sort_by(|a, b| a.0.cmp(b.0)); // stable: a repeated key keeps its order

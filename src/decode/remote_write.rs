@@ -71,12 +71,12 @@ pub fn decode(buf: &[u8]) -> Result<SampleViews<'_>, DecodeError> {
 fn series<'a>(buf: &'a [u8], out: &mut SampleViews<'a>) -> Result<(), DecodeError> {
     let start = out.labels.len();
     let mut name = "";
-    let mut w = Wire::new(buf);
+    let mut w = Wire::scanned(buf);
     while !w.done() {
         let key = w.varint()?;
         match (key >> 3, key & 7) {
             (1, 2) => {
-                let mut l = Wire::new(w.bytes()?);
+                let mut l = w.nested()?;
                 let (mut k, mut v) = ("", "");
                 while !l.done() {
                     let key = l.varint()?;
