@@ -30,7 +30,7 @@ step "cargo bench --bench decode (about 2 minutes)"
 cargo bench --locked --bench decode > "$W/decode.txt" 2>&1
 step "cargo bench --bench state (about 1 minute)"
 cargo bench --locked --bench state > "$W/state.txt" 2>&1
-step "scripts/bench-e2e.sh (about 3 minutes)"
+step "scripts/bench-e2e.sh (about 5 minutes)"
 scripts/bench-e2e.sh > "$W/e2e.txt" 2> "$W/e2e.log"
 step "scripts/bench-restore.sh 1000000 (about 1 minute)"
 scripts/bench-restore.sh 1000000 > "$W/restore.txt" 2> "$W/restore.log"

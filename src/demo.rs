@@ -520,10 +520,20 @@ pub async fn gen(brokers: &str, topic: &str, opts: GenOptions) -> Result<(u64, u
     let mut last_report = started;
     let mut buf = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    while started.elapsed() < duration {
-        tick.tick().await;
+    let end = start + duration.as_millis() as i64;
+    let mut taken = start;
+    // in real time while the broker keeps up; behind it, what is due is written a second of
+    // samples at a time until all of `duration` is (a broker slower than `rate` delays the
+    // end instead of losing samples)
+    while taken < end {
+        let now = wall_ms();
+        if now <= taken {
+            tick.tick().await;
+            continue;
+        }
+        taken = now.min(taken + 1000).min(end);
         buf.clear();
-        synth.take_until(wall_ms().min(start + duration.as_millis() as i64), &mut buf);
+        synth.take_until(taken, &mut buf);
         samples += buf.len() as u64;
         messages += produce(&producer, topic, &buf, batch, (format, headers)).await?;
         if last_report.elapsed() >= Duration::from_secs(2) {

@@ -117,7 +117,8 @@ struct GenArgs {
     /// Samples per second, all series together.
     #[arg(long, default_value_t = 1000.0)]
     rate: f64,
-    /// How long to produce (e.g. `30s`).
+    /// How long a stretch of samples to produce (e.g. `30s`): in real time while the broker
+    /// keeps up, and all of it even when it does not (the run then takes longer).
     #[arg(long, default_value = "10s")]
     duration: String,
     /// Samples per message.
