@@ -97,11 +97,18 @@ pub fn onset(peak: &mut u16, level: f64, decay: f64) -> f64 {
     let before = f64::from(*peak) / UNIT;
     let decayed = before * decay;
     // a new level rounds up (an equal one later is not a rise); the decayed peak rounds down
-    // (so it keeps decaying however long the half-life)
+    // (so it keeps decaying however long the half-life). Both are on [0, UNIT], where a cast
+    // (truncation) is the floor: no call to libm's `floor` or `ceil` per sample.
     *peak = if level >= decayed {
-        (level.clamp(0.0, 1.0) * UNIT).ceil() as u16
+        let x = level.clamp(0.0, 1.0) * UNIT;
+        let down = x as u16;
+        if f64::from(down) < x {
+            down + 1
+        } else {
+            down
+        }
     } else {
-        (decayed * UNIT).floor() as u16
+        (decayed * UNIT) as u16
     };
     if level > before {
         level

@@ -119,7 +119,12 @@ pub(crate) const MAX_DEVIATION: f64 = 1e6;
 /// inflate every z-score right after warm-up.
 #[inline]
 pub(crate) fn warm_alpha(alpha: f64, n: u32) -> f64 {
-    alpha.max(1.0 / (f64::from(n) + 1.0))
+    let n1 = f64::from(n) + 1.0;
+    // a mature series (1 / (n + 1) well below alpha): no division, the same value
+    if alpha * n1 >= 2.0 {
+        return alpha;
+    }
+    alpha.max(1.0 / n1)
 }
 
 /// Detector configuration of one rule (`[rule.detectors]`); absent tables are disabled.

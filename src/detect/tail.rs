@@ -209,7 +209,8 @@ impl Tail {
         } else {
             y
         };
-        let a = (1.0 / (f64::from(n) + 1.0)).max(1.0 / p.memory);
+        // max(1 / (n + 1), 1 / memory), with one division
+        let a = 1.0 / (f64::from(n) + 1.0).min(p.memory);
         // a single wild value moves the mean by at most a few of its own units
         let mean = f64::from(self.mean);
         let capped = if n > 0 {

@@ -438,6 +438,28 @@ fn onset_reports_a_rise_once_and_again_only_when_it_grows() {
 }
 
 #[test]
+fn onset_rounds_its_peak_as_ceil_and_floor_would() {
+    const UNIT: f64 = u16::MAX as f64;
+    let decay = 0.5f64.powf(1.0 / 50.0);
+    let mut levels: Vec<f64> = (0..=20_000).map(|i| f64::from(i) / 20_000.0).collect();
+    levels.extend((0..=400).map(|i| f64::from(i) / UNIT)); // exact multiples of 1 / UNIT
+    levels.extend([-0.5, 1.5, f64::NAN, 1e-300]);
+    for start in [0u16, 1, 7, 19_661, 65_534, u16::MAX] {
+        for &level in &levels {
+            let mut peak = start;
+            crate::engine::onset(&mut peak, level, decay);
+            let decayed = f64::from(start) / UNIT * decay;
+            let want = if level >= decayed {
+                (level.clamp(0.0, 1.0) * UNIT).ceil() as u16
+            } else {
+                (decayed * UNIT).floor() as u16
+            };
+            assert_eq!(peak, want, "start {start}, level {level}");
+        }
+    }
+}
+
+#[test]
 fn the_vote_needs_both_voters() {
     use crate::detect::{ClassicState, DetectorSet, Ensemble};
     let set: DetectorSet = toml::from_str("[ewma]\nwarmup = 10\n[context]\nlearn = 20").unwrap();

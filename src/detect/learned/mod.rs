@@ -242,7 +242,7 @@ impl Learned {
             return Judgement::none(stuck_p, repeats);
         }
         let s = self.statistics(st, x, unit);
-        let a_rep = (1.0 / f64::from(n)).max(1.0 / lr.memory);
+        let a_rep = 1.0 / f64::from(n).min(lr.memory); // max(1 / n, 1 / memory)
         st.repeat = to_f32(
             f64::from(st.repeat) + a_rep * (f64::from(u8::from(repeats)) - f64::from(st.repeat)),
         );
