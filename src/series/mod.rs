@@ -86,40 +86,13 @@ pub fn sort_labels<K: AsRef<str>, V>(labels: &mut [(K, V)]) {
 /// Writes the canonical encoding of `name` + `labels` into `buf` (cleared first).
 pub fn encode_canonical<L: LabelSet + ?Sized>(name: &str, labels: &L, buf: &mut Vec<u8>) {
     buf.clear();
-    put(buf, name.as_bytes());
+    buf.extend_from_slice(name.as_bytes());
     labels.for_each_label(|k, v| {
         buf.push(LABEL_SEP);
-        put(buf, k.as_bytes());
+        buf.extend_from_slice(k.as_bytes());
         buf.push(VALUE_SEP);
-        put(buf, v.as_bytes());
+        buf.extend_from_slice(v.as_bytes());
     });
-}
-
-/// `buf.extend_from_slice(s)`, with the short strings of names and labels (up to 16 bytes)
-/// copied inline as two overlapping words instead of by a call to `memcpy`.
-#[inline]
-fn put(buf: &mut Vec<u8>, s: &[u8]) {
-    let n = s.len();
-    if !(4..=16).contains(&n) {
-        buf.extend_from_slice(s);
-        return;
-    }
-    buf.reserve(16);
-    let len = buf.len();
-    // SAFETY: `reserve(16)` made room for at least 16 bytes after `len`, and `n <= 16`; the
-    // reads stay inside `s` (`4 <= n`, so `n - 4` and `n - 8` for `8 <= n` are in bounds); the
-    // two copies together write exactly `dst[..n]` from `s[..n]`, which is then initialised.
-    unsafe {
-        let (src, dst) = (s.as_ptr(), buf.as_mut_ptr().add(len));
-        if n >= 8 {
-            std::ptr::copy_nonoverlapping(src, dst, 8);
-            std::ptr::copy_nonoverlapping(src.add(n - 8), dst.add(n - 8), 8);
-        } else {
-            std::ptr::copy_nonoverlapping(src, dst, 4);
-            std::ptr::copy_nonoverlapping(src.add(n - 4), dst.add(n - 4), 4);
-        }
-        buf.set_len(len + n);
-    }
 }
 
 /// The series id of a canonical encoding.
@@ -390,21 +363,6 @@ mod tests {
             series_id("cpu", &[("a", "b")]),
             series_id("cpua", &[("", "b")])
         );
-    }
-
-    #[test]
-    fn the_inline_copy_appends_exactly_the_bytes() {
-        let src: Vec<u8> = (1..=40).collect();
-        for start in [0usize, 3, 15] {
-            for n in 0..=src.len() {
-                let mut buf: Vec<u8> = vec![0xAA; start];
-                buf.shrink_to_fit(); // no spare room: `put` must make its own
-                put(&mut buf, &src[..n]);
-                let mut want = vec![0xAA; start];
-                want.extend_from_slice(&src[..n]);
-                assert_eq!(buf, want, "start {start}, n {n}");
-            }
-        }
     }
 
     #[test]
