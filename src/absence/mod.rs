@@ -82,14 +82,11 @@ impl Cadence {
         if n == 0 {
             return None;
         }
+        // without branches (intervals in no order mispredict them)
         let (mut max, mut second) = (0u32, 0u32);
         for &v in &self.intervals[..n] {
-            if v > max {
-                second = max;
-                max = v;
-            } else if v > second {
-                second = v;
-            }
+            second = second.max(max.min(v));
+            max = max.max(v);
         }
         Some(i64::from(if n == CADENCE_INTERVALS { second } else { max }))
     }

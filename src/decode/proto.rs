@@ -90,6 +90,46 @@ impl<'a> Wire<'a> {
         self.pos >= self.buf.len()
     }
 
+    /// Consumes the next byte if it is `key` (a one-byte field key): for reading fields in
+    /// the order writers emit them, with one predictable branch per field.
+    #[inline(always)]
+    fn next_is(&mut self, key: u8) -> bool {
+        let hit = self.buf.get(self.pos) == Some(&key);
+        self.pos += usize::from(hit);
+        hit
+    }
+
+    /// A `map<string, string>` entry (key = 1, value = 2). The common layout, key then value
+    /// with one-byte lengths, is sliced directly; any other goes through the general loop.
+    #[inline(always)]
+    fn label(&mut self) -> Result<(&'a str, &'a str), DecodeError> {
+        let mut e = self.nested()?;
+        let b = e.buf;
+        if let [0x0A, k, ..] = *b {
+            let k = usize::from(k);
+            if let (Some(&0x12), Some(&v)) = (b.get(2 + k), b.get(3 + k)) {
+                let v = usize::from(v);
+                if k < 0x80 && v < 0x80 && 4 + k + v == b.len() && b.len() <= e.ascii {
+                    // SAFETY: both strings lie in the entry's ASCII prefix, and every ASCII
+                    // byte sequence is valid UTF-8
+                    let text =
+                        |r: std::ops::Range<usize>| unsafe { std::str::from_utf8_unchecked(&b[r]) };
+                    return Ok((text(2..2 + k), text(4 + k..4 + k + v)));
+                }
+            }
+        }
+        let (mut k, mut v) = ("", "");
+        while !e.done() {
+            let key = e.varint()?;
+            match (key >> 3, key & 7) {
+                (1, 2) => k = e.str()?,
+                (2, 2) => v = e.str()?,
+                (_, t) => e.skip(t)?,
+            }
+        }
+        Ok((k, v))
+    }
+
     #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
         // most varints (field keys, lengths of names and labels) are one byte
@@ -131,7 +171,7 @@ impl<'a> Wire<'a> {
         Ok(s)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn str(&mut self) -> Result<&'a str, DecodeError> {
         let bytes = self.bytes()?;
         if self.pos <= self.ascii {
@@ -216,23 +256,26 @@ fn read_proto_batch<'a>(payload: &'a [u8], out: &mut SampleViews<'a>) -> Result<
         let mut s = Wire::scanned(w.bytes()?);
         let (mut name, mut ts, mut value) = ("", 0i64, 0f64);
         let start = out.labels.len();
+        // the fields in the order writers emit them (name, labels, timestamp, value), each
+        // behind one predictable branch; whatever follows (fields out of order, repeated or
+        // unknown) is read by the general loop below, with the same result
+        if s.next_is(0x0A) {
+            name = s.str()?;
+        }
+        while s.next_is(0x12) {
+            out.labels.push(s.label()?);
+        }
+        if s.next_is(0x18) {
+            ts = s.varint()? as i64;
+        }
+        if s.next_is(0x21) {
+            value = f64::from_bits(s.fixed64()?);
+        }
         while !s.done() {
             let key = s.varint()?;
             match (key >> 3, key & 7) {
                 (1, 2) => name = s.str()?,
-                (2, 2) => {
-                    let mut e = s.nested()?;
-                    let (mut k, mut v) = ("", "");
-                    while !e.done() {
-                        let key = e.varint()?;
-                        match (key >> 3, key & 7) {
-                            (1, 2) => k = e.str()?,
-                            (2, 2) => v = e.str()?,
-                            (_, t) => e.skip(t)?,
-                        }
-                    }
-                    out.labels.push((k, v));
-                }
+                (2, 2) => out.labels.push(s.label()?),
                 (3, 0) => ts = s.varint()? as i64,
                 (4, 1) => value = f64::from_bits(s.fixed64()?),
                 (1..=4, _) => return Err(bad("a Sample field has the wrong wire type")),
@@ -299,6 +342,78 @@ mod view_tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode_proto_batch(&bytes);
+        }
+    }
+
+    /// Fields out of the order writers emit them, repeated, unknown, non-ASCII or with long
+    /// lengths leave the in-order reading for the general loop, and read as prost reads them.
+    #[test]
+    fn any_field_order_reads_as_prost_reads_it() {
+        fn field(key: u8, body: &[u8]) -> Vec<u8> {
+            let mut f = vec![key];
+            let mut n = body.len();
+            while n >= 0x80 {
+                f.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            f.push(n as u8);
+            f.extend(body);
+            f
+        }
+        let entry = |parts: &[(u8, &str)]| {
+            let body: Vec<u8> = parts
+                .iter()
+                .flat_map(|(k, v)| field(*k, v.as_bytes()))
+                .collect();
+            field(0x12, &body)
+        };
+        let long = "v".repeat(200);
+        let value = [0x21, 0, 0, 0, 0, 0, 0, 0xF0, 0x3F]; // 1.0
+        let ts = [0x18, 0xE8, 0x07]; // 1000
+        let samples: Vec<Vec<u8>> = vec![
+            // value, timestamp, a label with its value first, the name last
+            [
+                &value[..],
+                &ts,
+                &entry(&[(0x12, "b"), (0x0A, "job")]),
+                &field(0x0A, b"up"),
+            ]
+            .concat(),
+            // an unknown field between labels, a repeated name, a non-ASCII value, a long one
+            [
+                &field(0x0A, b"first")[..],
+                &entry(&[(0x0A, "z"), (0x12, "\u{e9}t\u{e9}")]),
+                &[0x38, 0x05],
+                &entry(&[(0x0A, "a"), (0x12, &long)]),
+                &field(0x0A, b"second"),
+                &ts,
+            ]
+            .concat(),
+            // an entry with an unknown field of its own, a label key repeated
+            [
+                &field(0x0A, b"m")[..],
+                &entry(&[(0x0A, "k"), (0x1A, "\u{1}"), (0x12, "1")]),
+                &entry(&[(0x0A, "k"), (0x12, "2")]),
+                &value,
+                &value,
+            ]
+            .concat(),
+        ];
+        for sample in samples {
+            let batch = field(0x0A, &sample);
+            let want = crate::proto::SampleBatch::decode(batch.as_slice())
+                .unwrap()
+                .samples;
+            let view = decode_proto_batch(&batch).unwrap();
+            let r = view.refs().next().unwrap();
+            assert_eq!((r.name, r.ts), (want[0].name.as_str(), want[0].timestamp));
+            assert_eq!(r.value.to_bits(), want[0].value.to_bits());
+            let labels: Vec<(&str, &str)> = want[0]
+                .labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(r.labels, labels.as_slice());
         }
     }
 
