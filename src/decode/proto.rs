@@ -99,10 +99,12 @@ impl<'a> Wire<'a> {
         hit
     }
 
-    /// A `map<string, string>` entry (key = 1, value = 2). The common layout, key then value
-    /// with one-byte lengths, is sliced directly; any other goes through the general loop.
+    /// A label: a `map<string, string>` entry, or remote-write's `Label`, which has the same
+    /// fields (name or key = 1, value = 2). The common layout, key then value with one-byte
+    /// lengths, is sliced directly; any other goes through the general loop, which refuses a
+    /// field 1 or 2 of the wrong wire type as prost does.
     #[inline(always)]
-    fn label(&mut self) -> Result<(&'a str, &'a str), DecodeError> {
+    pub(crate) fn label(&mut self) -> Result<(&'a str, &'a str), DecodeError> {
         let mut e = self.nested()?;
         let b = e.buf;
         if let [0x0A, k, ..] = *b {
@@ -124,6 +126,7 @@ impl<'a> Wire<'a> {
             match (key >> 3, key & 7) {
                 (1, 2) => k = e.str()?,
                 (2, 2) => v = e.str()?,
+                (1 | 2, _) => return Err(bad("a label field has the wrong wire type")),
                 (_, t) => e.skip(t)?,
             }
         }
@@ -415,6 +418,12 @@ mod view_tests {
                 .collect();
             assert_eq!(r.labels, labels.as_slice());
         }
+        // a label's key or value of the wrong wire type is refused, as prost refuses it
+        let bad_entry = field(0x12, &[0x08, 0x01, 0x12, 0x01, b'v']);
+        let batch = field(0x0A, &[&field(0x0A, b"m")[..], &bad_entry].concat());
+        assert!(crate::proto::SampleBatch::decode(batch.as_slice()).is_err());
+        let e = decode_proto_batch(&batch).unwrap_err();
+        assert_eq!(e.detail, "a label field has the wrong wire type");
     }
 
     #[test]

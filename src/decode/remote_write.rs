@@ -76,22 +76,7 @@ fn series<'a>(buf: &'a [u8], out: &mut SampleViews<'a>) -> Result<(), DecodeErro
         let key = w.varint()?;
         match (key >> 3, key & 7) {
             (1, 2) => {
-                let mut l = w.nested()?;
-                let (mut k, mut v) = ("", "");
-                while !l.done() {
-                    let key = l.varint()?;
-                    match (key >> 3, key & 7) {
-                        (1, 2) => k = l.str()?,
-                        (2, 2) => v = l.str()?,
-                        (1 | 2, _) => {
-                            return Err(err(
-                                DecodeReason::RemoteWrite,
-                                "a Label field has the wrong wire type",
-                            ))
-                        }
-                        (_, t) => l.skip(t)?,
-                    }
-                }
+                let (k, v) = w.label()?;
                 if k == "__name__" {
                     name = v;
                 } else {
