@@ -426,14 +426,11 @@ impl Learned {
         if self.shift.is_some() {
             let p = st.shift.p(y[1], st.tail_n[1], &self.tails[1]);
             // the median of three moves when two of its values are wild: a shift no rarer
-            // than such a pair (as the spike's tail prices each value) is not judged rarer
-            let p = if p < 1.0 {
-                p.max(self.pair_p(st, y[1]))
-            } else {
-                1.0
-            };
+            // than such a pair (as the spike's tail prices each value) is not judged rarer,
+            // nor one no rarer than the series' own bursts
             ps[1] = if p < 1.0 {
-                p.max(st.shift_bursts.p(y[1], st.shift.peak()))
+                p.max(self.pair_p(st, y[1]))
+                    .max(st.shift_bursts.p(y[1], st.shift.peak()))
             } else {
                 1.0
             };
