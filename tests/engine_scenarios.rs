@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use deadair::clock::{ClockConfig, Lag, PartitionClock};
+use deadair::detect::DetectorState;
 use deadair::{Alert, AlertKind, AlertStatus, Engine, Model, Outcome};
 
 mod common;
@@ -773,6 +774,32 @@ fn a_format_3_snapshot_restores_whole_with_its_learned_state() {
 }
 
 #[test]
+fn a_format_4_snapshot_restores_whole_and_relearns_only_the_spread_tail() {
+    // format 4 has this build's layout; its `spread` tail learned another statistic
+    let model = Arc::new(Model::default_model());
+    let mut e = Engine::new(model.clone());
+    let mut out = Vec::new();
+    for k in 0..2880i64 {
+        let x = 50.0 + ((k * 7) % 9 - 4) as f64 * 0.4 + ((k * 13) % 5) as f64 * 0.3;
+        e.ingest("cpu", &[("host", "a")], T0 + k * 60_000, x, &mut out);
+    }
+    let mut bytes = e.snapshot();
+    let now = Engine::restore(model.clone(), &bytes).expect("this format is read");
+    bytes[4] = 4;
+    bytes[5] = 0;
+    let old = Engine::restore(model, &bytes).expect("format 4 is read");
+    let learned = |e: &Engine| match &e.series_state(0).unwrap().detectors {
+        DetectorState::Learned(l) => l.clone(),
+        DetectorState::Classic(_) => panic!("the default model's rule is learned"),
+    };
+    let (mut kept, relearnt) = (learned(&now), learned(&old));
+    assert_eq!(relearnt.samples(), 2880, "the learned state is kept");
+    assert_ne!(kept, relearnt, "the spread tail is forgotten");
+    kept.forget_spread();
+    assert_eq!(kept, relearnt, "and nothing else");
+}
+
+#[test]
 fn snapshots_of_another_format_or_corrupt_ones_are_refused_clearly() {
     let model = Arc::new(Model::default_model());
     let mut e = Engine::new(model.clone());
@@ -784,7 +811,7 @@ fn snapshots_of_another_format_or_corrupt_ones_are_refused_clearly() {
     let err = Engine::restore(model.clone(), &bytes).err().unwrap();
     assert_eq!(
         err.to_string(),
-        "engine snapshot format 9; this deadair reads formats 1 to 4"
+        "engine snapshot format 9; this deadair reads formats 1 to 5"
     );
     let good = e.snapshot();
     let err = Engine::restore(model.clone(), &good[..good.len() / 2])

@@ -13,7 +13,9 @@
 //! detectors and the `stuck` alert) is read whole: its classic detector state is kept for
 //! rules that still use the classic detectors; a series whose rule now uses the learned ones
 //! learns afresh, as above. Format 3 (before `shift` learned its alerting bursts) is read whole,
-//! its learned state kept with no bursts learned yet.
+//! its learned state kept with no bursts learned yet. Formats 3 and 4 (before `spread`'s tail
+//! learned excesses over a threshold; format 4 has this build's layout) are read whole, with
+//! `spread`'s tail forgotten and learned afresh (it judges nothing until it has).
 //!
 //! Rules are recorded by name. On restore, a series whose rule still exists keeps its state;
 //! one whose rule is gone is matched again against the current model and starts learning
@@ -30,8 +32,8 @@ use crate::alert::AbsenceState;
 use crate::detect::DetectorState;
 use crate::model::Model;
 
-/// Snapshot format version this build writes (and reads, besides formats 1 to 3).
-pub const FORMAT: u16 = 4;
+/// Snapshot format version this build writes (and reads, besides formats 1 to 4).
+pub const FORMAT: u16 = 5;
 const MAGIC: &[u8; 4] = b"DAsn";
 
 #[derive(Serialize)]
@@ -290,6 +292,15 @@ impl Engine {
             1 => decode::<v1::SeriesState>(&bytes[6..])?.upgrade(),
             2 => decode::<v2::SeriesState>(&bytes[6..])?.upgrade(),
             3 => decode::<v3::SeriesState>(&bytes[6..])?.upgrade(),
+            4 => {
+                let mut snap: Snap<SeriesState> = decode(&bytes[6..])?;
+                for state in &mut snap.states {
+                    if let DetectorState::Learned(l) = &mut state.detectors {
+                        l.forget_spread();
+                    }
+                }
+                snap
+            }
             _ => return Err(SnapshotError::Format(version)),
         };
         let n = snap.keys.len();

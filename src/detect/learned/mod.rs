@@ -17,7 +17,9 @@
 //! spike  : |r| / unit                           one value far from the recent level
 //! shift  : |fast average of m - base| / unit    the level far from the long-run baseline
 //!          (never rarer than two wild values in a row, which move m, as the spike prices them)
-//! spread : ln(recent / usual mean of (r / slow unit)²), rises only
+//! spread : recent / usual mean of (r / slow unit)² (clipped), minus 1, rises only; judged
+//!          by peaks over a threshold, only for residuals close to Gaussian (t(10) or lighter,
+//!          as the spike's tail reads them) of a series that repeats less often than not
 //! range  : m beyond the range shown (forgetting over `memory`) / unit
 //! stuck  : a run of identical values: P = sqrt(repeat rate)^(run - 1), beyond the longest run
 //!          seen, for a series that repeats less often than not
@@ -63,6 +65,10 @@ const MAX_REPEAT_RATE: f64 = 0.5;
 const SHIFT_SPEED: f64 = 0.1;
 /// Weight of a pair of wild values in `shift`'s fast average (they enter two medians of three).
 const PAIR: f64 = SHIFT_SPEED * (2.0 - SHIFT_SPEED);
+/// `spread` judges a series whose residuals' tail (as `spike` fits it) is at least this light:
+/// the recent mean of squares of heavier noise is set by its few wild values, and neither the
+/// series nor its excesses tell how rare they are.
+const SPREAD_MIN_NU: f64 = 10.0;
 /// Per-sample damping of the level's trend (a trend fades unless the data keep it).
 const TREND_DAMPING: f64 = 0.98;
 
@@ -193,7 +199,15 @@ impl Learned {
             spread,
             range,
             stuck,
-            tails: [spike_tail, shift_tail, shift_tail, shift_tail],
+            tails: [
+                spike_tail,
+                shift_tail,
+                TailParams {
+                    heaviness: Heaviness::Excess,
+                    ..shift_tail
+                },
+                shift_tail,
+            ],
         }
     }
 
@@ -382,23 +396,17 @@ impl Learned {
         let shifted = f64::from(st.shifted) + SHIFT_SPEED * (d - f64::from(st.shifted));
         let (low, high) = (f64::from(st.low), f64::from(st.high));
         // spread: squared residuals standardised by the slow unit (the noise unit follows a
-        // change of the noise within a few dozen samples, which is what `spread` must see)
+        // change of the noise within a few dozen samples, which is what `spread` must see),
+        // clipped in slow units (one wild value moves the recent mean by a bounded amount)
         let spread_clip = self.spread.as_ref().map_or(6.0, |s| s.clip);
         let slow_unit = f64::from(st.slow_scale).max(unit * 1e-3);
-        let u = (r / slow_unit)
-            .powi(2)
-            .min((spread_clip * unit / slow_unit).powi(2));
+        let u = (r / slow_unit).powi(2).min(spread_clip * spread_clip);
         let alpha = self.spread.as_ref().map_or(0.065, |s| s.alpha);
         let noise = f64::from(st.noise)
             + super::warm_alpha(alpha, self.noise_n(st)) * (u - f64::from(st.noise));
-        // the log ratio of recent to usual noise; only a rise is judged or learned (no
-        // logarithm for the other half of the samples)
+        // the rise of the recent over the usual noise, as a share of the usual (0 for a fall)
         let (recent, usual) = (noise.max(1e-12), f64::from(st.noise_mean).max(1e-12));
-        let ratio = if recent > usual {
-            (recent / usual).ln()
-        } else {
-            0.0
-        };
+        let ratio = (recent / usual - 1.0).max(0.0);
         Statistics {
             expected,
             r,
@@ -410,7 +418,7 @@ impl Learned {
             y: [
                 (r / unit).abs(),
                 (shifted / unit).abs(),
-                ratio.max(0.0),
+                ratio,
                 ((m - high).max(low - m) / unit).max(0.0),
             ],
         }
@@ -435,10 +443,21 @@ impl Learned {
                 1.0
             };
         }
-        if self.spread.is_some() {
-            // a rise happens about half the time: P(rise >= y) = P(rise) P(.. | rise)
-            let p = st.spread.p(y[2], st.tail_n[2], &self.tails[2]);
-            ps[2] = if p < 1.0 { 0.5 * p } else { 1.0 };
+        // judged for a series whose residuals are close to Gaussian and that varies more often
+        // than it repeats: otherwise a few wild values or jumps set the recent mean of squares,
+        // whose rarity its excesses cannot tell (a sparse count, a two-state series, bursty
+        // real traffic); and not while the level moves (the residuals grow until the level has
+        // followed: that is `shift`'s)
+        if self.spread.is_some() && ps[1] >= CALM && f64::from(st.repeat) <= MAX_REPEAT_RATE {
+            let p = st.spread.excess_p(y[2], st.tail_n[2], &self.tails[2]);
+            if p < 1.0
+                && st
+                    .spike
+                    .shape(st.tail_n[0], &self.tails[0])
+                    .is_some_and(|s| s.nu >= SPREAD_MIN_NU)
+            {
+                ps[2] = p;
+            }
         }
         if self.range && y[3] > 0.0 {
             // an excess happens in this share of samples: P(excess >= y) = share P(.. | excess)
@@ -525,11 +544,19 @@ impl Learned {
                 .learn(s.y[1], st.tail_n[1], &self.tails[1], ps[1] > limit);
             st.tail_n[0] = st.tail_n[0].saturating_add(1);
             st.tail_n[1] = st.tail_n[1].saturating_add(1);
-            // one-sided: the spread tail is the distribution of the rises (once its baseline
-            // has seen a few of its own time constants)
-            if s.ratio > 0.0 && f64::from(noise_n) * baseline >= 2.0 {
-                st.spread
-                    .learn(s.ratio, st.tail_n[2], &self.tails[2], ps[2] > limit);
+            // the spread tail learns once its baseline has seen a few of its own time constants
+            if f64::from(noise_n) * baseline >= 2.0 {
+                // a rise beyond the alerting path's halfway mark is learned as that mark (an
+                // anomaly in progress does not become the normal, nor does the tail shrink
+                // below what the series shows)
+                let usual = ps[2] > limit;
+                let y = if usual {
+                    s.ratio
+                } else {
+                    s.ratio
+                        .min(st.spread.excess_y_at(limit, st.tail_n[2], &self.tails[2]))
+                };
+                st.spread.learn(y, st.tail_n[2], &self.tails[2], usual);
                 st.tail_n[2] = st.tail_n[2].saturating_add(1);
             }
             if s.y[3] > 0.0 {
@@ -591,6 +618,13 @@ impl State {
     pub fn samples(&self) -> u32 {
         self.n
     }
+
+    /// Forgets what `spread`'s tail learned (restored from a snapshot written before its tail
+    /// learned excesses over a threshold: it learns them afresh, judging nothing until then).
+    pub fn forget_spread(&mut self) {
+        self.spread = Tail::default();
+        self.tail_n[2] = 0;
+    }
 }
 
 /// The statistics of one sample (see [`Learned::statistics`]).
@@ -602,8 +636,8 @@ struct Statistics {
     m: f64,
     /// `shift`'s fast average of `m`, as an offset from the base.
     shifted: f64,
-    /// `spread`'s squared standardised residual, the recent mean of it, and the log ratio of
-    /// that to its usual mean.
+    /// `spread`'s squared standardised residual, the recent mean of it, and that mean's rise
+    /// over its usual mean (a share of it).
     u: f64,
     noise: f64,
     ratio: f64,

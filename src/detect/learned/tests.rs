@@ -173,3 +173,41 @@ fn a_run_of_repeats_is_improbable_only_for_a_series_that_varies() {
     let j = d.judge_and_learn(&mut varying, 51.0, ctx);
     assert_eq!((j.stuck_p, j.repeats), (1.0, false));
 }
+
+#[test]
+fn a_doubled_noise_is_found_on_gaussian_series_and_not_judged_on_heavy_tailed_ones() {
+    // two days of noise, then its sd doubled for 30 samples, at the budget's level for
+    // one-minute samples (0.01 a day shared by five tests)
+    let d = all();
+    let alert_p = 0.01 / 1440.0 / 5.0;
+    let ctx = || Context {
+        alert_p,
+        interval_ms: 60_000.0,
+    };
+    let found = |kind: crate::quality::Kind| {
+        let mut found = 0;
+        for s in 0..40 {
+            let mut g = crate::quality::Generator::new(kind, 1000 + s);
+            let mut st = State::default();
+            let mut spread = false;
+            for i in 0..2 * 1440 + 30 {
+                let x = g.next(i);
+                let x = if i >= 2 * 1440 {
+                    50.0 + 2.0 * (x - 50.0)
+                } else {
+                    x
+                };
+                let j = d.judge_and_learn(&mut st, x, ctx);
+                if i >= 2 * 1440 && j.p < alert_p {
+                    spread |= j.verdict.map(|v| v.1) == Some(DetectorKind::Spread);
+                }
+            }
+            found += usize::from(spread);
+        }
+        found
+    };
+    let gaussian = found(crate::quality::Kind::Gaussian);
+    assert!(gaussian >= 12, "found in {gaussian} of 40 Gaussian series");
+    let heavy = found(crate::quality::Kind::StudentT3);
+    assert_eq!(heavy, 0, "spread judged {heavy} Student-t(3) series");
+}

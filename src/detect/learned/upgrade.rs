@@ -7,7 +7,8 @@ use super::super::bursts::Bursts;
 use super::super::tail::Tail;
 
 /// Snapshot format 3's state: the same fields, before `shift` learned its bursts (which start
-/// empty, as for a series that has not alerted yet).
+/// empty, as for a series that has not alerted yet) and before `spread`'s tail learned
+/// excesses over a threshold (it learns afresh).
 #[derive(Deserialize)]
 pub struct StateV3 {
     level: f64,
@@ -36,7 +37,7 @@ pub struct StateV3 {
 
 impl From<StateV3> for super::State {
     fn from(o: StateV3) -> Self {
-        Self {
+        let mut state = Self {
             level: o.level,
             base: o.base,
             shifted: o.shifted,
@@ -60,6 +61,9 @@ impl From<StateV3> for super::State {
             longest: o.longest,
             tail_n: o.tail_n,
             n: o.n,
-        }
+        };
+        // format 3's spread tail learned the log ratio's moments (see format 4)
+        state.forget_spread();
+        state
     }
 }
