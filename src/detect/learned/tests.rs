@@ -34,6 +34,17 @@ fn ctx() -> Context {
     }
 }
 
+/// The default budget (0.01 a day, shared by five tests) for one-minute samples, per sample.
+const BUDGET_P: f64 = 0.01 / 1440.0 / 5.0;
+
+/// One-minute samples, an alert at [`BUDGET_P`].
+fn budget_ctx() -> Context {
+    Context {
+        alert_p: BUDGET_P,
+        interval_ms: 60_000.0,
+    }
+}
+
 /// Deterministic Gaussian noise (splitmix64 of the index, Box-Muller).
 fn noise(i: u32) -> f64 {
     let mix = |k: u64| {
@@ -135,11 +146,7 @@ fn heavy_tailed_noise_pages_no_level_shifts() {
     // move the median of three: 300 series for 3 days, judged after the first day at the
     // budget's level for one-minute samples (0.01 a day shared by five tests)
     let d = all();
-    let alert_p = 0.01 / 1440.0 / 5.0;
-    let ctx = || Context {
-        alert_p,
-        interval_ms: 60_000.0,
-    };
+    let (alert_p, ctx) = (BUDGET_P, budget_ctx);
     let mut episodes = 0;
     for s in 0..300 {
         let mut g = crate::quality::Generator::new(crate::quality::Kind::StudentT3, s);
@@ -179,11 +186,7 @@ fn a_doubled_noise_is_found_on_gaussian_series_and_not_judged_on_heavy_tailed_on
     // two days of noise, then its sd doubled for 30 samples, at the budget's level for
     // one-minute samples (0.01 a day shared by five tests)
     let d = all();
-    let alert_p = 0.01 / 1440.0 / 5.0;
-    let ctx = || Context {
-        alert_p,
-        interval_ms: 60_000.0,
-    };
+    let (alert_p, ctx) = (BUDGET_P, budget_ctx);
     let found = |kind: crate::quality::Kind| {
         let mut found = 0;
         for s in 0..40 {
