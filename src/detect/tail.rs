@@ -32,8 +32,8 @@
 //! peaks over a threshold (Pickands; SPOT in Siffer et al., KDD 2017, with the shape fixed at
 //! exponential): the share `s` of samples beyond [`EXCESS_FROM`] and their mean excess `e`,
 //! with a prior of a few excesses, and `P(Y >= y) = s · exp(-(y - EXCESS_FROM) / e)`. (A t
-//! fitted by moments to its logarithm read Gaussian noise as t(10)-t(15) and priced a doubled
-//! noise about ten times too likely.)
+//! fitted by moments to its logarithm read Gaussian noise as anything from t(9) to Gaussian,
+//! series by series, and at t(15) priced a doubled noise about ten times too likely.)
 //!
 //! Guards keep the extrapolation honest where the t shape does not fit:
 //! - **Record guard**: a value not above the series' own recent peak (`peak`, which halves over
