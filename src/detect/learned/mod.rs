@@ -58,8 +58,8 @@ const YOUTH_EXPONENT: f64 = 4.0;
 /// A spike or noise rise less probable than this slows the learning of the usual noise, and a
 /// shift less probable than this does not raise the shift tail's peak.
 const CALM: f64 = 1e-3;
-/// A series whose values repeat their predecessor more often than this does not normally vary
-/// and is never `stuck`.
+/// A series whose values repeat their predecessor more often than this does not normally vary:
+/// it is never `stuck`, and `spread` does not judge it.
 const MAX_REPEAT_RATE: f64 = 0.5;
 /// Smoothing factor of `shift`'s fast average of the level.
 const SHIFT_SPEED: f64 = 0.1;
@@ -363,10 +363,7 @@ impl Learned {
                 st.quantum = step;
             }
         }
-        // repeat rate with one repeat and one change assumed (so a young series whose values
-        // never repeated does not call its first repeat impossible)
-        let seen = f64::from(st.n).min(lr.memory);
-        let rate = (f64::from(st.repeat) * seen + 1.0) / (seen + 2.0);
+        let rate = self.repeat_rate(st);
         let long_run = rate <= MAX_REPEAT_RATE && f64::from(st.run) > f64::from(st.longest);
         // √rate allows for values that repeat more than the average one (a gauge's favourite
         // step)
@@ -448,7 +445,7 @@ impl Learned {
         // whose rarity its excesses cannot tell (a sparse count, a two-state series, bursty
         // real traffic); and not while the level moves (the residuals grow until the level has
         // followed: that is `shift`'s)
-        if self.spread.is_some() && ps[1] >= CALM && f64::from(st.repeat) <= MAX_REPEAT_RATE {
+        if self.spread.is_some() && ps[1] >= CALM && self.repeat_rate(st) <= MAX_REPEAT_RATE {
             let p = st.spread.excess_p(y[2], st.tail_n[2], &self.tails[2]);
             if p < 1.0
                 && st
@@ -572,6 +569,15 @@ impl Learned {
     #[inline]
     fn learn_from(&self) -> u32 {
         (self.learning.warmup as u32 / 2).max(1)
+    }
+
+    /// The share of values that repeat their predecessor, with one repeat and one change
+    /// assumed (so a young series whose values never repeated does not call its first repeat
+    /// impossible), compared with [`MAX_REPEAT_RATE`].
+    #[inline]
+    fn repeat_rate(&self, st: &State) -> f64 {
+        let seen = f64::from(st.n).min(self.learning.memory);
+        (f64::from(st.repeat) * seen + 1.0) / (seen + 2.0)
     }
 
     /// Samples the noise statistics have seen.
