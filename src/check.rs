@@ -177,6 +177,19 @@ pub fn factor<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     }
 }
 
+/// A growth the noise's variance is tested for: above 1 (at 1 there is nothing to tell apart)
+/// and at most 100.
+pub fn growth<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = number(d)?;
+    if v > 1.0 && v <= 100.0 {
+        Ok(v)
+    } else {
+        Err(D::Error::custom(format!(
+            "expected a variance ratio above 1 and at most 100, found {v}"
+        )))
+    }
+}
+
 /// A span in samples: >= 1.
 pub fn span<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let v = number(d)?;

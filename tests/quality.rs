@@ -48,10 +48,11 @@ fn default_model_meets_its_false_alarm_budget_and_catch_rates() {
     }
     // the events, each within its delay
     for e in &report.events {
-        // variance x4 within 30 samples: the goal is 80 %; the `spread` detector reaches
-        // about 60 % (docs/detection-quality.md: what it would take); guarded at its level
+        // variance x4 within 30 samples: the goal is 80 %; the `spread` detector reaches 68 to
+        // 81 % over the seeds tried (77 % on this one; docs/detection-quality.md); guarded at
+        // 70 % (its recent-mean-of-squares predecessor reached 60 %)
         let goal = if e.case.event == EventKind::Variance4 {
-            0.5
+            0.7
         } else {
             e.case.goal
         };

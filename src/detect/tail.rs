@@ -27,13 +27,14 @@
 //! whose neighbours are alike, the block ratio reads as light-tailed whatever the marginal
 //! shape: [`Heaviness::Moments`] reads `ν` from `E[y²] / E[y]²` instead.
 //!
-//! `spread`'s statistic, a recent mean of clipped squares, is not t-shaped at all: its far tail
-//! is set by its few largest terms and falls exponentially. [`Heaviness::Excess`] learns it as
-//! peaks over a threshold (Pickands; SPOT in Siffer et al., KDD 2017, with the shape fixed at
-//! exponential): the share `s` of samples beyond [`EXCESS_FROM`] and their mean excess `e`,
-//! with a prior of a few excesses, and `P(Y >= y) = s · exp(-(y - EXCESS_FROM) / e)`. (A t
-//! fitted by moments to its logarithm read Gaussian noise as anything from t(9) to Gaussian,
-//! series by series, and at t(15) priced a doubled noise about ten times too likely.)
+//! `spread`'s statistic, a CUSUM of the noise's log-likelihood ratio, is not t-shaped at all:
+//! its tail falls exponentially (for the noise it assumes, e-fold per nat). [`Heaviness::Excess`]
+//! learns it as peaks over a threshold (Pickands; SPOT in Siffer et al., KDD 2017, with the
+//! shape fixed at exponential): the share `s` of samples beyond [`EXCESS_FROM`] and their mean
+//! excess `e`, with a prior of a few excesses, and `P(Y >= y) = s · exp(-(y - EXCESS_FROM) /
+//! e)`, `e` never below the tail's floor. (A t fitted by moments to the logarithm of a recent
+//! mean of squares read Gaussian noise as anything from t(9) to Gaussian, series by series, and
+//! at t(15) priced a doubled noise about ten times too likely.)
 //!
 //! Guards keep the extrapolation honest where the t shape does not fit:
 //! - **Record guard**: a value not above the series' own recent peak (`peak`, which halves over
@@ -54,8 +55,8 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 pub const EXCESS_FROM: f64 = 0.5;
 
 /// A [`Heaviness::Excess`] tail's prior: as if it had already seen this many excesses, of this
-/// mean, at this share of samples (heavier than Gaussian noise gives `spread`: 0.16 at 4 %), so
-/// a tail that has seen few excesses is not sure they are small.
+/// mean, at this share of samples (what Gaussian noise gives `spread`: 0.25 at 4.2 %), so a
+/// tail that has seen few excesses is not sure they are small.
 const EXCESS_PRIOR: (f64, f64, f64) = (5.0, 0.25, 0.05);
 
 /// Samples per block of the block-maximum statistic.
@@ -239,8 +240,14 @@ impl Tail {
         EXCESS_FROM - mean * (p / share).ln()
     }
 
+    /// The mean excess beyond [`EXCESS_FROM`] of a [`Heaviness::Excess`] tail (as judged).
+    pub fn excess_mean(&self, n: u32, p: &TailParams) -> f64 {
+        self.excesses(n, p).1
+    }
+
     /// The share of samples beyond the threshold and the mean excess, each with
-    /// [`EXCESS_PRIOR`]'s samples, the mean raised by the learning margin.
+    /// [`EXCESS_PRIOR`]'s samples, the mean raised by the learning margin and at least the
+    /// tail's floor.
     #[inline]
     fn excesses(&self, n: u32, p: &TailParams) -> (f64, f64) {
         let (k, m0, s0) = EXCESS_PRIOR;
@@ -250,7 +257,7 @@ impl Tail {
         let blocks = f64::from((n / BLOCK).max(1));
         let mean =
             (f64::from(self.block_mean) * seen + k * m0) / (count + k) * (1.0 + p.margin / blocks);
-        (share, mean.max(1e-12))
+        (share, mean.max(p.floor).max(1e-12))
     }
 
     /// Learns `y` as the `n`-th sample (0-based). The peak rises to `y` only when `raise` (the

@@ -13,9 +13,10 @@
 //! detectors and the `stuck` alert) is read whole: its classic detector state is kept for
 //! rules that still use the classic detectors; a series whose rule now uses the learned ones
 //! learns afresh, as above. Format 3 (before `shift` learned its alerting bursts) is read whole,
-//! its learned state kept with no bursts learned yet. Formats 3 and 4 (before `spread`'s tail
-//! learned excesses over a threshold; format 4 has this build's layout) are read whole, with
-//! `spread`'s tail forgotten and learned afresh (it judges nothing until it has).
+//! its learned state kept with no bursts learned yet. Formats 3 to 5 (before `spread` became a
+//! CUSUM and the noise was learned by level) are read whole, with `spread`'s statistic and tail
+//! forgotten and learned afresh (it judges nothing until it has) and the noise by level learned
+//! from nothing.
 //!
 //! Rules are recorded by name. On restore, a series whose rule still exists keeps its state;
 //! one whose rule is gone is matched again against the current model and starts learning
@@ -29,11 +30,11 @@ use super::silence::Group;
 use super::{Engine, EngineStats, SeriesState, NO_RULE};
 use crate::absence::NEVER;
 use crate::alert::AbsenceState;
-use crate::detect::DetectorState;
+use crate::detect::{learned, DetectorState};
 use crate::model::Model;
 
-/// Snapshot format version this build writes (and reads, besides formats 1 to 4).
-pub const FORMAT: u16 = 5;
+/// Snapshot format version this build writes (and reads, besides formats 1 to 5).
+pub const FORMAT: u16 = 6;
 const MAGIC: &[u8; 4] = b"DAsn";
 
 #[derive(Serialize)]
@@ -156,8 +157,8 @@ mod v2 {
     }
 }
 
-/// Format 3's per-series state (before `shift` learned its bursts): read whole, the learned
-/// detectors' state upgraded.
+/// Formats 3 to 5's per-series state (the layout of this build's, with an older learned state):
+/// read whole, the learned detectors' state upgraded.
 mod v3 {
     use serde::Deserialize;
 
@@ -166,17 +167,18 @@ mod v3 {
     use crate::detect::{learned, ClassicState};
 
     #[derive(Deserialize)]
-    pub enum DetectorState {
+    pub enum DetectorState<L> {
         Classic(ClassicState),
-        Learned(learned::StateV3),
+        Learned(L),
     }
 
+    /// Formats 3 to 5's per-series state, `L` their learned detectors' state.
     #[derive(Deserialize)]
-    pub struct SeriesState {
+    pub struct SeriesState<L> {
         pub last_ts: i64,
         pub deadline: i64,
         pub queued_at: i64,
-        pub detectors: DetectorState,
+        pub detectors: DetectorState<L>,
         pub cadence: Cadence,
         pub anomaly: AlertState,
         pub absence: AbsenceState,
@@ -185,8 +187,8 @@ mod v3 {
         pub peak: u16,
     }
 
-    impl From<SeriesState> for super::SeriesState {
-        fn from(o: SeriesState) -> Self {
+    impl<L: Into<learned::State>> From<SeriesState<L>> for super::SeriesState {
+        fn from(o: SeriesState<L>) -> Self {
             Self {
                 last_ts: o.last_ts,
                 deadline: o.deadline,
@@ -291,16 +293,8 @@ impl Engine {
             FORMAT => decode(&bytes[6..])?,
             1 => decode::<v1::SeriesState>(&bytes[6..])?.upgrade(),
             2 => decode::<v2::SeriesState>(&bytes[6..])?.upgrade(),
-            3 => decode::<v3::SeriesState>(&bytes[6..])?.upgrade(),
-            4 => {
-                let mut snap: Snap<SeriesState> = decode(&bytes[6..])?;
-                for state in &mut snap.states {
-                    if let DetectorState::Learned(l) = &mut state.detectors {
-                        l.forget_spread();
-                    }
-                }
-                snap
-            }
+            3 => decode::<v3::SeriesState<learned::StateV3>>(&bytes[6..])?.upgrade(),
+            4 | 5 => decode::<v3::SeriesState<learned::StateV5>>(&bytes[6..])?.upgrade(),
             _ => return Err(SnapshotError::Format(version)),
         };
         let n = snap.keys.len();

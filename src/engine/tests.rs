@@ -40,10 +40,11 @@ fn flat(n: usize) -> Vec<f64> {
 #[test]
 fn state_fits_the_documented_budget() {
     let bytes = Engine::state_bytes_per_series();
-    // 256 B until the learned detectors: their state (176 B: levels, scales, four learned
-    // tails, shift's bursts, the repeat run; the enum's tag in a spare bit pattern) and the
-    // `stuck` alert (16 B) make it 296 (docs/performance.md)
-    assert!(bytes <= 296, "SeriesState is {bytes} bytes, budget 296");
+    // 256 B until the learned detectors: their state (192 B: levels, scales, four learned
+    // tails, shift's bursts, the repeat run, the noise by level; the enum's tag in a spare bit
+    // pattern) and the `stuck` alert (16 B) make it 312 (docs/performance.md; the issue's
+    // ceiling is 320 B with the README saying what the extra buys)
+    assert!(bytes <= 312, "SeriesState is {bytes} bytes, budget 312");
 }
 
 #[test]

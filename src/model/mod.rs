@@ -707,6 +707,10 @@ mod tests {
         );
         let e = err("[[rule]]\nname = \"a\"\nthreshold = 0.9\n[rule.detectors.spike]\n");
         assert!(e.to_string().contains("false_alerts_per_day"), "{e}");
+        // `spread`'s variance ratio: above 1 (at 1 its test tells nothing apart)
+        let e = err("[[rule]]\nname = \"a\"\n[rule.detectors.spread]\nratio = 1\n");
+        assert_eq!((e.line, e.key.as_deref()), (4, Some("ratio")), "{e}");
+        assert!(e.message.contains("above 1 and at most 100"), "{e}");
         let e = err("[[rule]]\nname = \"a\"\n[rule.learning]\n[rule.detectors.mad]\n");
         assert!(e.to_string().contains("[rule.learning]"), "{e}");
         // the default model: the learned detectors under the default budget, onset scores

@@ -17,9 +17,13 @@
 //! spike  : |r| / unit                           one value far from the recent level
 //! shift  : |fast average of m - base| / unit    the level far from the long-run baseline
 //!          (never rarer than two wild values in a row, which move m, as the spike prices them)
-//! spread : recent / usual mean of (r / slow unit)² (clipped), minus 1, rises only; judged
-//!          by peaks over a threshold, only for residuals close to Gaussian (t(10) or lighter,
-//!          as the spike's tail reads them) of a series that repeats less often than not
+//! spread : a CUSUM of the log-likelihood ratio of a noise grown `ratio`-fold in variance,
+//!          on v = (r / slow unit)² (clipped) scaled to the noise usual at this level, over its
+//!          usual mean; judged by peaks over a threshold, only for residuals close to Gaussian
+//!          (t(10) or lighter, as the spike's tail reads them) of a series that repeats less
+//!          often than not
+//! noise by level: the usual noise ∝ level^(b/2), b the slope of ln r² on ln level, learned
+//!          (a count's noise grows with its level; 0 for a noise that does not)
 //! range  : m beyond the range shown (forgetting over `memory`) / unit
 //! stuck  : a run of identical values: P = sqrt(repeat rate)^(run - 1), beyond the longest run
 //!          seen, for a series that repeats less often than not
@@ -33,9 +37,10 @@
 //! its tails (with a learning margin in [`super::tail`]). `shift` also learns the series' own
 //! alerting bursts ([`super::bursts`]): a series whose bursts keep breaking its record stops
 //! paging for each one.
-//! State: 176 bytes (levels, scales, four tails, shift's bursts, the range, the repeat run).
-//! Cost: about 60 flops per sample; a t survival function only for a value beyond its
-//! statistic's recent peak.
+//! State: 192 bytes (levels, scales, four tails, shift's bursts, the range, the repeat run, the
+//! noise by level).
+//! Cost: about 70 flops and a logarithm per sample (an `exp` too for a series whose noise grows
+//! with its level); a t survival function only for a value beyond its statistic's recent peak.
 
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +52,7 @@ mod params;
 mod upgrade;
 
 pub use params::{Learning, Range, Shift, Spike, Spread, Stuck};
-pub use upgrade::StateV3;
+pub use upgrade::{StateV3, StateV5};
 
 /// Floors of the tails' means, in their statistic's units (see [`TailParams::floor`]).
 const SPIKE_FLOOR: f64 = 0.5;
@@ -66,9 +71,29 @@ const SHIFT_SPEED: f64 = 0.1;
 /// Weight of a pair of wild values in `shift`'s fast average (they enter two medians of three).
 const PAIR: f64 = SHIFT_SPEED * (2.0 - SHIFT_SPEED);
 /// `spread` judges a series whose residuals' tail (as `spike` fits it) is at least this light:
-/// the recent mean of squares of heavier noise is set by its few wild values, and neither the
-/// series nor its excesses tell how rare they are.
+/// the CUSUM of heavier noise is set by its few wild values, and neither the series nor its
+/// excesses tell how rare they are.
 const SPREAD_MIN_NU: f64 = 10.0;
+/// `spread`'s statistic is its CUSUM over this many nats: the excess tail's threshold
+/// ([`super::tail::EXCESS_FROM`], 0.5) is then 2 nats and its prior mean excess (0.25) 1 nat,
+/// the mean excess of a likelihood-ratio CUSUM on the noise it assumes (its tail falls e-fold
+/// per nat).
+const SPREAD_NATS: f64 = 4.0;
+/// The floor of `spread`'s mean excess (1 nat): no series' CUSUM is judged lighter-tailed than
+/// one on the Gaussian noise it assumes.
+const SPREAD_FLOOR: f64 = 0.25;
+/// The highest `spread`'s statistic climbs (24 nats): a noise back to its usual size resolves
+/// within about 40 samples, however long it was wide.
+const SPREAD_CAP: f64 = 6.0;
+/// A rise judged improbable teaches `spread`'s tail an excess of at most this many mean
+/// excesses: a series whose CUSUM wanders far learns so, while a change in progress barely
+/// moves the tail that judges it.
+const SPREAD_LEARNED_EXCESSES: f64 = 2.0;
+/// The noise by level: a slope learned from a level that varied less than this (variance of
+/// its logarithm) is shrunk toward 0, and the slope is kept within [0, `MAX_NOISE_SLOPE`]
+/// (a noise ∝ level: 2).
+const LEVEL_SHRINK: f64 = 0.01;
+const MAX_NOISE_SLOPE: f64 = 2.0;
 /// Per-sample damping of the level's trend (a trend fades unless the data keep it).
 const TREND_DAMPING: f64 = 0.98;
 
@@ -91,9 +116,11 @@ pub struct Learned {
     bursts: BurstParams,
     /// `shift`'s clip of the median's distance from the baseline, units.
     shift_clip: f64,
+    /// `spread`'s log-likelihood ratio per sample, `a·v - b`, in its statistic's units.
+    spread_llr: (f64, f64),
 }
 
-/// Per-series state of the learned detectors (176 bytes).
+/// Per-series state of the learned detectors (192 bytes).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     level: f64,
@@ -107,15 +134,22 @@ pub struct State {
     trend: f32,
     /// The usual noise: mean |residual| (clipped), following slow changes of the noise...
     scale: f32,
-    /// ...and the same over `spread`'s longer baseline.
+    /// ...and the same over `spread`'s longer baseline, scaled to the noise usual at this level.
     slow_scale: f32,
     /// Smallest non-zero step between consecutive values seen (0: none yet).
     quantum: f32,
     /// Share of samples equal to their predecessor.
     repeat: f32,
-    /// `spread`: the recent and the long-run mean of the squared standardised residual (clipped).
+    /// `spread`: its CUSUM (in units of [`SPREAD_NATS`]), and the long-run mean of the squared
+    /// standardised residual (clipped).
     noise: f32,
     noise_mean: f32,
+    /// The noise by level: mean and variance of ln(|level| + slow unit), the mean of
+    /// ln((r / slow unit)² + 0.01), and their covariance.
+    log_level: f32,
+    log_level_var: f32,
+    log_noise: f32,
+    log_level_cov: f32,
     spike: Tail,
     shift: Tail,
     /// `shift`'s alerting bursts beyond its tail's peak.
@@ -191,6 +225,13 @@ impl Learned {
         Self {
             bursts,
             shift_clip: shift.as_ref().map_or(f64::INFINITY, |s| s.clip),
+            spread_llr: spread.as_ref().map_or((0.0, 0.0), |s| {
+                let k = s.ratio;
+                (
+                    0.5 * (1.0 - 1.0 / k) / SPREAD_NATS,
+                    0.5 * k.ln() / SPREAD_NATS,
+                )
+            }),
             run_decay: spike_tail.peak_decay,
             range_decay: 1.0 / learning.memory,
             learning,
@@ -204,6 +245,7 @@ impl Learned {
                 shift_tail,
                 TailParams {
                     heaviness: Heaviness::Excess,
+                    floor: SPREAD_FLOOR,
                     ..shift_tail
                 },
                 shift_tail,
@@ -393,17 +435,28 @@ impl Learned {
         let shifted = f64::from(st.shifted) + SHIFT_SPEED * (d - f64::from(st.shifted));
         let (low, high) = (f64::from(st.low), f64::from(st.high));
         // spread: squared residuals standardised by the slow unit (the noise unit follows a
-        // change of the noise within a few dozen samples, which is what `spread` must see),
-        // clipped in slow units (one wild value moves the recent mean by a bounded amount)
+        // change of the noise within a few dozen samples, which is what `spread` must see) and
+        // scaled to the noise usual at this level, clipped in slow units (one wild value adds
+        // a bounded amount of evidence)
         let spread_clip = self.spread.as_ref().map_or(6.0, |s| s.clip);
         let slow_unit = f64::from(st.slow_scale).max(unit * 1e-3);
-        let u = (r / slow_unit).powi(2).min(spread_clip * spread_clip);
-        let alpha = self.spread.as_ref().map_or(0.065, |s| s.alpha);
-        let noise = f64::from(st.noise)
-            + super::warm_alpha(alpha, self.noise_n(st)) * (u - f64::from(st.noise));
-        // the rise of the recent over the usual noise, as a share of the usual (0 for a fall)
-        let (recent, usual) = (noise.max(1e-12), f64::from(st.noise_mean).max(1e-12));
-        let ratio = (recent / usual - 1.0).max(0.0);
+        let log_level = fast_ln(expected.abs() + slow_unit);
+        let slope = st.noise_slope();
+        let by_level = if slope > 0.0 {
+            (-slope * (log_level - f64::from(st.log_level))).exp()
+        } else {
+            1.0
+        };
+        let u = ((r / slow_unit).powi(2) * by_level).min(spread_clip * spread_clip);
+        // the evidence for a noise grown `ratio`-fold in variance, summed while it is positive
+        // (from when the usual noise has settled)
+        let noise = if self.spread_learns(st) {
+            let v = u / f64::from(st.noise_mean).max(1e-12);
+            let (a, b) = self.spread_llr;
+            (f64::from(st.noise) + a * v - b).clamp(0.0, SPREAD_CAP)
+        } else {
+            0.0
+        };
         Statistics {
             expected,
             r,
@@ -411,11 +464,13 @@ impl Learned {
             shifted,
             u,
             noise,
-            ratio,
+            slow_unit,
+            log_level,
+            by_level,
             y: [
                 (r / unit).abs(),
                 (shifted / unit).abs(),
-                ratio,
+                noise,
                 ((m - high).max(low - m) / unit).max(0.0),
             ],
         }
@@ -441,8 +496,8 @@ impl Learned {
             };
         }
         // judged for a series whose residuals are close to Gaussian and that varies more often
-        // than it repeats: otherwise a few wild values or jumps set the recent mean of squares,
-        // whose rarity its excesses cannot tell (a sparse count, a two-state series, bursty
+        // than it repeats: otherwise a few wild values or jumps set the CUSUM, whose rarity its
+        // excesses cannot tell (a sparse count, a two-state series, bursty
         // real traffic); and not while the level moves (the residuals grow until the level has
         // followed: that is `shift`'s)
         if self.spread.is_some() && ps[1] >= CALM && self.repeat_rate(st) <= MAX_REPEAT_RATE {
@@ -516,7 +571,14 @@ impl Learned {
         st.scale = to_f32(f64::from(st.scale) + sa * (dev - f64::from(st.scale)));
         let baseline = self.spread.as_ref().map_or(0.003, |s| s.baseline);
         let ba = calm * super::warm_alpha(baseline, n - 1);
-        st.slow_scale = to_f32(f64::from(st.slow_scale) + ba * (dev - f64::from(st.slow_scale)));
+        let level_dev = if s.by_level == 1.0 {
+            dev
+        } else {
+            (s.r.abs() * s.by_level.sqrt()).min(clip)
+        };
+        st.slow_scale =
+            to_f32(f64::from(st.slow_scale) + ba * (level_dev - f64::from(st.slow_scale)));
+        self.learn_noise_by_level(st, s, calm);
         if let Some(sh) = &self.shift {
             let step = super::warm_alpha(sh.alpha, n) * (s.m - st.base);
             st.base += step;
@@ -541,17 +603,17 @@ impl Learned {
                 .learn(s.y[1], st.tail_n[1], &self.tails[1], ps[1] > limit);
             st.tail_n[0] = st.tail_n[0].saturating_add(1);
             st.tail_n[1] = st.tail_n[1].saturating_add(1);
-            // the spread tail learns once its baseline has seen a few of its own time constants
-            if f64::from(noise_n) * baseline >= 2.0 {
-                // a rise beyond the alerting path's halfway mark is learned as that mark (an
-                // anomaly in progress does not become the normal, nor does the tail shrink
-                // below what the series shows)
+            if self.spread_learns(st) {
+                // a rise beyond the alerting path's halfway mark teaches at most a few mean
+                // excesses (a change in progress does not become the normal, nor does the tail
+                // shrink below what the series shows)
                 let usual = ps[2] > limit;
                 let y = if usual {
-                    s.ratio
+                    s.noise
                 } else {
-                    s.ratio
-                        .min(st.spread.excess_y_at(limit, st.tail_n[2], &self.tails[2]))
+                    let mean = st.spread.excess_mean(st.tail_n[2], &self.tails[2]);
+                    s.noise
+                        .min(super::tail::EXCESS_FROM + SPREAD_LEARNED_EXCESSES * mean)
                 };
                 st.spread.learn(y, st.tail_n[2], &self.tails[2], usual);
                 st.tail_n[2] = st.tail_n[2].saturating_add(1);
@@ -584,6 +646,37 @@ impl Learned {
     #[inline]
     fn noise_n(&self, st: &State) -> u32 {
         st.n.saturating_sub(self.learn_from())
+    }
+
+    /// Whether `spread`'s CUSUM runs and its tail learns: once its usual noise has seen a few
+    /// of its own time constants.
+    #[inline]
+    fn spread_learns(&self, st: &State) -> bool {
+        let baseline = self.spread.as_ref().map_or(0.003, |s| s.baseline);
+        f64::from(self.noise_n(st)) * baseline >= 2.0
+    }
+
+    /// Learns how the noise grows with the level (over the learning memory; at a quarter of
+    /// the pace while a value or the noise is improbable, as the usual noise).
+    #[inline]
+    fn learn_noise_by_level(&self, st: &mut State, s: &Statistics, calm: f64) {
+        if st.log_level == 0.0 && st.log_level_var == 0.0 {
+            // nothing learned yet (a state restored from before the noise was learned by
+            // level): start from this level
+            st.log_level = to_f32(s.log_level);
+            st.log_noise = to_f32(fast_ln((s.r / s.slow_unit).powi(2) + 0.01));
+            return;
+        }
+        let a = calm * super::warm_alpha(1.0 / self.learning.memory, st.n - 1);
+        let mean = f64::from(st.log_level) + a * (s.log_level - f64::from(st.log_level));
+        let q = fast_ln((s.r / s.slow_unit).powi(2) + 0.01);
+        let q_mean = f64::from(st.log_noise) + a * (q - f64::from(st.log_noise));
+        let (d, e) = (s.log_level - mean, q - q_mean);
+        let (var, cov) = (f64::from(st.log_level_var), f64::from(st.log_level_cov));
+        st.log_level = to_f32(mean);
+        st.log_noise = to_f32(q_mean);
+        st.log_level_var = to_f32(var + a * (d * d - var));
+        st.log_level_cov = to_f32(cov + a * (d * e - cov));
     }
 
     /// The series' noise unit (see the module docs).
@@ -625,6 +718,14 @@ impl State {
         self.n
     }
 
+    /// The noise by level: the slope of ln r² on ln level (shrunk toward 0 for a level that
+    /// varied little, within [0, `MAX_NOISE_SLOPE`]). The usual noise ∝ level^(slope / 2).
+    #[inline]
+    fn noise_slope(&self) -> f64 {
+        (f64::from(self.log_level_cov) / (f64::from(self.log_level_var) + LEVEL_SHRINK))
+            .clamp(0.0, MAX_NOISE_SLOPE)
+    }
+
     /// Forgets what `spread`'s tail learned (restored from a snapshot written before its tail
     /// learned excesses over a threshold: it learns them afresh, judging nothing until then).
     pub fn forget_spread(&mut self) {
@@ -642,11 +743,14 @@ struct Statistics {
     m: f64,
     /// `shift`'s fast average of `m`, as an offset from the base.
     shifted: f64,
-    /// `spread`'s squared standardised residual, the recent mean of it, and that mean's rise
-    /// over its usual mean (a share of it).
+    /// `spread`'s squared standardised residual (scaled to its level) and its CUSUM.
     u: f64,
     noise: f64,
-    ratio: f64,
+    /// The slow unit, ln(|level| + slow unit), and the factor that scales the noise to this
+    /// level's usual noise.
+    slow_unit: f64,
+    log_level: f64,
+    by_level: f64,
     /// spike, shift, spread and range statistics.
     y: [f64; 4],
 }
@@ -661,6 +765,27 @@ impl Judgement {
             repeats,
         }
     }
+}
+
+/// ln(x) for a positive, finite `x`, within 1e-7 (for the noise by level, on every sample: the
+/// exponent from the bits, the mantissa's logarithm by its atanh series).
+#[inline]
+fn fast_ln(x: f64) -> f64 {
+    if !(x.is_finite() && x >= f64::MIN_POSITIVE) {
+        return x.ln();
+    }
+    let bits = x.to_bits();
+    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    // the mantissa in [1, 2), moved into [√½, √2)
+    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+    if m > std::f64::consts::SQRT_2 {
+        m *= 0.5;
+        e += 1;
+    }
+    let t = (m - 1.0) / (m + 1.0);
+    let t2 = t * t;
+    let ln_m = 2.0 * t * (1.0 + t2 * (1.0 / 3.0 + t2 * (0.2 + t2 * (1.0 / 7.0 + t2 / 9.0))));
+    e as f64 * std::f64::consts::LN_2 + ln_m
 }
 
 /// The median of three values.

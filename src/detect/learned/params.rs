@@ -150,12 +150,10 @@ pub(super) fn default_shift_alpha() -> f64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spread {
-    /// Smoothing factor of the recent noise, in (0, 1).
-    #[serde(
-        default = "default_spread_alpha",
-        deserialize_with = "check::open_unit"
-    )]
-    pub alpha: f64,
+    /// The growth of the noise's variance its test is sharpest for (> 1; 4: the noise's size
+    /// doubled). Smaller growths are found too, later.
+    #[serde(default = "default_spread_ratio", deserialize_with = "check::growth")]
+    pub ratio: f64,
     /// Smoothing factor of the usual noise it is compared with, in (0, 1).
     #[serde(
         default = "default_spread_baseline",
@@ -176,8 +174,8 @@ pub(super) fn default_spread_baseline() -> f64 {
     0.003
 }
 
-pub(super) fn default_spread_alpha() -> f64 {
-    0.065
+pub(super) fn default_spread_ratio() -> f64 {
+    4.0
 }
 
 /// `[rule.detectors.range]`: the level beyond the range the series has shown (forgetting
