@@ -47,7 +47,9 @@ use serde::{Deserialize, Serialize};
 use super::bursts::{BurstParams, Bursts};
 use super::tail::{Heaviness, Shape, Tail, TailParams};
 use super::{to_f32, DetectorKind, Verdict};
+use level::NoiseByLevel;
 
+mod level;
 mod params;
 mod upgrade;
 
@@ -89,11 +91,6 @@ const SPREAD_CAP: f64 = 6.0;
 /// excesses: a series whose CUSUM wanders far learns so, while a change in progress barely
 /// moves the tail that judges it.
 const SPREAD_LEARNED_EXCESSES: f64 = 2.0;
-/// The noise by level: a slope learned from a level that varied less than this (variance of
-/// its logarithm) is shrunk toward 0, and the slope is kept within [0, `MAX_NOISE_SLOPE`]
-/// (a noise ∝ level: 2).
-const LEVEL_SHRINK: f64 = 0.01;
-const MAX_NOISE_SLOPE: f64 = 2.0;
 /// Per-sample damping of the level's trend (a trend fades unless the data keep it).
 const TREND_DAMPING: f64 = 0.98;
 
@@ -144,12 +141,8 @@ pub struct State {
     /// standardised residual (clipped).
     noise: f32,
     noise_mean: f32,
-    /// The noise by level: mean and variance of ln(|level| + slow unit), the mean of
-    /// ln((r / slow unit)² + 0.01), and their covariance.
-    log_level: f32,
-    log_level_var: f32,
-    log_noise: f32,
-    log_level_cov: f32,
+    /// How the noise grows with the level ([`level`]).
+    noise_by_level: NoiseByLevel,
     spike: Tail,
     shift: Tail,
     /// `shift`'s alerting bursts beyond its tail's peak.
@@ -440,13 +433,8 @@ impl Learned {
         // a bounded amount of evidence)
         let spread_clip = self.spread.as_ref().map_or(6.0, |s| s.clip);
         let slow_unit = f64::from(st.slow_scale).max(unit * 1e-3);
-        let log_level = fast_ln(expected.abs() + slow_unit);
-        let slope = st.noise_slope();
-        let by_level = if slope > 0.0 {
-            (-slope * (log_level - f64::from(st.log_level))).exp()
-        } else {
-            1.0
-        };
+        let log_level = NoiseByLevel::coordinate(expected, slow_unit);
+        let by_level = st.noise_by_level.scale(log_level);
         let u = ((r / slow_unit).powi(2) * by_level).min(spread_clip * spread_clip);
         // the evidence for a noise grown `ratio`-fold in variance, summed while it is positive
         // (from when the usual noise has settled)
@@ -578,7 +566,10 @@ impl Learned {
         };
         st.slow_scale =
             to_f32(f64::from(st.slow_scale) + ba * (level_dev - f64::from(st.slow_scale)));
-        self.learn_noise_by_level(st, s, calm);
+        // the noise by level, over the learning memory (at a quarter of the pace while a value
+        // or the noise is improbable, as the usual noise)
+        let la = calm * super::warm_alpha(1.0 / lr.memory, n - 1);
+        st.noise_by_level.learn(s.log_level, s.r / s.slow_unit, la);
         if let Some(sh) = &self.shift {
             let step = super::warm_alpha(sh.alpha, n) * (s.m - st.base);
             st.base += step;
@@ -656,29 +647,6 @@ impl Learned {
         f64::from(self.noise_n(st)) * baseline >= 2.0
     }
 
-    /// Learns how the noise grows with the level (over the learning memory; at a quarter of
-    /// the pace while a value or the noise is improbable, as the usual noise).
-    #[inline]
-    fn learn_noise_by_level(&self, st: &mut State, s: &Statistics, calm: f64) {
-        if st.log_level == 0.0 && st.log_level_var == 0.0 {
-            // nothing learned yet (a state restored from before the noise was learned by
-            // level): start from this level
-            st.log_level = to_f32(s.log_level);
-            st.log_noise = to_f32(fast_ln((s.r / s.slow_unit).powi(2) + 0.01));
-            return;
-        }
-        let a = calm * super::warm_alpha(1.0 / self.learning.memory, st.n - 1);
-        let mean = f64::from(st.log_level) + a * (s.log_level - f64::from(st.log_level));
-        let q = fast_ln((s.r / s.slow_unit).powi(2) + 0.01);
-        let q_mean = f64::from(st.log_noise) + a * (q - f64::from(st.log_noise));
-        let (d, e) = (s.log_level - mean, q - q_mean);
-        let (var, cov) = (f64::from(st.log_level_var), f64::from(st.log_level_cov));
-        st.log_level = to_f32(mean);
-        st.log_noise = to_f32(q_mean);
-        st.log_level_var = to_f32(var + a * (d * d - var));
-        st.log_level_cov = to_f32(cov + a * (d * e - cov));
-    }
-
     /// The series' noise unit (see the module docs).
     #[inline]
     fn unit(&self, st: &State) -> f64 {
@@ -716,14 +684,6 @@ impl State {
     /// Samples learned.
     pub fn samples(&self) -> u32 {
         self.n
-    }
-
-    /// The noise by level: the slope of ln r² on ln level (shrunk toward 0 for a level that
-    /// varied little, within [0, `MAX_NOISE_SLOPE`]). The usual noise ∝ level^(slope / 2).
-    #[inline]
-    fn noise_slope(&self) -> f64 {
-        (f64::from(self.log_level_cov) / (f64::from(self.log_level_var) + LEVEL_SHRINK))
-            .clamp(0.0, MAX_NOISE_SLOPE)
     }
 
     /// Forgets what `spread`'s tail learned (restored from a snapshot written before its tail
@@ -765,27 +725,6 @@ impl Judgement {
             repeats,
         }
     }
-}
-
-/// ln(x) for a positive, finite `x`, within 1e-7 (for the noise by level, on every sample: the
-/// exponent from the bits, the mantissa's logarithm by its atanh series).
-#[inline]
-fn fast_ln(x: f64) -> f64 {
-    if !(x.is_finite() && x >= f64::MIN_POSITIVE) {
-        return x.ln();
-    }
-    let bits = x.to_bits();
-    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
-    // the mantissa in [1, 2), moved into [√½, √2)
-    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
-    if m > std::f64::consts::SQRT_2 {
-        m *= 0.5;
-        e += 1;
-    }
-    let t = (m - 1.0) / (m + 1.0);
-    let t2 = t * t;
-    let ln_m = 2.0 * t * (1.0 + t2 * (1.0 / 3.0 + t2 * (0.2 + t2 * (1.0 / 7.0 + t2 / 9.0))));
-    e as f64 * std::f64::consts::LN_2 + ln_m
 }
 
 /// The median of three values.
