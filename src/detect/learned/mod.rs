@@ -433,8 +433,14 @@ impl Learned {
         // a bounded amount of evidence)
         let spread_clip = self.spread.as_ref().map_or(6.0, |s| s.clip);
         let slow_unit = f64::from(st.slow_scale).max(unit * 1e-3);
-        let log_level = NoiseByLevel::coordinate(expected, slow_unit);
-        let by_level = st.noise_by_level.scale(log_level);
+        // (the noise by level serves `spread` alone: a rule without it neither learns nor
+        // applies it)
+        let (log_level, by_level) = if self.spread.is_some() {
+            let x = NoiseByLevel::coordinate(expected, slow_unit);
+            (x, st.noise_by_level.scale(x))
+        } else {
+            (0.0, 1.0)
+        };
         let u = ((r / slow_unit).powi(2) * by_level).min(spread_clip * spread_clip);
         // the evidence for a noise grown `ratio`-fold in variance, summed while it is positive
         // (from when the usual noise has settled)
@@ -568,8 +574,10 @@ impl Learned {
             to_f32(f64::from(st.slow_scale) + ba * (level_dev - f64::from(st.slow_scale)));
         // the noise by level, over the learning memory (at a quarter of the pace while a value
         // or the noise is improbable, as the usual noise)
-        let la = calm * super::warm_alpha(1.0 / lr.memory, n - 1);
-        st.noise_by_level.learn(s.log_level, s.r / s.slow_unit, la);
+        if self.spread.is_some() {
+            let la = calm * super::warm_alpha(1.0 / lr.memory, n - 1);
+            st.noise_by_level.learn(s.log_level, s.r / s.slow_unit, la);
+        }
         if let Some(sh) = &self.shift {
             let step = super::warm_alpha(sh.alpha, n) * (s.m - st.base);
             st.base += step;
