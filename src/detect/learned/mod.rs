@@ -91,8 +91,6 @@ const SPREAD_CAP: f64 = 6.0;
 /// excesses: a series whose CUSUM wanders far learns so, while a change in progress barely
 /// moves the tail that judges it.
 const SPREAD_LEARNED_EXCESSES: f64 = 2.0;
-/// Per-sample damping of the level's trend (a trend fades unless the data keep it).
-const TREND_DAMPING: f64 = 0.98;
 
 /// The learned detectors a rule enables, with their shared learning parameters.
 #[derive(Debug, Clone)]
@@ -127,7 +125,7 @@ pub struct State {
     /// The previous two values (repeats, the quantum, the level's median-of-3).
     last: f64,
     last2: f64,
-    /// Holt trend of the level, per sample (damped).
+    /// Holt trend of the level, per sample.
     trend: f32,
     /// The usual noise: mean |residual| (clipped), following slow changes of the noise...
     scale: f32,
@@ -550,7 +548,10 @@ impl Learned {
         let clip = lr.clip * unit;
         let step = super::warm_alpha(lr.level_alpha, n) * (s.m - s.expected);
         st.level = s.expected + step;
-        st.trend = to_f32(TREND_DAMPING * (f64::from(st.trend) + lr.trend * step));
+        // (undamped: a trend damped by 2 % a sample left the level about three samples' slope
+        // behind a daily curve, which hid a 6 sd spike on its rising or falling side in one
+        // series in five)
+        st.trend = to_f32(f64::from(st.trend) + lr.trend * step);
         st.last2 = st.last;
         st.last = x;
         let (low, high) = (f64::from(st.low).min(s.m), f64::from(st.high).max(s.m));
