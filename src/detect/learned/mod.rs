@@ -129,7 +129,7 @@ pub struct State {
     trend: f32,
     /// The usual noise: mean |residual| (clipped), following slow changes of the noise...
     scale: f32,
-    /// ...and the same over `spread`'s longer baseline, scaled to the noise usual at this level.
+    /// ...and the same over the learning memory, scaled to the noise usual at this level.
     slow_scale: f32,
     /// Smallest non-zero step between consecutive values seen (0: none yet).
     quantum: f32,
@@ -564,20 +564,22 @@ impl Learned {
         let sa = calm * super::warm_alpha(lr.scale_alpha, n - 1);
         let dev = s.r.abs().min(clip);
         st.scale = to_f32(f64::from(st.scale) + sa * (dev - f64::from(st.scale)));
-        let baseline = self.spread.as_ref().map_or(0.003, |s| s.baseline);
-        let ba = calm * super::warm_alpha(baseline, n - 1);
+        // the slow unit, which `spread` measures residuals in, over the learning memory: the
+        // usual noise it compares them with (`noise_mean`, over `baseline`) is what follows a
+        // lasting change, and a unit that followed it as fast halved the evidence of a change
+        // in progress (the two adapting at once)
+        let ma = calm * super::warm_alpha(1.0 / lr.memory, n - 1);
         let level_dev = if s.by_level == 1.0 {
             dev
         } else {
             (s.r.abs() * s.by_level.sqrt()).min(clip)
         };
         st.slow_scale =
-            to_f32(f64::from(st.slow_scale) + ba * (level_dev - f64::from(st.slow_scale)));
-        // the noise by level, over the learning memory (at a quarter of the pace while a value
-        // or the noise is improbable, as the usual noise)
+            to_f32(f64::from(st.slow_scale) + ma * (level_dev - f64::from(st.slow_scale)));
+        // the noise by level, over the learning memory too (at a quarter of the pace while a
+        // value or the noise is improbable, as the usual noise)
         if self.spread.is_some() {
-            let la = calm * super::warm_alpha(1.0 / lr.memory, n - 1);
-            st.noise_by_level.learn(s.log_level, s.r / s.slow_unit, la);
+            st.noise_by_level.learn(s.log_level, s.r / s.slow_unit, ma);
         }
         if let Some(sh) = &self.shift {
             let step = super::warm_alpha(sh.alpha, n) * (s.m - st.base);
@@ -587,8 +589,16 @@ impl Learned {
         // the tails learn once the level and scale have settled (half the warm-up)
         if n >= self.learn_from() {
             let noise_n = self.noise_n(st);
+            // (and while the CUSUM is beyond its tail's threshold: evidence of a change is
+            // building up, which the usual noise should not absorb before it is judged)
+            let calm = if f64::from(st.noise) > super::tail::EXCESS_FROM {
+                0.25 * calm
+            } else {
+                calm
+            };
             st.noise = to_f32(s.noise);
             let mean = f64::from(st.noise_mean);
+            let baseline = self.spread.as_ref().map_or(0.003, |s| s.baseline);
             st.noise_mean =
                 to_f32(mean + calm * super::warm_alpha(baseline, noise_n) * (s.u - mean));
             // the residual's tail learns every value (its block ratio is robust to a few; its

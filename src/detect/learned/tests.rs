@@ -210,7 +210,8 @@ fn a_doubled_noise_is_found_on_gaussian_series_and_not_judged_on_heavy_tailed_on
         found
     };
     let gaussian = found(crate::quality::Kind::Gaussian);
-    // 25 of 40 with the CUSUM; the recent mean of squares before it found 15
+    // 26 of 40 with the CUSUM (25 before the slow unit was learned over the memory); the
+    // recent mean of squares before it found 15
     assert!(gaussian >= 20, "found in {gaussian} of 40 Gaussian series");
     let heavy = found(crate::quality::Kind::StudentT3);
     assert_eq!(heavy, 0, "spread judged {heavy} Student-t(3) series");
