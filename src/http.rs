@@ -143,16 +143,25 @@ fn route(path: &str, registry: &Registry, health: &Health) -> (StatusCode, &'sta
 
 /// The metrics address could not be bound.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr}: {source}")]
+#[error("cannot listen on {addr}: {source}{hint}")]
 pub struct BindError {
     pub addr: String,
     pub source: std::io::Error,
+    /// What to do about it, when the cause is a common one.
+    pub hint: &'static str,
 }
 
 /// Binds the metrics address.
 pub async fn bind(addr: &str) -> Result<TcpListener, BindError> {
     TcpListener::bind(addr).await.map_err(|source| BindError {
         addr: addr.to_string(),
+        hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+            " (another process, perhaps another deadair, holds it: give this one another \
+             address, `metrics_addr` in its config or `--metrics-addr` for the demo; \"\" \
+             serves none)"
+        } else {
+            ""
+        },
         source,
     })
 }
@@ -161,6 +170,21 @@ pub async fn bind(addr: &str) -> Result<TcpListener, BindError> {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[tokio::test]
+    async fn a_busy_address_is_named_with_what_to_do() {
+        let first = bind("127.0.0.1:0").await.unwrap();
+        let addr = first.local_addr().unwrap().to_string();
+        let err = bind(&addr).await.unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("cannot listen on {addr}: ")),
+            "{err}"
+        );
+        assert!(
+            err.contains("another deadair") && err.contains("metrics_addr"),
+            "{err}"
+        );
+    }
 
     #[tokio::test]
     async fn serves_metrics_gzip_on_request_health_and_readiness() {
