@@ -589,18 +589,16 @@ impl Learned {
         // the tails learn once the level and scale have settled (half the warm-up)
         if n >= self.learn_from() {
             let noise_n = self.noise_n(st);
-            // (and while the CUSUM is beyond its tail's threshold: evidence of a change is
-            // building up, which the usual noise should not absorb before it is judged)
-            let calm = if f64::from(st.noise) > super::tail::EXCESS_FROM {
-                0.25 * calm
-            } else {
-                calm
-            };
+            // the usual noise that `spread` compares with: at a quarter of its pace while a
+            // value is improbable (`calm`) and while the CUSUM is beyond its tail's threshold
+            // (evidence of a change building up, not to be absorbed before it is judged)
+            let building = f64::from(st.noise) > super::tail::EXCESS_FROM;
+            let noise_calm = if building { 0.25 * calm } else { calm };
             st.noise = to_f32(s.noise);
             let mean = f64::from(st.noise_mean);
             let baseline = self.spread.as_ref().map_or(0.003, |s| s.baseline);
-            st.noise_mean =
-                to_f32(mean + calm * super::warm_alpha(baseline, noise_n) * (s.u - mean));
+            let na = noise_calm * super::warm_alpha(baseline, noise_n);
+            st.noise_mean = to_f32(mean + na * (s.u - mean));
             // the residual's tail learns every value (its block ratio is robust to a few; its
             // peak takes even an alerting one, so a burst alerts once); the smoothed
             // statistics, swayed by their largest values, only the unsurprising ones, so an
