@@ -334,7 +334,7 @@ impl Learned {
         let band = match (best, ctx) {
             (Some(i), Some(c)) if ps[i] <= c.alert_p => self
                 .half_width(st, c.alert_p, young, unit)
-                .map(|h| (s.expected - h, s.expected + h)),
+                .map(|h| floored(st, s.expected - h, s.expected + h)),
             _ => None,
         };
         // the smoothed statistics learn only what is less improbable than the square root of
@@ -678,7 +678,7 @@ impl Learned {
     pub fn band(&self, st: &State, p: f64) -> Option<(f64, f64)> {
         let half = self.half_width(st, p, false, self.unit(st))?;
         let level = st.level + f64::from(st.trend);
-        Some((level - half, level + half))
+        Some(floored(st, level - half, level + half))
     }
 
     /// Half the width of the spike band at probability `p`, in the series' units: where the
@@ -741,6 +741,17 @@ impl Judgement {
             stuck_p,
             repeats,
         }
+    }
+}
+
+/// A band drawn for a series that has shown no level below 0 (a count, a rate, a latency)
+/// starts at 0: every value in it is still normal, and no bound names a value the series has
+/// never come near.
+fn floored(st: &State, lower: f64, upper: f64) -> (f64, f64) {
+    if st.low >= 0.0 {
+        (lower.max(0.0), upper)
+    } else {
+        (lower, upper)
     }
 }
 

@@ -88,6 +88,19 @@ fn a_spike_is_improbable_and_noise_is_not() {
 }
 
 #[test]
+fn the_band_of_a_series_never_below_zero_starts_at_zero() {
+    let d = all();
+    // a small count-like series (never below 0) and the same noise around 0
+    let (mut count, mut signed) = (State::default(), State::default());
+    feed(&d, &mut count, 0, 4000, |i| (1.0 + 2.0 * noise(i)).max(0.0));
+    feed(&d, &mut signed, 0, 4000, |i| 2.0 * noise(i));
+    let (lo, hi) = d.band(&count, 1e-6).unwrap();
+    assert!(lo == 0.0 && hi > 5.0, "{lo} {hi}");
+    let (lo, hi) = d.band(&signed, 1e-6).unwrap();
+    assert!(lo < -5.0 && hi > 5.0, "{lo} {hi}");
+}
+
+#[test]
 fn a_young_series_alerts_only_on_gross_outliers() {
     let d = all();
     let mut st = State::default();
